@@ -1,0 +1,1 @@
+// placeholder so empty modules still form a library

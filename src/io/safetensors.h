@@ -1,0 +1,103 @@
+// safetensors reader (memory-mapped, validated) and writer.
+// Format: u64 little-endian header length N, N bytes of JSON header
+// {name: {dtype, shape, data_offsets:[begin,end]}, "__metadata__": {...}},
+// then the data buffer; offsets are relative to the buffer start.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/mmap.h"
+
+namespace bwla {
+
+enum class DType { F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, I64, U64, BOOL };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+// Throws for an unknown dtype string (message names the context).
+DType parse_dtype(const std::string& s, const std::string& context);
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+  std::string file;  // source file, for error messages
+
+  int64_t numel() const;
+  std::string shape_str() const;
+  // Converts F32/F16/BF16/F64 to fp32 into out (numel() floats).
+  void to_f32(float* out) const;
+  std::vector<float> to_f32() const;
+};
+
+class SafeTensorsFile {
+ public:
+  explicit SafeTensorsFile(const std::string& path);
+  const std::string& path() const { return file_.path(); }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws naming the file when absent.
+  const TensorView& get(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  MappedFile file_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Collects tensors to write; data is copied in.
+class SafeTensorsWriter {
+ public:
+  // alignment: every tensor's data starts at a multiple of this many bytes from
+  // the file start (padding is expressed as "__pad<k>" U8 tensors so the buffer
+  // has no holes, as the format requires).
+  explicit SafeTensorsWriter(size_t alignment = 64) : align_(alignment) {}
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+           size_t nbytes);
+  void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
+  // Converts fp32 to the given float dtype (F32, F16, BF16).
+  void add_from_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                    const float* data);
+  void set_metadata(const std::string& k, const std::string& v) { metadata_[k] = v; }
+  // Writes to path atomically (path.tmp then rename).
+  void write(const std::string& path) const;
+  size_t num_tensors() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> bytes;
+  };
+  size_t align_;
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All tensors of a Hugging Face model directory: model.safetensors, or the
+// shards listed in model.safetensors.index.json.
+class TensorStore {
+ public:
+  explicit TensorStore(const std::string& dir);
+  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  const TensorView& get(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::string& dir() const { return dir_; }
+  // dtype of the first floating tensor (for `info`).
+  std::string main_dtype() const;
+  size_t total_bytes() const;
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafeTensorsFile>> files_;
+  std::map<std::string, const SafeTensorsFile*> where_;
+};
+
+}  // namespace bwla
