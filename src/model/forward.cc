@@ -1,0 +1,180 @@
+#include "model/forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace bwla {
+
+KVCache::KVCache(const ModelConfig& c, int max_ctx_)
+    : max_ctx(max_ctx_), kv_dim(c.kv_dim()), k(c.n_layers), v(c.n_layers) {
+  BWLA_CHECK(max_ctx > 0, "context size must be positive, got {}", max_ctx);
+  for (int l = 0; l < c.n_layers; ++l) {
+    k[l].assign((size_t)max_ctx * kv_dim, 0.f);
+    v[l].assign((size_t)max_ctx * kv_dim, 0.f);
+  }
+}
+
+namespace {
+
+// Causal attention of n queries (positions p0..p0+n-1) over keys/values at
+// positions 0..p0+n-1 stored in kb/vb [*, kv_dim].
+void attend(const ModelConfig& c, const float* q, const float* kb, const float* vb, int n, int p0,
+            float* out) {
+  const int hd = c.head_dim, nh = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const int qs = c.q_dim(), kvd = c.kv_dim();
+  const int T = p0 + n;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int win = c.sliding_window;
+  auto first_key = [&](int p) { return win > 0 ? std::max(0, p - win + 1) : 0; };
+  if (n >= 16) {
+    // Prefill: per head, S = Q·Kᵀ and O = softmax(S)·V through sgemm.
+    std::vector<float> S((size_t)n * T);
+    for (int h = 0; h < nh; ++h) {
+      const int g = h / group;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, hd, scale, q + h * hd, qs,
+                  kb + g * hd, kvd, 0.f, S.data(), T);
+#pragma omp parallel for schedule(static)
+      for (int t = 0; t < n; ++t) {
+        float* s = S.data() + (size_t)t * T;
+        const int p = p0 + t, j0 = first_key(p);
+        for (int j = 0; j < j0; ++j) s[j] = 0.f;
+        softmax(s + j0, p + 1 - j0);
+        for (int j = p + 1; j < T; ++j) s[j] = 0.f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, T, 1.f, S.data(), T,
+                  vb + g * hd, kvd, 0.f, out + h * hd, qs);
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int t = 0; t < n; ++t) {
+    for (int h = 0; h < nh; ++h) {
+      const int g = h / group, p = p0 + t, j0 = first_key(p);
+      const float* qv = q + (size_t)t * qs + h * hd;
+      std::vector<float> s(p + 1 - j0);
+      for (int j = j0; j <= p; ++j) {
+        const float* kv = kb + (size_t)j * kvd + g * hd;
+        float d = 0.f;
+        for (int i = 0; i < hd; ++i) d += qv[i] * kv[i];
+        s[j - j0] = d * scale;
+      }
+      softmax(s.data(), (int)s.size());
+      float* o = out + (size_t)t * qs + h * hd;
+      std::fill(o, o + hd, 0.f);
+      for (int j = j0; j <= p; ++j) {
+        const float* vv = vb + (size_t)j * kvd + g * hd;
+        const float w = s[j - j0];
+        for (int i = 0; i < hd; ++i) o[i] += w * vv[i];
+      }
+    }
+  }
+}
+
+void head_rmsnorm(float* x, int n, int heads, int hd, const std::vector<float>& w, double eps) {
+  rmsnorm(x, w.data(), x, n * heads, hd, eps);
+}
+
+}  // namespace
+
+void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                   float* x, int n_seq, int seq_len, KVCache* cache, Capture* cap) {
+  BWLA_ASSERT(!cache || n_seq == 1, "cache with {} segments", n_seq);
+  const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim(),
+            F = c.intermediate;
+  std::vector<float> h((size_t)n * H), q((size_t)n * qd), k((size_t)n * kvd), v((size_t)n * kvd),
+      att((size_t)n * qd), o((size_t)n * H);
+  rmsnorm(x, L.attn_norm.data(), h.data(), n, H, c.rms_eps);
+  if (cap) {
+    cap->tensor(layer, "attn_norm", h.data(), n, H);
+    cap->linear_input(layer, 0, h.data(), n, H);
+  }
+  L.lin[kQ]->forward(h.data(), n, q.data());
+  L.lin[kK]->forward(h.data(), n, k.data());
+  L.lin[kV]->forward(h.data(), n, v.data());
+  if (c.qk_norm) {
+    head_rmsnorm(q.data(), n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+    head_rmsnorm(k.data(), n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+  }
+  for (int s = 0; s < n_seq; ++s) {
+    const size_t off = (size_t)s * seq_len;
+    const int p0 = cache ? cache->pos : 0;
+    rope.apply(q.data() + off * qd, seq_len, c.n_heads, p0);
+    rope.apply(k.data() + off * kvd, seq_len, c.n_kv_heads, p0);
+    if (cache) {
+      BWLA_CHECK(p0 + seq_len <= cache->max_ctx,
+                 "context overflow: {} cached + {} new tokens exceeds the context size {}", p0,
+                 seq_len, cache->max_ctx);
+      std::memcpy(cache->k[layer].data() + (size_t)p0 * kvd, k.data(), sizeof(float) * seq_len * kvd);
+      std::memcpy(cache->v[layer].data() + (size_t)p0 * kvd, v.data(), sizeof(float) * seq_len * kvd);
+      attend(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), seq_len, p0, att.data());
+    } else {
+      attend(c, q.data() + off * qd, k.data() + off * kvd, v.data() + off * kvd, seq_len, 0,
+             att.data() + off * qd);
+    }
+  }
+  if (cap) {
+    cap->tensor(layer, "q", q.data(), n, qd);
+    cap->tensor(layer, "k", k.data(), n, kvd);
+    cap->tensor(layer, "v", v.data(), n, kvd);
+    cap->tensor(layer, "attn", att.data(), n, qd);
+    cap->linear_input(layer, 1, att.data(), n, qd);
+  }
+  L.lin[kO]->forward(att.data(), n, o.data());
+  if (cap) cap->tensor(layer, "attn_out", o.data(), n, H);
+  for (size_t i = 0; i < (size_t)n * H; ++i) x[i] += o[i];
+  rmsnorm(x, L.mlp_norm.data(), h.data(), n, H, c.rms_eps);
+  if (cap) {
+    cap->tensor(layer, "mlp_norm", h.data(), n, H);
+    cap->linear_input(layer, 2, h.data(), n, H);
+  }
+  std::vector<float> g((size_t)n * F), u((size_t)n * F);
+  L.lin[kGate]->forward(h.data(), n, g.data());
+  L.lin[kUp]->forward(h.data(), n, u.data());
+  silu_mul(g.data(), u.data(), (long)n * F);
+  if (cap) {
+    cap->tensor(layer, "mlp_act", g.data(), n, F);
+    cap->linear_input(layer, 3, g.data(), n, F);
+  }
+  L.lin[kDown]->forward(g.data(), n, o.data());
+  if (cap) cap->tensor(layer, "mlp_out", o.data(), n, H);
+  for (size_t i = 0; i < (size_t)n * H; ++i) x[i] += o[i];
+  if (cap) cap->tensor(layer, "out", x, n, H);
+}
+
+void embed_tokens(const Model& m, const int* tokens, int n, float* x) {
+  const int H = m.cfg.hidden;
+  for (int t = 0; t < n; ++t) {
+    BWLA_CHECK(tokens[t] >= 0 && tokens[t] < m.cfg.vocab, "token id {} out of range [0, {})",
+               tokens[t], m.cfg.vocab);
+    std::memcpy(x + (size_t)t * H, m.embed.data() + (size_t)tokens[t] * H, sizeof(float) * H);
+  }
+}
+
+void forward_tokens(const Model& m, const int* tokens, int n, KVCache& cache, float* logits,
+                    bool all_logits, Capture* cap) {
+  const auto& c = m.cfg;
+  BWLA_CHECK(n > 0, "forward called with no tokens");
+  BWLA_CHECK(cache.pos + n <= cache.max_ctx,
+             "context overflow: {} cached + {} new tokens exceeds the context size {}", cache.pos,
+             n, cache.max_ctx);
+  std::vector<float> x((size_t)n * c.hidden);
+  embed_tokens(m, tokens, n, x.data());
+  for (int l = 0; l < c.n_layers; ++l) {
+    BWLA_ASSERT(m.layers[l].lin[kQ], "layer {} not loaded", l);
+    layer_forward(c, *m.rope, m.layers[l], l, x.data(), 1, n, &cache, cap);
+  }
+  cache.pos += n;
+  if (!logits) return;
+  const int rows = all_logits ? n : 1;
+  const float* src = x.data() + (size_t)(n - rows) * c.hidden;
+  std::vector<float> h((size_t)rows * c.hidden);
+  rmsnorm(src, m.final_norm.data(), h.data(), rows, c.hidden, c.rms_eps);
+  m.lm_head->forward(h.data(), rows, logits);
+}
+
+}  // namespace bwla

@@ -1,0 +1,47 @@
+// The fp32 reference forward (the oracle every other path is checked against)
+// and the same code path for fake-quant / packed linears: batched prefill,
+// single-token decode with a KV cache, and per-layer calls for calibration.
+#pragma once
+#include <vector>
+
+#include "model/model.h"
+#include "model/ops.h"
+
+namespace bwla {
+
+struct KVCache {
+  KVCache(const ModelConfig& c, int max_ctx);
+  int max_ctx;
+  int kv_dim;
+  int pos = 0;
+  std::vector<std::vector<float>> k, v;  // per layer [max_ctx, kv_dim]
+};
+
+// Observer of intermediate tensors (tests, calibration statistics).
+class Capture {
+ public:
+  virtual ~Capture() = default;
+  // The input of the linears reading slot (see linear_input_slot), [n, dim].
+  virtual void linear_input(int layer, int slot, const float* x, int n, int dim) {}
+  // Named intermediates: "attn_norm", "q", "k", "v" (after norm/RoPE), "attn",
+  // "attn_out", "mlp_norm", "mlp_act", "mlp_out", "out".
+  virtual void tensor(int layer, const char* name, const float* x, int n, int dim) {}
+};
+
+// Runs decoder layer L on hidden states x [n_seq * seq_len, hidden] in place.
+// With a cache (n_seq must be 1) the tokens sit at positions cache->pos.. and
+// attend to everything cached (the caller advances cache->pos afterwards).
+// Without a cache every segment attends causally within itself from position 0.
+void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                   float* x, int n_seq, int seq_len, KVCache* cache, Capture* cap = nullptr);
+
+// Embeds n tokens at cache.pos.., runs every layer, the final norm and the
+// head, and advances cache.pos. logits: [n, vocab] if all_logits else [vocab]
+// for the last token (may be null to skip the head).
+void forward_tokens(const Model& m, const int* tokens, int n, KVCache& cache, float* logits,
+                    bool all_logits, Capture* cap = nullptr);
+
+// Embedding lookup with a range check (error names the token and vocab).
+void embed_tokens(const Model& m, const int* tokens, int n, float* x);
+
+}  // namespace bwla

@@ -1,0 +1,42 @@
+#include "model/linear.h"
+
+#include <cblas.h>
+
+#include "core/error.h"
+
+namespace bwla {
+
+const char* linear_name(int id) {
+  static const char* names[] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                "gate_proj", "up_proj", "down_proj"};
+  BWLA_ASSERT(id >= 0 && id < kNumLinears, "linear id {}", id);
+  return names[id];
+}
+
+int linear_input_slot(int id) {
+  static const int slots[] = {0, 0, 0, 1, 2, 2, 3};
+  return slots[id];
+}
+
+DenseLinear::DenseLinear(int out, int in, std::vector<float> w, std::vector<float> bias)
+    : out_(out), in_(in), owned_(std::move(w)), w_(owned_.data()), bias_(std::move(bias)) {
+  BWLA_ASSERT(owned_.size() == (size_t)out * in, "weight size {} vs {}x{}", owned_.size(), out, in);
+  BWLA_ASSERT(bias_.empty() || bias_.size() == (size_t)out, "bias size {}", bias_.size());
+}
+
+DenseLinear::DenseLinear(int out, int in, const float* w_view, std::vector<float> bias)
+    : out_(out), in_(in), w_(w_view), bias_(std::move(bias)) {}
+
+void DenseLinear::forward(const float* x, int n, float* y) const {
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out_, in_, 1.0f, w_, in_, x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, x, in_, w_, in_, 0.0f,
+                y, out_);
+  }
+  if (!bias_.empty())
+    for (int t = 0; t < n; ++t)
+      for (int o = 0; o < out_; ++o) y[(size_t)t * out_ + o] += bias_[o];
+}
+
+}  // namespace bwla

@@ -1,0 +1,51 @@
+// A decoder linear layer: y[n, out] = x[n, in] · Wᵀ (+ b). Implementations:
+// DenseLinear (fp32 via OpenBLAS), FakeQuantLinear (quantize-dequantize
+// simulation) and packed 1-bit linears.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bwla {
+
+enum LinearId { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumLinears };
+const char* linear_name(int id);  // "q_proj", ... (HF names)
+// Index of the distinct input a linear reads: 0 attn input (q,k,v), 1 o input,
+// 2 mlp input (gate, up), 3 down input.
+int linear_input_slot(int id);
+constexpr int kNumInputSlots = 4;
+
+class Linear {
+ public:
+  virtual ~Linear() = default;
+  virtual int in_features() const = 0;
+  virtual int out_features() const = 0;
+  // x: [n, in] row-major, y: [n, out]; y is overwritten.
+  virtual void forward(const float* x, int n, float* y) const = 0;
+  // Bytes of parameters this layer holds (for memory reports).
+  virtual size_t param_bytes() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+class DenseLinear : public Linear {
+ public:
+  // Takes ownership of w [out, in] and optional bias [out].
+  DenseLinear(int out, int in, std::vector<float> w, std::vector<float> bias = {});
+  // Non-owning view of fp32 weights kept alive by the caller (e.g. an mmap).
+  DenseLinear(int out, int in, const float* w_view, std::vector<float> bias = {});
+  int in_features() const override { return in_; }
+  int out_features() const override { return out_; }
+  void forward(const float* x, int n, float* y) const override;
+  size_t param_bytes() const override { return (size_t)in_ * out_ * 4 + bias_.size() * 4; }
+  std::string describe() const override { return "fp32"; }
+  const float* weight() const { return w_; }
+  const std::vector<float>& bias() const { return bias_; }
+
+ private:
+  int out_, in_;
+  std::vector<float> owned_;
+  const float* w_;
+  std::vector<float> bias_;
+};
+
+}  // namespace bwla

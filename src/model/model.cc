@@ -1,0 +1,90 @@
+#include "model/model.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/ops.h"
+#include "model/quant_model.h"
+
+namespace bwla {
+
+std::string layer_tensor_name(int layer, const char* suffix) {
+  return fmt::format("model.layers.{}.{}", layer, suffix);
+}
+
+std::string linear_tensor_prefix(int layer, int id) {
+  const bool attn = id <= kO;
+  return fmt::format("model.layers.{}.{}.{}", layer, attn ? "self_attn" : "mlp", linear_name(id));
+}
+
+std::vector<float> read_f32(const TensorStore& st, const std::string& name,
+                            std::vector<int64_t> expect) {
+  const TensorView& t = st.get(name);
+  if (t.shape != expect)
+    fail("'{}': tensor '{}' has shape {} but config.json implies [{}]", t.file, name,
+         t.shape_str(), fmt::join(expect, ", "));
+  return t.to_f32();
+}
+
+LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l) {
+  LayerWeights L;
+  L.attn_norm = read_f32(st, layer_tensor_name(l, "input_layernorm.weight"), {c.hidden});
+  L.mlp_norm = read_f32(st, layer_tensor_name(l, "post_attention_layernorm.weight"), {c.hidden});
+  if (c.qk_norm) {
+    L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
+    L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
+  }
+  const int outs[] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden,
+                      c.intermediate, c.intermediate, c.hidden};
+  const int ins[] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
+  for (int id = 0; id < kNumLinears; ++id) {
+    std::string p = linear_tensor_prefix(l, id);
+    bool has_bias = (id <= kV && c.qkv_bias) || (id == kO && c.o_bias) || (id >= kGate && c.mlp_bias);
+    std::vector<float> bias;
+    if (has_bias) bias = read_f32(st, p + ".bias", {outs[id]});
+    auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
+    L.lin[id] = std::make_unique<DenseLinear>(outs[id], ins[id], std::move(w), std::move(bias));
+  }
+  return L;
+}
+
+std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
+  auto m = std::make_unique<Model>();
+  m->dir = dir;
+  m->cfg = ModelConfig::load(dir);
+  m->store = std::make_shared<TensorStore>(dir);
+  const auto& c = m->cfg;
+  m->rope = std::make_shared<Rope>(c);
+  m->embed = read_f32(*m->store, "model.embed_tokens.weight", {c.vocab, c.hidden});
+  m->final_norm = read_f32(*m->store, "model.norm.weight", {c.hidden});
+  if (c.tie_embeddings) {
+    m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, m->embed.data());
+  } else {
+    auto w = read_f32(*m->store, "lm_head.weight", {c.vocab, c.hidden});
+    m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, std::move(w));
+  }
+  m->layers.resize(c.n_layers);
+  return m;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir) {
+  auto m = load_skeleton(dir);
+  if (is_quantized_config(m->cfg)) {
+    load_quantized_layers(*m);
+  } else {
+    for (int l = 0; l < m->cfg.n_layers; ++l) m->layers[l] = load_dense_layer(*m->store, m->cfg, l);
+  }
+  return m;
+}
+
+size_t Model::param_bytes() const {
+  size_t b = embed.size() * 4 + final_norm.size() * 4;
+  if (!cfg.tie_embeddings) b += lm_head->param_bytes();
+  for (auto& L : layers) {
+    b += (L.attn_norm.size() + L.mlp_norm.size() + L.q_norm.size() + L.k_norm.size()) * 4;
+    for (auto& lin : L.lin)
+      if (lin) b += lin->param_bytes();
+  }
+  return b;
+}
+
+}  // namespace bwla

@@ -1,0 +1,56 @@
+// A loaded model: config, embeddings, per-layer weights (each linear behind
+// the Linear interface so fp32, fake-quant and packed layers are swappable).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace bwla {
+
+class Rope;
+
+struct LayerWeights {
+  std::vector<float> attn_norm, mlp_norm;  // [hidden]
+  std::vector<float> q_norm, k_norm;       // [head_dim], Qwen3 only
+  std::unique_ptr<Linear> lin[kNumLinears];
+};
+
+// HF tensor name of layer l's parameter, e.g. "model.layers.3.self_attn.q_proj.weight".
+std::string layer_tensor_name(int layer, const char* suffix);
+std::string linear_tensor_prefix(int layer, int linear_id);  // "model.layers.3.self_attn.q_proj"
+
+// Reads a floating tensor, checks its shape, converts to fp32. Errors name the
+// file, the key and both shapes.
+std::vector<float> read_f32(const TensorStore& st, const std::string& name,
+                            std::vector<int64_t> expect_shape);
+
+// Loads layer l's fp32 weights (dense linears) from the store.
+LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& cfg, int l);
+
+class Model {
+ public:
+  ModelConfig cfg;
+  std::string dir;
+  std::vector<float> embed;       // [vocab, hidden]
+  std::vector<float> final_norm;  // [hidden]
+  std::unique_ptr<Linear> lm_head;
+  std::vector<LayerWeights> layers;
+  std::shared_ptr<TensorStore> store;
+  std::shared_ptr<const Rope> rope;  // frequencies derived from cfg
+
+  // Loads config.json and every tensor (fp32 dense linears). A directory that
+  // holds a bwla quantized model (config.json with quantization_config) is
+  // loaded with its quantized linears.
+  static std::unique_ptr<Model> load(const std::string& dir);
+  // Loads config, embeddings, norms and head only; layers are left empty
+  // (the pipeline loads one layer at a time with load_dense_layer).
+  static std::unique_ptr<Model> load_skeleton(const std::string& dir);
+
+  size_t param_bytes() const;
+};
+
+}  // namespace bwla
