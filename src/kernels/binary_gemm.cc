@@ -1,0 +1,148 @@
+// Dispatch, scalar reference and the shared float epilogue of binary_gemm.
+#include "kernels/binary_gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+
+namespace bwla {
+
+namespace detail {
+void masked_sums_scalar(const SumsArgs& a) {
+  for (int t = 0; t < a.tokens; ++t) {
+    const uint8_t* q = a.q + (size_t)t * a.qstride;
+    for (int i = 0; i < a.rows; ++i) {
+      const uint64_t* w = a.bits + (size_t)i * a.wstride;
+      int32_t s = 0;
+      for (int k = 0; k < a.nwords; ++k) {
+        const uint64_t word = w[k];
+        for (int b = 0; b < 64; ++b)
+          if ((word >> b) & 1) s += q[k * 64 + b];
+      }
+      a.S[(size_t)t * a.ldS + i] = s;
+    }
+  }
+}
+}  // namespace detail
+
+const char* binary_kernel_name(BinaryKernel k) {
+  switch (k) {
+    case BinaryKernel::Auto: return "auto";
+    case BinaryKernel::Scalar: return "scalar";
+    case BinaryKernel::Avx2: return "avx2";
+    case BinaryKernel::Avx512Vnni: return "avx512-vnni";
+    case BinaryKernel::Avx512MaskAdd: return "avx512-maskadd";
+  }
+  return "?";
+}
+
+bool binary_kernel_available(BinaryKernel k) {
+  const Isa isa = active_isa();
+  switch (k) {
+    case BinaryKernel::Auto:
+    case BinaryKernel::Scalar: return true;
+    case BinaryKernel::Avx2: return isa >= Isa::Avx2;
+    case BinaryKernel::Avx512Vnni:
+    case BinaryKernel::Avx512MaskAdd: return isa >= Isa::Avx512;
+  }
+  return false;
+}
+
+BinaryKernel default_binary_kernel(int act_bits, int tokens) {
+  switch (active_isa()) {
+    case Isa::Avx512:
+      // Masked byte adds need floor(255 / qmax) ≥ 2 steps between widenings to win.
+      return act_bits <= 6 ? BinaryKernel::Avx512MaskAdd : BinaryKernel::Avx512Vnni;
+    case Isa::Avx2: return BinaryKernel::Avx2;
+    case Isa::Scalar: return BinaryKernel::Scalar;
+  }
+  return BinaryKernel::Scalar;
+}
+
+namespace {
+
+void check_shapes(const PackedBinary& w, const QuantActs& a, int row_begin, int row_end) {
+  BWLA_CHECK(w.cols == a.cols, "binary_gemm: weight cols {} != activation cols {}", w.cols,
+             a.cols);
+  BWLA_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= w.rows,
+             "binary_gemm: bad row range [{}, {}) for {} rows", row_begin, row_end, w.rows);
+  BWLA_CHECK(a.bits >= 1 && a.bits <= 8, "binary_gemm: activation bits {} not in [1, 8]", a.bits);
+  BWLA_ASSERT(a.stride >= (w.cols + 63) / 64 * 64 && a.stride % 64 == 0, "stride {}", a.stride);
+}
+
+void run_sums(const PackedBinary& w, const QuantActs& a, int row_begin, int rows, int32_t* S,
+              size_t ldS, BinaryKernel k) {
+  if (rows <= 0 || a.tokens <= 0) return;
+  if (k == BinaryKernel::Auto) k = default_binary_kernel(a.bits, a.tokens);
+  BWLA_CHECK(binary_kernel_available(k), "binary kernel {} needs ISA above active {}",
+             binary_kernel_name(k), isa_name(active_isa()));
+  detail::SumsArgs args{w.row(row_begin), (size_t)w.words_per_row, a.q.data(), (size_t)a.stride,
+                        (w.cols + 63) / 64, rows, a.tokens, a.qmax(), S, ldS};
+  switch (k) {
+    case BinaryKernel::Avx2: detail::masked_sums_avx2(args); break;
+    case BinaryKernel::Avx512Vnni: detail::masked_sums_avx512_vnni(args); break;
+    case BinaryKernel::Avx512MaskAdd: detail::masked_sums_avx512_maskadd(args); break;
+    default: detail::masked_sums_scalar(args); break;
+  }
+}
+
+}  // namespace
+
+void binary_masked_sums(const PackedBinary& w, const QuantActs& a, int32_t* S, int row_begin,
+                        int row_end, BinaryKernel k) {
+  if (row_end < 0) row_end = w.rows;
+  check_shapes(w, a, row_begin, row_end);
+  run_sums(w, a, row_begin, row_end - row_begin, S, (size_t)(row_end - row_begin), k);
+}
+
+void binary_gemm(const PackedBinary& w, const QuantActs& a, float* y, int row_begin, int row_end,
+                 BinaryKernel k) {
+  if (row_end < 0) row_end = w.rows;
+  check_shapes(w, a, row_begin, row_end);
+  constexpr int kBlock = 128;  // rows per block: S scratch stays in L1, weights in L2
+  thread_local std::vector<int32_t> scratch;
+  if (scratch.size() < (size_t)kBlock * a.tokens) scratch.resize((size_t)kBlock * a.tokens);
+  const int cols = w.cols;
+  for (int i0 = row_begin; i0 < row_end; i0 += kBlock) {
+    const int n = std::min(kBlock, row_end - i0);
+    run_sums(w, a, i0, n, scratch.data(), (size_t)n, k);
+    for (int t = 0; t < a.tokens; ++t) {
+      const double s = a.scale[t], z = a.zero[t], Q = a.qsum[t];
+      const double mu_term = Q - z * cols;
+      const int32_t* St = scratch.data() + (size_t)t * n;
+      float* yt = y + (size_t)t * w.rows + i0;
+      for (int r = 0; r < n; ++r) {
+        const int i = i0 + r;
+        const double sign_dot = 2.0 * St[r] - Q - z * (2.0 * w.row_popcount[i] - cols);
+        yt[r] = (float)(s * ((double)w.alpha[i] * sign_dot + (double)w.mu[i] * mu_term));
+      }
+    }
+  }
+}
+
+void binary_gemm_omp(const PackedBinary& w, const QuantActs& a, float* y, BinaryKernel k) {
+  // Validate here: exceptions must not escape the parallel region.
+  check_shapes(w, a, 0, w.rows);
+  if (k == BinaryKernel::Auto) k = default_binary_kernel(a.bits, a.tokens);
+  BWLA_CHECK(binary_kernel_available(k), "binary kernel {} needs ISA above active {}",
+             binary_kernel_name(k), isa_name(active_isa()));
+  const int nt = omp_get_max_threads();
+  if (nt <= 1 || w.rows < 32) {
+    binary_gemm(w, a, y, 0, w.rows, k);
+    return;
+  }
+  const int units = (w.rows + 15) / 16;
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), n = omp_get_num_threads();
+    const int u0 = (int)((long)units * tid / n), u1 = (int)((long)units * (tid + 1) / n);
+    const int r0 = std::min(w.rows, u0 * 16), r1 = std::min(w.rows, u1 * 16);
+    if (r1 > r0) binary_gemm(w, a, y, r0, r1, k);
+  }
+}
+
+}  // namespace bwla

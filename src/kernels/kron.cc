@@ -1,0 +1,111 @@
+#include "kernels/kron.h"
+
+#include <immintrin.h>
+
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+
+#define BWLA_T256 __attribute__((target("avx2,fma")))
+#define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+namespace bwla {
+namespace detail {
+
+void lincomb_scalar(const float* coef, long cs, int terms, const float* rows, long rs, int n,
+                    float* out) {
+  for (int j = 0; j < n; ++j) out[j] = 0.0f;
+  for (int c = 0; c < terms; ++c) {
+    const float k = coef[c * cs];
+    const float* r = rows + c * rs;
+    for (int j = 0; j < n; ++j) out[j] += k * r[j];
+  }
+}
+
+// Columns in blocks of 32 (4 × 8) kept in registers across all terms.
+BWLA_T256 void lincomb_avx2(const float* coef, long cs, int terms, const float* rows, long rs,
+                            int n, float* out) {
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int c = 0; c < terms; ++c) {
+      const __m256 k = _mm256_set1_ps(coef[c * cs]);
+      const float* r = rows + c * rs + j;
+      a0 = _mm256_fmadd_ps(k, _mm256_loadu_ps(r), a0);
+      a1 = _mm256_fmadd_ps(k, _mm256_loadu_ps(r + 8), a1);
+      a2 = _mm256_fmadd_ps(k, _mm256_loadu_ps(r + 16), a2);
+      a3 = _mm256_fmadd_ps(k, _mm256_loadu_ps(r + 24), a3);
+    }
+    _mm256_storeu_ps(out + j, a0);
+    _mm256_storeu_ps(out + j + 8, a1);
+    _mm256_storeu_ps(out + j + 16, a2);
+    _mm256_storeu_ps(out + j + 24, a3);
+  }
+  for (; j + 8 <= n; j += 8) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int c = 0; c < terms; ++c)
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(coef[c * cs]), _mm256_loadu_ps(rows + c * rs + j), a0);
+    _mm256_storeu_ps(out + j, a0);
+  }
+  for (; j < n; ++j) {
+    float s = 0.0f;
+    for (int c = 0; c < terms; ++c) s += coef[c * cs] * rows[c * rs + j];
+    out[j] = s;
+  }
+}
+
+// Columns in blocks of 64 (4 × 16); the tail uses masked loads/stores.
+BWLA_T512 void lincomb_avx512(const float* coef, long cs, int terms, const float* rows, long rs,
+                              int n, float* out) {
+  int j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int c = 0; c < terms; ++c) {
+      const __m512 k = _mm512_set1_ps(coef[c * cs]);
+      const float* r = rows + c * rs + j;
+      a0 = _mm512_fmadd_ps(k, _mm512_loadu_ps(r), a0);
+      a1 = _mm512_fmadd_ps(k, _mm512_loadu_ps(r + 16), a1);
+      a2 = _mm512_fmadd_ps(k, _mm512_loadu_ps(r + 32), a2);
+      a3 = _mm512_fmadd_ps(k, _mm512_loadu_ps(r + 48), a3);
+    }
+    _mm512_storeu_ps(out + j, a0);
+    _mm512_storeu_ps(out + j + 16, a1);
+    _mm512_storeu_ps(out + j + 32, a2);
+    _mm512_storeu_ps(out + j + 48, a3);
+  }
+  for (; j < n; j += 16) {
+    const int m = n - j < 16 ? n - j : 16;
+    const __mmask16 mask = (__mmask16)((1u << m) - 1);
+    __m512 a0 = _mm512_setzero_ps();
+    for (int c = 0; c < terms; ++c)
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(coef[c * cs]),
+                           _mm512_maskz_loadu_ps(mask, rows + c * rs + j), a0);
+    _mm512_mask_storeu_ps(out + j, mask, a0);
+  }
+}
+
+}  // namespace detail
+
+void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, const float* R2,
+                int n2) {
+  BWLA_CHECK(tokens >= 0 && n1 > 0 && n2 > 0, "kron_apply: bad shape t={} n1={} n2={}", tokens,
+             n1, n2);
+  const Isa isa = active_isa();
+  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
+                 : isa == Isa::Avx2 ? detail::lincomb_avx2
+                                    : detail::lincomb_scalar;
+  const size_t n = (size_t)n1 * n2;
+  thread_local std::vector<float> tmp;
+  tmp.resize(n);
+  for (int t = 0; t < tokens; ++t) {
+    const float* V = x + t * n;
+    float* out = y + t * n;
+    // T = V·R2: T[a][:] = Σ_k V[a][k]·R2[k][:]
+    for (int a = 0; a < n1; ++a) lincomb(V + (size_t)a * n2, 1, n2, R2, n2, n2, tmp.data() + (size_t)a * n2);
+    // out = R1ᵀ·T: out[a][:] = Σ_c R1[c][a]·T[c][:]  (reads only tmp, so x may alias y)
+    for (int a = 0; a < n1; ++a) lincomb(R1 + a, n1, n1, tmp.data(), n2, n2, out + (size_t)a * n2);
+  }
+}
+
+}  // namespace bwla

@@ -1,0 +1,24 @@
+// Kronecker-factored rotation of token vectors (OKT rotation of a BWLA layer), fp32.
+//
+// A token vector x of length n1·n2 is viewed as the row-major matrix
+// V[a][b] = x[a·n2 + b] (a < n1, b < n2) and replaced by vec(R1ᵀ·V·R2), i.e.
+// y = (R1ᵀ ⊗ R2ᵀ)·x with row-major vec. R1: [n1, n1], R2: [n2, n2], row-major.
+#pragma once
+
+namespace bwla {
+
+// x, y: [tokens, n1·n2]; y may equal x (in place). Dispatches on active_isa().
+void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, const float* R2,
+                int n2);
+
+namespace detail {
+// out[0..n) = Σ_{c < terms} coef[c·coef_stride] · rows[c·row_stride + 0..n)
+void lincomb_scalar(const float* coef, long coef_stride, int terms, const float* rows,
+                    long row_stride, int n, float* out);
+void lincomb_avx2(const float* coef, long coef_stride, int terms, const float* rows,
+                  long row_stride, int n, float* out);
+void lincomb_avx512(const float* coef, long coef_stride, int terms, const float* rows,
+                    long row_stride, int n, float* out);
+}  // namespace detail
+
+}  // namespace bwla

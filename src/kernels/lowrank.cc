@@ -1,0 +1,79 @@
+#include "kernels/lowrank.h"
+
+// GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+
+#define BWLA_T256 __attribute__((target("avx2,fma")))
+#define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+namespace bwla {
+namespace detail {
+
+float dot_scalar(const float* a, const float* b, int n) {
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+BWLA_T256 float dot_avx2(const float* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  s0 = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float s = _mm_cvtss_f32(h);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+BWLA_T512 float dot_avx512(const float* a, const float* b, int n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+  }
+  for (; i + 16 <= n; i += 16)
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  if (i < n) {
+    const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+}  // namespace detail
+
+void lowrank_add(const float* x, int tokens, int in, const float* B, const float* A, int rank,
+                 int out, float* y) {
+  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0, "lowrank_add: bad shape t={} in={} r={} out={}",
+             tokens, in, rank, out);
+  if (rank == 0 || tokens == 0) return;
+  const Isa isa = active_isa();
+  auto dot = isa == Isa::Avx512 ? detail::dot_avx512
+             : isa == Isa::Avx2 ? detail::dot_avx2
+                                : detail::dot_scalar;
+  thread_local std::vector<float> u;
+  u.resize((size_t)rank);
+  for (int t = 0; t < tokens; ++t) {
+    const float* xt = x + (size_t)t * in;
+    for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
+    float* yt = y + (size_t)t * out;
+    for (int i = 0; i < out; ++i) yt[i] += dot(A + (size_t)i * rank, u.data(), rank);
+  }
+}
+
+}  // namespace bwla

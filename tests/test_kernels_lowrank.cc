@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/lowrank.h"
+#include "kernels_test_util.h"
+
+using namespace bwla;
+using bwla::test::available_isas;
+using bwla::test::IsaGuard;
+using bwla::test::random_floats;
+
+TEST(LowRank, MatchesDoubleReferenceEveryIsa) {
+  IsaGuard guard;
+  Rng rng(21);
+  struct S { int tokens, in, rank, out; };
+  for (S s : {S{1, 1, 1, 1}, S{3, 17, 4, 9}, S{1, 2048, 16, 2048}, S{5, 513, 33, 65},
+              S{8, 100, 7, 31}, S{2, 64, 64, 64}}) {
+    for (int off : {0, 1}) {
+      auto xb = random_floats(rng, (size_t)s.tokens * s.in + off, -1.0f, 1.0f);
+      auto B = random_floats(rng, (size_t)s.rank * s.in, -0.5f, 0.5f);
+      auto A = random_floats(rng, (size_t)s.out * s.rank, -0.5f, 0.5f);
+      auto y0 = random_floats(rng, (size_t)s.tokens * s.out + off, -1.0f, 1.0f);
+      const float* x = xb.data() + off;
+      std::vector<double> ref((size_t)s.tokens * s.out);
+      std::vector<double> mag(ref.size());
+      for (int t = 0; t < s.tokens; ++t) {
+        std::vector<double> u(s.rank), um(s.rank);
+        for (int k = 0; k < s.rank; ++k)
+          for (int j = 0; j < s.in; ++j) {
+            u[k] += (double)B[(size_t)k * s.in + j] * x[(size_t)t * s.in + j];
+            um[k] += std::fabs((double)B[(size_t)k * s.in + j] * x[(size_t)t * s.in + j]);
+          }
+        for (int i = 0; i < s.out; ++i) {
+          double acc = y0[off + (size_t)t * s.out + i], m = std::fabs(acc);
+          for (int k = 0; k < s.rank; ++k) {
+            acc += (double)A[(size_t)i * s.rank + k] * u[k];
+            m += std::fabs((double)A[(size_t)i * s.rank + k]) * um[k];
+          }
+          ref[(size_t)t * s.out + i] = acc;
+          mag[(size_t)t * s.out + i] = m;
+        }
+      }
+      for (Isa isa : available_isas()) {
+        set_active_isa(isa);
+        std::vector<float> yb = y0;
+        float* y = yb.data() + off;
+        lowrank_add(x, s.tokens, s.in, B.data(), A.data(), s.rank, s.out, y);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i] + 1e-6)
+              << isa_name(isa) << " in=" << s.in << " rank=" << s.rank << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(LowRank, ZeroRankIsNoOp) {
+  std::vector<float> x(10, 1.0f), y(4, 3.0f);
+  lowrank_add(x.data(), 1, 10, nullptr, nullptr, 0, 4, y.data());
+  for (float v : y) EXPECT_EQ(v, 3.0f);
+}
