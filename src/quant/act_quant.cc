@@ -1,0 +1,82 @@
+#include "quant/act_quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace bwla {
+
+namespace {
+void check_args(int dim, int bits, float clip) {
+  BWLA_CHECK(dim > 0, "activation quantization: dim must be positive, got {}", dim);
+  BWLA_CHECK(bits >= 2, "activation quantization: bits must be >= 2 (16 = off), got {}", bits);
+  BWLA_CHECK(clip > 0.0f && clip <= 1.0f && std::isfinite(clip),
+             "activation quantization: clip ratio must be in (0, 1], got {}", clip);
+}
+
+void quant_row(float* x, int dim, float maxq, float clip) {
+  float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+  for (int j = 0; j < dim; ++j) {
+    mn = std::min(mn, x[j]);
+    mx = std::max(mx, x[j]);
+  }
+  const float lo = mn * clip, hi = mx * clip;
+  const float scale = (hi - lo) / maxq;
+  if (!(scale > 0.0f) || !std::isfinite(scale)) return;  // constant row: exact as is
+  const float inv = 1.0f / scale;
+  const float zero = std::nearbyint(-lo * inv);
+  for (int j = 0; j < dim; ++j) {
+    float q = std::nearbyint(x[j] * inv) + zero;
+    q = std::min(std::max(q, 0.0f), maxq);
+    x[j] = (q - zero) * scale;
+  }
+}
+}  // namespace
+
+void fake_quant_acts(float* x, long rows, int dim, int bits, float clip) {
+  check_args(dim, bits, clip);
+  if (bits >= 16 || rows <= 0) return;
+  const float maxq = (float)((1u << bits) - 1);
+#pragma omp parallel for schedule(static) if (rows >= 64)
+  for (long r = 0; r < rows; ++r) quant_row(x + r * (long)dim, dim, maxq, clip);
+}
+
+std::vector<float> default_act_clip_grid() {
+  std::vector<float> g;
+  for (int i = 0; i <= 10; ++i) g.push_back(1.0f - 0.05f * (float)i);
+  return g;
+}
+
+double act_quant_output_error(const float* x, long n, int dim, const MatrixRM& w, int bits,
+                              float clip) {
+  check_args(dim, bits, clip);
+  BWLA_CHECK(w.cols() == dim, "act clip search: W has {} columns but activations have dim {}",
+             w.cols(), dim);
+  if (bits >= 16 || n <= 0) return 0.0;
+  Eigen::Map<const MatrixRM> xm(x, n, dim);
+  MatrixRM d = xm;
+  fake_quant_acts(d.data(), n, dim, bits, clip);
+  d = xm - d;  // X − Q(X)
+  MatrixRM e = d * w.transpose();
+  return e.cast<double>().squaredNorm();
+}
+
+float search_act_clip(const float* x, long n, int dim, const MatrixRM& w, int bits,
+                      const std::vector<float>& grid) {
+  BWLA_CHECK(!grid.empty(), "act clip search: empty clip grid");
+  if (bits >= 16) return 1.0f;
+  float best = grid[0];
+  double best_err = std::numeric_limits<double>::infinity();
+  for (float c : grid) {
+    const double e = act_quant_output_error(x, n, dim, w, bits, c);
+    if (e < best_err) {
+      best_err = e;
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace bwla

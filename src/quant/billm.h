@@ -1,0 +1,72 @@
+// BiLLM-family block binarizer (BiLLM arXiv 2402.04291; ARB-LLM arXiv
+// 2410.03129), run inside the GPTQ column sweep (gptq.h).
+//
+// Per block F of block_size columns (current, error-compensated values):
+//  1. Column salience s_j = Σ_i w_ij² / U_jj², with U the upper Cholesky factor
+//     of H⁻¹ (U_jj² is the conditional [H⁻¹]_jj of the sweep, so s_j is the
+//     OBS loss of zeroing column j).
+//  2. Salient columns: the k most salient, k ∈ [0, salient_max] chosen to
+//     minimise the U_jj⁻²-weighted block error (salient: residual binarization,
+//     rest: one binary group per row).
+//  3. Non-salient weights are split by |w| ≤ t ("concentrated") / |w| > t
+//     ("sparse") with t searched on a grid of fractions of max|w| (shared by the
+//     block's rows); each group gets its own α, μ per row.
+//  4. Fitting: salient entries get two planes μ + α1·b1 + α2·b2 (second plane on
+//     the residual; its offset is folded into μ), groups one plane each:
+//       Xnor  — closed form (BiLLM);
+//       Arb   — ARB alternating refinement;
+//       ArbX  — Arb, then all α, μ of the row refitted jointly by least squares in
+//               the block's effective output metric S_F = (U_FFᵀ·U_FF)⁻¹ (the
+//               Schur complement of H onto F given that later columns still
+//               compensate; the block's exact contribution to tr(ΔHΔᵀ) is
+//               Σ_rows δ·S_F·δᵀ). Kept only if it lowers that metric.
+//       ArbRC — ŵ_ij = a_i·b_ij·c_j + μ_i per group (row and column scales).
+//  With groups = false there is a single group per row per block (no salient
+//  columns, no bitmap).
+//
+// Storage counted per block (R rows, C columns, k salient): R·C sign bits,
+// R·k second-plane bits, (groups) R·(C−k) group-bitmap bits and C salient-mask
+// bits, and 16 bits per stored scale/mean: per row 3 for salient (α1, α2, μ) and
+// 2 per non-empty group; ArbRC stores per group R row scales + R means + one
+// column scale per column present (second plane: R + k).
+// paper_bits follows the papers' convention: signs + second plane + column mask.
+#pragma once
+#include <string>
+
+#include "quant/gptq.h"
+
+namespace bwla {
+
+enum class BinRefine { Xnor, Arb, ArbX, ArbRC };
+
+struct BlockBinarizerConfig {
+  BinRefine refine = BinRefine::Xnor;
+  bool groups = true;
+  int arb_iters = 15;
+  int salient_max = 16;
+  int split_candidates = 40;
+};
+
+struct BinarizeStats {
+  double storage_bits = 0, paper_bits = 0;
+  long salient_cols = 0, blocks = 0, xrefit_kept = 0, xrefit_rows = 0;
+};
+
+class BlockBinarizer : public ColumnQuantizer {
+ public:
+  explicit BlockBinarizer(const BlockBinarizerConfig& cfg) : cfg_(cfg) {}
+  void begin_block(int c0, const MatrixCM& wblk, const Eigen::Ref<const MatrixRM>& ublk) override;
+  void quantize_column(int j, int jj, const MatrixCM& wblk, float* q) override;
+  const BinarizeStats& stats() const { return st_; }
+
+ private:
+  BlockBinarizerConfig cfg_;
+  MatrixCM q_;
+  BinarizeStats st_;
+};
+
+// W -> Ŵ with the block binarizer inside the GPTQ sweep (dead columns zeroed).
+MatrixRM binarize_quantize(const MatrixRM& w, const PreparedHessian& hp,
+                           const BlockBinarizerConfig& cfg, int block_size, BinarizeStats* st);
+
+}  // namespace bwla

@@ -1,0 +1,139 @@
+#include "quant/weight_quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+#include "core/timer.h"
+#include "quant/billm.h"
+#include "quant/binarize.h"
+#include "quant/gptq.h"
+#include "quant/hessian.h"
+
+namespace bwla {
+
+std::vector<std::string> weight_methods() {
+  return {"rtn-sign", "rtn", "gptq", "billm", "arb", "arb-x", "arb-rc"};
+}
+
+std::vector<int> weight_method_bits(const std::string& m) {
+  if (m == "rtn") return {2, 3, 4, 8};
+  if (m == "gptq") return {1, 2, 3, 4, 8};
+  if (m == "rtn-sign" || m == "billm" || m == "arb" || m == "arb-x" || m == "arb-rc") return {1};
+  return {};
+}
+
+bool weight_method_needs_xtx(const std::string& m) { return m == "gptq" || m == "arb-x"; }
+
+MatrixRM rtn_quantize(const MatrixRM& w, int bits, int group_size) {
+  MatrixRM out(w.rows(), w.cols());
+  const long gs = group_size > 0 ? group_size : w.cols();
+#pragma omp parallel for schedule(static) if (w.rows() >= 64)
+  for (long i = 0; i < w.rows(); ++i)
+    for (long c0 = 0; c0 < w.cols(); c0 += gs) {
+      const long n = std::min<long>(gs, w.cols() - c0);
+      const RtnGrid g = RtnGrid::fit(&w(i, c0), n, 1, bits);
+      for (long j = c0; j < c0 + n; ++j) out(i, j) = g(w(i, j));
+    }
+  return out;
+}
+
+namespace {
+
+MatrixRM rtn_sign(const MatrixRM& w) {
+  MatrixRM out(w.rows(), w.cols());
+#pragma omp parallel for schedule(static) if (w.rows() >= 64)
+  for (long i = 0; i < w.rows(); ++i) {
+    const BinaryFit f = xnor_fit(w.row(i).data(), (int)w.cols());
+    binary_apply(w.row(i).data(), (int)w.cols(), f, out.row(i).data());
+  }
+  return out;
+}
+
+}  // namespace
+
+WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_tokens,
+                                  const WeightQuantOptions& opt) {
+  const std::string ctx = opt.layer.empty() ? std::string("quantize_weight") : opt.layer;
+  const std::string& m = opt.method;
+  const auto methods = weight_methods();
+  BWLA_CHECK(std::find(methods.begin(), methods.end(), m) != methods.end(),
+             "{}: unknown weight method '{}' (valid: {})", ctx, m, fmt::join(methods, ", "));
+  const auto bits = weight_method_bits(m);
+  BWLA_CHECK(std::find(bits.begin(), bits.end(), opt.wbits) != bits.end(),
+             "{}: method '{}' does not support wbits={} (valid: {})", ctx, m, opt.wbits,
+             fmt::join(bits, ", "));
+  const long out = w.rows(), in = w.cols();
+  BWLA_CHECK(out > 0 && in > 0, "{}: empty weight {}x{}", ctx, out, in);
+  BWLA_CHECK(w.allFinite(), "{}: weight [{}, {}] contains NaN/Inf", ctx, out, in);
+  BWLA_CHECK(opt.group_size >= 0, "{}: group_size must be >= 0, got {}", ctx, opt.group_size);
+  BWLA_CHECK(opt.block_size >= 1, "{}: block_size must be >= 1, got {}", ctx, opt.block_size);
+  BWLA_CHECK(opt.arb_iters >= 0 && opt.salient_max >= 0, "{}: arb_iters/salient_max must be >= 0",
+             ctx);
+  if (weight_method_needs_xtx(m))
+    BWLA_CHECK(xtx != nullptr, "{}: method '{}' needs calibration statistics XᵀX", ctx, m);
+  if (xtx) {
+    BWLA_CHECK(xtx->rows() == in && xtx->cols() == in,
+               "{}: XᵀX is {}x{} but weight [{}, {}] has {} input columns", ctx, xtx->rows(),
+               xtx->cols(), out, in, in);
+    BWLA_CHECK(n_tokens > 0, "{}: XᵀX given with n_tokens = {}", ctx, n_tokens);
+  }
+
+  Timer timer;
+  WeightQuantResult r;
+  const double nw = (double)out * in;
+  if (m == "rtn-sign") {
+    r.w_hat = rtn_sign(w);
+    r.storage_bits = nw + 32.0 * out;
+    r.paper_bits = nw;
+  } else if (m == "rtn") {
+    r.w_hat = rtn_quantize(w, opt.wbits, opt.group_size);
+    const long ng = opt.group_size > 0 ? (in + opt.group_size - 1) / opt.group_size : 1;
+    r.storage_bits = opt.wbits * nw + 32.0 * out * ng;
+    r.paper_bits = opt.wbits * nw;
+  } else {
+    const bool use_h = xtx != nullptr;
+    PreparedHessian hp = use_h ? prepare_hessian(*xtx, n_tokens, opt.damp, false, ctx)
+                               : identity_hessian((int)in, false);
+    if (m == "gptq") {
+      r.w_hat = gptq_quantize(w, hp, opt.wbits, opt.wbits == 1 ? 0 : opt.group_size,
+                              opt.block_size);
+      if (opt.wbits == 1) {
+        r.storage_bits = nw + 32.0 * out;
+      } else {
+        const long ng = opt.group_size > 0 ? (in + opt.group_size - 1) / opt.group_size : 1;
+        r.storage_bits = opt.wbits * nw + 32.0 * out * ng;
+      }
+      r.paper_bits = opt.wbits * nw;
+    } else {
+      BlockBinarizerConfig cfg;
+      cfg.refine = m == "billm"    ? BinRefine::Xnor
+                   : m == "arb"    ? BinRefine::Arb
+                   : m == "arb-x"  ? BinRefine::ArbX
+                                   : BinRefine::ArbRC;
+      cfg.groups = m == "billm" ? true : opt.groups;
+      cfg.arb_iters = opt.arb_iters;
+      cfg.salient_max = opt.salient_max;
+      BinarizeStats st;
+      r.w_hat = binarize_quantize(w, hp, cfg, opt.block_size, &st);
+      r.storage_bits = st.storage_bits;
+      r.paper_bits = st.paper_bits;
+      r.summary = fmt::format(" salient cols/block {:.1f}", st.blocks ? (double)st.salient_cols / st.blocks : 0.0);
+      if (cfg.refine == BinRefine::ArbX)
+        r.summary += fmt::format(" x-refit kept {}/{} rows", st.xrefit_kept, st.xrefit_rows);
+    }
+    if (hp.retries) r.summary += fmt::format(" damping raised to {:.3g}", hp.lambda);
+    if (!use_h) r.summary += " (no XᵀX: H = I)";
+  }
+  BWLA_CHECK(r.w_hat.allFinite(), "{}: quantized weight [{}, {}] is not finite (method {})", ctx,
+             out, in, m);
+  r.summary = fmt::format("{} w{}: {:.4f} bits/weight (paper convention {:.4f}), {:.2f}s{}", m,
+                          opt.wbits, r.storage_bits / nw, r.paper_bits / nw, timer.seconds(),
+                          r.summary);
+  return r;
+}
+
+}  // namespace bwla
