@@ -1,0 +1,36 @@
+#include "cli_common.h"
+
+#include <sys/resource.h>
+
+#include <cstdio>
+
+#include "core/log.h"
+#include "core/threads.h"
+
+namespace bwla::cli {
+
+void add_common(CLI::App* app, Common& c) {
+  app->add_option("-t,--threads", c.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app->add_flag("--json", c.json, "print one JSON object on stdout (human text on stderr)");
+  app->add_flag("-q,--quiet", c.quiet, "no progress output");
+}
+
+void apply_common(const Common& c) {
+  set_num_threads(c.threads);
+  if (c.quiet) set_log_level(LogLevel::Quiet);
+}
+
+void print_json(const json& j) {
+  std::string s = j.dump(2);
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+long peak_rss_bytes() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss * 1024L;
+}
+
+}  // namespace bwla::cli

@@ -1,0 +1,116 @@
+// bwla generate DIR -p TEXT -n N: streamed text generation with timing.
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/forward.h"
+#include "model/sampling.h"
+#include "model/tokenizer.h"
+
+namespace bwla::cli {
+
+namespace {
+// Length of the longest prefix of s that does not end inside a UTF-8 sequence.
+size_t complete_utf8_prefix(const std::string& s) {
+  size_t n = s.size(), i = n;
+  int back = 0;
+  while (i > 0 && back < 4) {
+    unsigned char ch = (unsigned char)s[i - 1];
+    if ((ch & 0xC0) != 0x80) {
+      int need = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 1;
+      return (int)(n - (i - 1)) >= need ? n : i - 1;
+    }
+    --i;
+    ++back;
+  }
+  return n;
+}
+}  // namespace
+
+Runner register_generate(CLI::App& app) {
+  auto* sub = app.add_subcommand("generate", "generate text from a prompt");
+  static std::string dir, prompt;
+  static int n_predict = 128, ctx = 0;
+  static SamplingParams sp;
+  static Common common;
+  static CLI::Option* prompt_opt;
+  sub->add_option("model", dir, "model directory")->required();
+  prompt_opt = sub->add_option("-p,--prompt", prompt, "prompt text (omit to start from BOS only)");
+  sub->add_option("-n,--n-predict", n_predict, "tokens to generate")->check(CLI::PositiveNumber);
+  sub->add_option("--temp", sp.temperature, "temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--top-k", sp.top_k, "top-k (0 = off)");
+  sub->add_option("--top-p", sp.top_p, "top-p (1 = off)")->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--seed", sp.seed, "sampling seed");
+  sub->add_option("--ctx", ctx, "context size (0 = model maximum)")->check(CLI::NonNegativeNumber);
+  add_common(sub, common);
+  return [] {
+    apply_common(common);
+    auto model = Model::load(dir);
+    auto tok = Tokenizer::load_dir(dir);
+    BWLA_CHECK(!(prompt_opt->count() > 0 && prompt.empty()),
+               "empty prompt: omit -p to generate from the BOS token alone");
+    std::vector<int> ids = tok->encode(prompt, true);
+    if (ids.empty() && tok->bos_id() >= 0) ids.push_back(tok->bos_id());
+    BWLA_CHECK(!ids.empty(), "prompt encodes to no tokens and the tokenizer has no BOS");
+    const int max_ctx = ctx > 0 ? ctx : model->cfg.max_pos;
+    BWLA_CHECK(ctx <= model->cfg.max_pos, "--ctx {} exceeds the model's maximum {}", ctx,
+               model->cfg.max_pos);
+    BWLA_CHECK((int)ids.size() < max_ctx, "prompt has {} tokens, context is {}", ids.size(),
+               max_ctx);
+    KVCache cache(model->cfg, max_ctx);
+    Sampler sampler(sp);
+    std::vector<float> logits(model->cfg.vocab);
+    Timer t;
+    forward_tokens(*model, ids.data(), (int)ids.size(), cache, logits.data(), false);
+    const double t_prefill = t.seconds();
+    std::vector<int> out;
+    std::string printed;
+    if (!common.json) {
+      std::fputs(prompt.c_str(), stdout);
+      std::fflush(stdout);
+    }
+    Timer td;
+    int decoded = 0;
+    for (int i = 0; i < n_predict && cache.pos < max_ctx; ++i) {
+      int next = sampler.sample(logits.data(), model->cfg.vocab);
+      if (next == tok->eos_id() || (next == tok->bos_id() && i > 0) || next == tok->bos_id()) break;
+      out.push_back(next);
+      std::string full = tok->decode(out, true);
+      // Leading space of the first generated piece after a BOS-only start is dropped by decode.
+      size_t ok = complete_utf8_prefix(full);
+      if (ok > printed.size() && full.compare(0, printed.size(), printed) == 0) {
+        if (!common.json) {
+          std::fwrite(full.data() + printed.size(), 1, ok - printed.size(), stdout);
+          std::fflush(stdout);
+        }
+        printed = full.substr(0, ok);
+      }
+      if (i + 1 == n_predict || cache.pos >= max_ctx) break;
+      forward_tokens(*model, &next, 1, cache, logits.data(), false);
+      ++decoded;
+    }
+    const double t_decode = td.seconds();
+    std::string text = tok->decode(out, true);
+    const double pp_tps = ids.size() / t_prefill;
+    const double tg_tps = decoded > 0 ? decoded / t_decode : 0.0;
+    if (common.json) {
+      print_json({{"prompt", prompt},
+                  {"text", text},
+                  {"prompt_tokens", ids.size()},
+                  {"generated_tokens", out.size()},
+                  {"prefill_tps", pp_tps},
+                  {"decode_tps", tg_tps}});
+    } else {
+      if (printed.size() < text.size()) std::fputs(text.c_str() + printed.size(), stdout);
+      std::fputc('\n', stdout);
+      fmt::print(stderr, "prefill: {} tokens, {:.1f} tokens/s | decode: {} tokens, {:.1f} tokens/s\n",
+                 ids.size(), pp_tps, decoded, tg_tps);
+    }
+    return 0;
+  };
+}
+
+}  // namespace bwla::cli
