@@ -107,6 +107,9 @@ TEST(EvalLoglik, KvReuseMatchesScratchAndFeedsLess) {
       {"The quick brown fox", " a"},     {"The quick brown cat", " ab"},
       {"The quick brown fox", " jumps"}, {"Another context xa", "bab"},
       {"Another context xa", "c"},       {"The quick", " brown"},
+      // Contexts that are prefixes / extensions of the cached sequence.
+      {"The quick brown fox", " jumps"}, {"The quick brown fox jum", "ps"},
+      {"The quick brown fox", " jumps"}, {"The quick", " brown"},
   };
   FakeLM lm1(V, 512, bwla::test::hash_row(V)), lm2(V, 512, bwla::test::hash_row(V));
   LoglikScorer reuse(lm1, true), scratch(lm2, false);
