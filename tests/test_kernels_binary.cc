@@ -16,7 +16,8 @@ using bwla::test::random_floats;
 namespace {
 
 const BinaryKernel kAllKernels[] = {BinaryKernel::Scalar, BinaryKernel::Avx2,
-                                    BinaryKernel::Avx512Vnni, BinaryKernel::Avx512MaskAdd};
+                                    BinaryKernel::Avx512Vnni, BinaryKernel::Avx512MaskAdd,
+                                    BinaryKernel::Avx512BitSerial};
 
 std::vector<float> random_signs(Rng& rng, int rows, int cols, double p_plus = 0.5) {
   std::vector<float> w((size_t)rows * cols);

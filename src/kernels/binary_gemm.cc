@@ -36,6 +36,7 @@ const char* binary_kernel_name(BinaryKernel k) {
     case BinaryKernel::Avx2: return "avx2";
     case BinaryKernel::Avx512Vnni: return "avx512-vnni";
     case BinaryKernel::Avx512MaskAdd: return "avx512-maskadd";
+    case BinaryKernel::Avx512BitSerial: return "avx512-bitserial";
   }
   return "?";
 }
@@ -48,6 +49,8 @@ bool binary_kernel_available(BinaryKernel k) {
     case BinaryKernel::Avx2: return isa >= Isa::Avx2;
     case BinaryKernel::Avx512Vnni:
     case BinaryKernel::Avx512MaskAdd: return isa >= Isa::Avx512;
+    case BinaryKernel::Avx512BitSerial:
+      return isa >= Isa::Avx512 && cpu_features().avx512vpopcntdq;
   }
   return false;
 }
@@ -55,8 +58,12 @@ bool binary_kernel_available(BinaryKernel k) {
 BinaryKernel default_binary_kernel(int act_bits, int tokens) {
   switch (active_isa()) {
     case Isa::Avx512:
-      // Masked byte adds need floor(255 / qmax) ≥ 2 steps between widenings to win.
-      return act_bits <= 6 ? BinaryKernel::Avx512MaskAdd : BinaryKernel::Avx512Vnni;
+      // Measured (bench/kernels_bench.cc): bit-serial wins single-token GEMV at ≤ 6-bit
+      // activations (fewer planes); VNNI wins at 8 bits and whenever several tokens
+      // share one byte expansion of the weights. MaskAdd is never faster than both.
+      if (tokens == 1 && act_bits <= 6 && cpu_features().avx512vpopcntdq)
+        return BinaryKernel::Avx512BitSerial;
+      return BinaryKernel::Avx512Vnni;
     case Isa::Avx2: return BinaryKernel::Avx2;
     case Isa::Scalar: return BinaryKernel::Scalar;
   }
@@ -86,6 +93,7 @@ void run_sums(const PackedBinary& w, const QuantActs& a, int row_begin, int rows
     case BinaryKernel::Avx2: detail::masked_sums_avx2(args); break;
     case BinaryKernel::Avx512Vnni: detail::masked_sums_avx512_vnni(args); break;
     case BinaryKernel::Avx512MaskAdd: detail::masked_sums_avx512_maskadd(args); break;
+    case BinaryKernel::Avx512BitSerial: detail::masked_sums_avx512_bitserial(args); break;
     default: detail::masked_sums_scalar(args); break;
   }
 }

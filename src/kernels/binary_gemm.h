@@ -21,6 +21,7 @@ enum class BinaryKernel {
   Avx2,           // bits → byte masks (shuffle/compare), maddubs, 16-bit accumulators
   Avx512Vnni,     // mask → 0/−1 bytes (vpmovm2b), vpdpbusd; rows×tokens register tile
   Avx512MaskAdd,  // masked byte adds (mask register = weight word), periodic vpsadbw widening
+  Avx512BitSerial,  // activation bit planes AND weight words, vpopcntq (needs AVX512_VPOPCNTDQ)
 };
 const char* binary_kernel_name(BinaryKernel k);
 // Kernel Auto resolves to under the active ISA.
@@ -59,6 +60,7 @@ void masked_sums_scalar(const SumsArgs& a);
 void masked_sums_avx2(const SumsArgs& a);
 void masked_sums_avx512_vnni(const SumsArgs& a);
 void masked_sums_avx512_maskadd(const SumsArgs& a);
+void masked_sums_avx512_bitserial(const SumsArgs& a);
 }  // namespace detail
 
 }  // namespace bwla

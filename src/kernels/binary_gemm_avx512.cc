@@ -8,7 +8,10 @@
 // MaskAdd: the weight word is the write-mask of a byte add: acc8 += q where the
 //   bit is set (one op per 64 weights per token). Byte lanes overflow after
 //   floor(255 / qmax) adds, so every K words they are widened with vpsadbw into
-//   64-bit accumulators. Wins for ≤ 6-bit activations (K = 17 at 4 bits, 4 at 6).
+//   64-bit accumulators (K = 17 at 4 bits, 4 at 6, 1 at 8). Kept as an option:
+//   measured slower than Vnni / BitSerial here (mask-register loads are the limit).
+// The hot tiles (2 rows × 8 tokens, 8 rows × 1 token) are unrolled by hand with an
+// inline-asm vpdpbusd: with arrays + intrinsics GCC 12 copies every accumulator.
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -39,6 +42,12 @@ BWLA_T512 inline __m512i reduce16(const __m512i* v) {
                           _mm512_shuffle_i32x4(c[0], c[1], 0xDD));
 }
 
+// acc += Σ_4 a(u8)·b(s8). Inline asm keeps the accumulator in place: GCC 12 treats the
+// intrinsic as three-operand and adds a register copy (plus spills) per instruction.
+BWLA_T512 inline void dpbusd(__m512i& acc, __m512i a_u8, __m512i b_s8) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a_u8), "v"(b_s8));
+}
+
 template <int R, int T>
 BWLA_T512 void vnni_tile(const uint64_t* w, size_t ws, const uint8_t* q, size_t qs, int nwords,
                          int32_t* S, size_t ldS) {
@@ -67,12 +76,72 @@ BWLA_T512 void vnni_tile(const uint64_t* w, size_t ws, const uint8_t* q, size_t 
   }
 }
 
+// Hand-unrolled hot tiles with named accumulators (GCC keeps them in registers).
+#define BWLA_DP(acc, x, w) dpbusd(acc, x, w)
+
+// 2 rows × 8 tokens (prefill).
+BWLA_T512 void vnni_tile_2x8(const uint64_t* w, size_t ws, const uint8_t* q, size_t qs,
+                             int nwords, int32_t* S, size_t ldS) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+          a7 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+  const uint64_t* w1 = w + ws;
+  for (int k = 0; k < nwords; ++k) {
+    const __m512i W0 = _mm512_movm_epi8(_cvtu64_mask64(w[k]));
+    const __m512i W1 = _mm512_movm_epi8(_cvtu64_mask64(w1[k]));
+    const uint8_t* p = q + 64 * (size_t)k;
+#define BWLA_STEP(t, A, B)                                                \
+  {                                                                       \
+    const __m512i x = _mm512_loadu_si512((const void*)(p + (t) * qs));    \
+    BWLA_DP(A, x, W0);                                                    \
+    BWLA_DP(B, x, W1);                                                    \
+  }
+    BWLA_STEP(0, a0, b0) BWLA_STEP(1, a1, b1) BWLA_STEP(2, a2, b2) BWLA_STEP(3, a3, b3)
+    BWLA_STEP(4, a4, b4) BWLA_STEP(5, a5, b5) BWLA_STEP(6, a6, b6) BWLA_STEP(7, a7, b7)
+#undef BWLA_STEP
+  }
+  const __m512i v[16] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7};
+  alignas(64) int32_t s[16];
+  _mm512_store_si512((void*)s, _mm512_sub_epi32(_mm512_setzero_si512(), reduce16(v)));
+  for (int t = 0; t < 8; ++t) {
+    S[t * ldS] = s[2 * t];
+    S[t * ldS + 1] = s[2 * t + 1];
+  }
+}
+
+// 8 rows × 1 token (decode GEMV).
+BWLA_T512 void vnni_tile_8x1(const uint64_t* w, size_t ws, const uint8_t* q, size_t qs,
+                             int nwords, int32_t* S, size_t ldS) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+          a7 = a0;
+  for (int k = 0; k < nwords; ++k) {
+    const __m512i x = _mm512_loadu_si512((const void*)(q + 64 * (size_t)k));
+#define BWLA_ROW(r, A) BWLA_DP(A, x, _mm512_movm_epi8(_cvtu64_mask64(w[(r) * ws + k])));
+    BWLA_ROW(0, a0) BWLA_ROW(1, a1) BWLA_ROW(2, a2) BWLA_ROW(3, a3)
+    BWLA_ROW(4, a4) BWLA_ROW(5, a5) BWLA_ROW(6, a6) BWLA_ROW(7, a7)
+#undef BWLA_ROW
+  }
+  const __m512i z = _mm512_setzero_si512();
+  const __m512i v[16] = {a0, a1, a2, a3, a4, a5, a6, a7, z, z, z, z, z, z, z, z};
+  alignas(64) int32_t s[16];
+  _mm512_store_si512((void*)s, _mm512_sub_epi32(_mm512_setzero_si512(), reduce16(v)));
+  for (int r = 0; r < 8; ++r) S[r] = s[r];
+}
+#undef BWLA_DP
+
 template <int R, int T>
 BWLA_T512 void vnni_rows(const SumsArgs& a, int t0) {
   int i = 0;
-  for (; i + R <= a.rows; i += R)
-    vnni_tile<R, T>(a.bits + i * a.wstride, a.wstride, a.q + t0 * a.qstride, a.qstride, a.nwords,
-                    a.S + t0 * a.ldS + i, a.ldS);
+  for (; i + R <= a.rows; i += R) {
+    const uint64_t* w = a.bits + i * a.wstride;
+    const uint8_t* q = a.q + t0 * a.qstride;
+    int32_t* S = a.S + t0 * a.ldS + i;
+    if constexpr (R == 2 && T == 8)
+      vnni_tile_2x8(w, a.wstride, q, a.qstride, a.nwords, S, a.ldS);
+    else if constexpr (R == 8 && T == 1)
+      vnni_tile_8x1(w, a.wstride, q, a.qstride, a.nwords, S, a.ldS);
+    else
+      vnni_tile<R, T>(w, a.wstride, q, a.qstride, a.nwords, S, a.ldS);
+  }
   for (; i < a.rows; ++i)
     vnni_tile<1, T>(a.bits + i * a.wstride, a.wstride, a.q + t0 * a.qstride, a.qstride, a.nwords,
                     a.S + t0 * a.ldS + i, a.ldS);
@@ -124,7 +193,7 @@ BWLA_T512 void maskadd_rows(const SumsArgs& a, int t0, int K) {
 void masked_sums_avx512_vnni(const SumsArgs& a) {
   for (int t0 = 0; t0 < a.tokens; t0 += 8) {
     switch (std::min(8, a.tokens - t0)) {
-      case 1: vnni_rows<16, 1>(a, t0); break;
+      case 1: vnni_rows<8, 1>(a, t0); break;
       case 2: vnni_rows<8, 2>(a, t0); break;
       case 3: vnni_rows<5, 3>(a, t0); break;
       case 4: vnni_rows<4, 4>(a, t0); break;
@@ -140,7 +209,7 @@ void masked_sums_avx512_maskadd(const SumsArgs& a) {
   const int K = std::max(1, 255 / std::max(1, a.qmax));
   for (int t0 = 0; t0 < a.tokens; t0 += 8) {
     switch (std::min(8, a.tokens - t0)) {
-      case 1: maskadd_rows<8, 1>(a, t0, K); break;
+      case 1: maskadd_rows<4, 1>(a, t0, K); break;
       case 2: maskadd_rows<4, 2>(a, t0, K); break;
       case 3: maskadd_rows<2, 3>(a, t0, K); break;
       case 4: maskadd_rows<2, 4>(a, t0, K); break;
