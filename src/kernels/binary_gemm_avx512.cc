@@ -128,6 +128,18 @@ BWLA_T512 void vnni_tile_8x1(const uint64_t* w, size_t ws, const uint8_t* q, siz
 }
 #undef BWLA_DP
 
+// Software prefetch of the weight stream: the lines [p + ahead, p + ahead + bytes).
+// Decode streams each weight once from DRAM; the hardware prefetcher alone leaves
+// the kernel waiting on misses.
+BWLA_T512 inline void prefetch_ahead(const uint64_t* p, size_t bytes) {
+#ifndef BWLA_PF_AHEAD
+#define BWLA_PF_AHEAD 6144
+#endif
+  constexpr size_t kAhead = BWLA_PF_AHEAD;
+  const char* c = reinterpret_cast<const char*>(p) + kAhead;
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 template <int R, int T>
 BWLA_T512 void vnni_rows(const SumsArgs& a, int t0) {
   int i = 0;
@@ -135,6 +147,7 @@ BWLA_T512 void vnni_rows(const SumsArgs& a, int t0) {
     const uint64_t* w = a.bits + i * a.wstride;
     const uint8_t* q = a.q + t0 * a.qstride;
     int32_t* S = a.S + t0 * a.ldS + i;
+    prefetch_ahead(w, (size_t)R * a.wstride * 8);
     if constexpr (R == 2 && T == 8)
       vnni_tile_2x8(w, a.wstride, q, a.qstride, a.nwords, S, a.ldS);
     else if constexpr (R == 8 && T == 1)

@@ -40,6 +40,18 @@ BWLA_TPOP void build_planes(const SumsArgs& a, int bits, size_t pstride, uint64_
   }
 }
 
+// Software prefetch of the weight stream: the lines [p + ahead, p + ahead + bytes).
+// Decode streams each weight once from DRAM; the hardware prefetcher alone leaves
+// the kernel waiting on misses.
+BWLA_TPOP inline void prefetch_ahead(const uint64_t* p, size_t bytes) {
+#ifndef BWLA_PF_AHEAD
+#define BWLA_PF_AHEAD 6144
+#endif
+  constexpr size_t kAhead = BWLA_PF_AHEAD;
+  const char* c = reinterpret_cast<const char*>(p) + kAhead;
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 template <int B, int R>
 BWLA_TPOP void bitserial_tile(const uint64_t* w, size_t ws, const uint64_t* planes,
                               size_t pstride, int nchunks, int32_t* S) {
@@ -78,8 +90,10 @@ BWLA_TPOP void bitserial_run(const SumsArgs& a) {
     const uint64_t* p = planes.data() + (size_t)t * B * pstride;
     int32_t* St = a.S + (size_t)t * a.ldS;
     int i = 0;
-    for (; i + R <= a.rows; i += R)
+    for (; i + R <= a.rows; i += R) {
+      prefetch_ahead(a.bits + i * a.wstride, (size_t)R * a.wstride * 8);
       bitserial_tile<B, R>(a.bits + i * a.wstride, a.wstride, p, pstride, nchunks, St + i);
+    }
     for (; i < a.rows; ++i)
       bitserial_tile<B, 1>(a.bits + i * a.wstride, a.wstride, p, pstride, nchunks, St + i);
   }
