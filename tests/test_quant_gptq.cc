@@ -70,6 +70,23 @@ TEST(Hessian, RankDeficientAndDeadColumns) {
   EXPECT_TRUE(hp0.u.allFinite());
 }
 
+TEST(Hessian, IndefiniteRaisesDampingThenSucceeds) {
+  // Not a Gram matrix: eigenvalues 3 and -1 (H = 2S/N = S for N = 2).
+  MatrixD s(2, 2);
+  s << 1, 2, 2, 1;
+  PreparedHessian hp = prepare_hessian(s, 2, 0.01, false, "t");
+  EXPECT_GT(hp.retries, 0);
+  EXPECT_GT(hp.lambda, 1.0);  // needs λ > 1 to be positive definite
+  MatrixD h = s;
+  h.diagonal().array() += hp.lambda;
+  MatrixD u = hp.u.cast<double>();
+  EXPECT_LT((u.transpose() * u * h - MatrixD::Identity(2, 2)).norm(), 1e-5);
+  // a hopeless matrix (huge negative eigenvalue, zero damping base) errors out
+  MatrixD bad(2, 2);
+  bad << 1e-12, 1, 1, 1e-12;
+  EXPECT_THROW(prepare_hessian(bad, 2, 1e-9, false, "t"), Error);
+}
+
 TEST(Hessian, LayerOutputErrorMatchesDirect) {
   Layer l = make_layer(8, 32, 100, 4);
   MatrixRM wh = l.w * 0.9f;

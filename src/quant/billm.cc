@@ -12,17 +12,29 @@ namespace bwla {
 
 namespace {
 
-// Σ ω_i (v_i − v̂_i)² for a closed-form XNOR fit of v.
-double wxnor_err(const float* v, const float* om, int n, BinaryFit* fit_out = nullptr) {
-  if (n <= 0) return 0.0;
-  BinaryFit f = xnor_fit(v, n);
-  if (fit_out) *fit_out = f;
-  double e = 0;
+// Σ ω_i (v_i − v̂_i)² for the closed-form XNOR fit of v (μ = mean, α =
+// mean|v − μ|), in two passes: with d = v − μ, s = sign(d),
+// Σω(d − αs)² = Σωd² − 2αΣω|d| + α²Σω and Σωd² = Σωv² − 2μΣωv + μ²Σω.
+// Entries with sel[i] != want are skipped (sel == nullptr: all).
+double wxnor_err(const float* v, const float* om, int n, const uint8_t* sel = nullptr,
+                 uint8_t want = 1) {
+  double cnt = 0, sv = 0, sw = 0, swv = 0, swv2 = 0;
   for (int i = 0; i < n; ++i) {
-    const double d = (double)v[i] - f(v[i]);
-    e += om[i] * d * d;
+    if (sel && sel[i] != want) continue;
+    const double x = v[i], o = om[i];
+    cnt += 1, sv += x, sw += o, swv += o * x, swv2 += o * x * x;
   }
-  return e;
+  if (cnt == 0) return 0.0;
+  const double mu = sv / cnt;
+  double sa = 0, swa = 0;
+  for (int i = 0; i < n; ++i) {
+    if (sel && sel[i] != want) continue;
+    const double a = std::fabs((double)v[i] - mu);
+    sa += a, swa += om[i] * a;
+  }
+  const double alpha = sa / cnt;
+  const double e = swv2 - 2 * mu * swv + mu * mu * sw - 2 * alpha * swa + alpha * alpha * sw;
+  return std::max(e, 0.0);
 }
 
 // Weighted error of residual (two-plane) XNOR binarization.
@@ -92,22 +104,21 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
     std::vector<double> serr(nc, 0.0);
 #pragma omp parallel
     {
-      std::vector<float> lo_v, lo_w, hi_v, hi_w;
+      std::vector<float> v, vw;
+      std::vector<uint8_t> sel;
       std::vector<double> local(nc, 0.0);
 #pragma omp for schedule(static)
       for (long i = 0; i < R; ++i) {
+        v.clear(), vw.clear();
+        for (int j = 0; j < C; ++j)
+          if (!is_sal[j]) v.push_back(w(i, j)), vw.push_back(om[j]);
+        const int n = (int)v.size();
+        sel.resize(n);
         for (int t = 0; t < nc; ++t) {
           const float thr = maxabs * (float)(t + 1) / (float)(nc + 1);
-          lo_v.clear(), lo_w.clear(), hi_v.clear(), hi_w.clear();
-          for (int j = 0; j < C; ++j) {
-            if (is_sal[j]) continue;
-            if (std::fabs(w(i, j)) <= thr)
-              lo_v.push_back(w(i, j)), lo_w.push_back(om[j]);
-            else
-              hi_v.push_back(w(i, j)), hi_w.push_back(om[j]);
-          }
-          local[t] += wxnor_err(lo_v.data(), lo_w.data(), (int)lo_v.size()) +
-                      wxnor_err(hi_v.data(), hi_w.data(), (int)hi_v.size());
+          for (int q = 0; q < n; ++q) sel[q] = std::fabs(v[q]) <= thr ? 1 : 2;
+          local[t] += wxnor_err(v.data(), vw.data(), n, sel.data(), 1) +
+                      wxnor_err(v.data(), vw.data(), n, sel.data(), 2);
         }
       }
 #pragma omp critical

@@ -8,6 +8,19 @@
 namespace bwla {
 
 void fwht_rows(float* x, int p, int m) {
+  if (m == 1) {  // scalar butterflies; the inner loop is contiguous and vectorises
+    for (int h = 1; h < p; h *= 2)
+      for (int i = 0; i < p; i += 2 * h) {
+        float* a = x + i;
+        float* b = x + i + h;
+        for (int r = 0; r < h; ++r) {
+          const float u = a[r], v = b[r];
+          a[r] = u + v;
+          b[r] = u - v;
+        }
+      }
+    return;
+  }
   for (int h = 1; h < p; h *= 2) {
     for (int i = 0; i < p; i += 2 * h) {
       for (int r = i; r < i + h; ++r) {

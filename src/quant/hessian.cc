@@ -11,7 +11,9 @@ namespace {
 // Upper Cholesky factor of H⁻¹ without forming H⁻¹: with J the reversal
 // permutation, J·H·J = L·Lᵀ gives H = V·Vᵀ, V = J·L·J upper-triangular, hence
 // H⁻¹ = V⁻ᵀ·V⁻¹ and U = V⁻¹ = J·L⁻¹·J.
-bool upper_chol_of_inverse(const MatrixD& h, MatrixD& u) {
+// For H = PSD + λI every Cholesky pivot² is >= λ; a smaller pivot means H
+// was indefinite (or numerically so), and is treated as a failure.
+bool upper_chol_of_inverse(const MatrixD& h, double lambda, MatrixD& u) {
   const long n = h.rows();
   MatrixD hr = h.reverse();  // J·H·J (reverse both rows and columns)
   Eigen::LLT<MatrixD> llt(hr);
@@ -19,7 +21,7 @@ bool upper_chol_of_inverse(const MatrixD& h, MatrixD& u) {
   MatrixD l = llt.matrixL();
   if (!l.allFinite()) return false;
   for (long i = 0; i < n; ++i)
-    if (!(l(i, i) > 0)) return false;
+    if (!(l(i, i) > 0) || l(i, i) * l(i, i) < 0.5 * lambda) return false;
   MatrixD linv = MatrixD::Identity(n, n);
   l.triangularView<Eigen::Lower>().solveInPlace(linv);
   u = linv.reverse();
@@ -58,7 +60,7 @@ PreparedHessian prepare_hessian(const MatrixD& xtx, long n_tokens, double damp, 
   for (int attempt = 0;; ++attempt) {
     MatrixD hd = h;
     hd.diagonal().array() += lambda;
-    if (upper_chol_of_inverse(hd, u)) {
+    if (upper_chol_of_inverse(hd, lambda, u)) {
       p.lambda = lambda;
       p.retries = attempt;
       if (keep_h) p.h = hd.cast<float>();
