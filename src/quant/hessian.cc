@@ -13,20 +13,22 @@ namespace {
 // H⁻¹ = V⁻ᵀ·V⁻¹ and U = V⁻¹ = J·L⁻¹·J.
 // For H = PSD + λI every Cholesky pivot² is >= λ; a smaller pivot means H
 // was indefinite (or numerically so), and is treated as a failure.
-bool upper_chol_of_inverse(const MatrixD& h, double lambda, MatrixD& u) {
+// Memory: about three n×n double matrices at peak (H, the factor, L⁻¹).
+bool upper_chol_of_inverse(const MatrixD& h, double lambda, MatrixRM& u) {
   const long n = h.rows();
-  MatrixD hr = h.reverse();  // J·H·J (reverse both rows and columns)
-  Eigen::LLT<MatrixD> llt(hr);
+  MatrixD f = h.reverse();  // J·H·J (reverse both rows and columns)
+  f.diagonal().array() += lambda;
+  Eigen::LLT<Eigen::Ref<MatrixD>> llt(f);  // in place: f's lower triangle becomes L
   if (llt.info() != Eigen::Success) return false;
-  MatrixD l = llt.matrixL();
-  if (!l.allFinite()) return false;
   for (long i = 0; i < n; ++i)
-    if (!(l(i, i) > 0) || l(i, i) * l(i, i) < 0.5 * lambda) return false;
+    if (!(f(i, i) > 0) || !std::isfinite(f(i, i)) || f(i, i) * f(i, i) < 0.5 * lambda) return false;
   MatrixD linv = MatrixD::Identity(n, n);
-  l.triangularView<Eigen::Lower>().solveInPlace(linv);
-  u = linv.reverse();
+  f.triangularView<Eigen::Lower>().solveInPlace(linv);
+  f.resize(0, 0);
+  if (!linv.allFinite()) return false;
+  u = linv.reverse().cast<float>();
   u.triangularView<Eigen::StrictlyLower>().setZero();
-  return u.allFinite();
+  return true;
 }
 }  // namespace
 
@@ -56,14 +58,14 @@ PreparedHessian prepare_hessian(const MatrixD& xtx, long n_tokens, double damp, 
   const double mean_diag = h.diagonal().mean();
   double lambda = damp * mean_diag;
   if (lambda <= 0) lambda = 1e-8 * mean_diag;
-  MatrixD u;
   for (int attempt = 0;; ++attempt) {
-    MatrixD hd = h;
-    hd.diagonal().array() += lambda;
-    if (upper_chol_of_inverse(hd, lambda, u)) {
+    if (upper_chol_of_inverse(h, lambda, p.u)) {
       p.lambda = lambda;
       p.retries = attempt;
-      if (keep_h) p.h = hd.cast<float>();
+      if (keep_h) {
+        p.h = h.cast<float>();
+        p.h.diagonal().array() += (float)lambda;
+      }
       break;
     }
     BWLA_CHECK(attempt < 8, "{}: Cholesky of the damped Hessian failed even with damping {} ({}x mean diag)",
@@ -71,7 +73,6 @@ PreparedHessian prepare_hessian(const MatrixD& xtx, long n_tokens, double damp, 
     log_warn("{}: Hessian not positive definite with damping {:.3g}; retrying with 10x", ctx, lambda);
     lambda *= 10;
   }
-  p.u = u.cast<float>();
   return p;
 }
 
