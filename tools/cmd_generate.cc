@@ -106,6 +106,7 @@ Runner register_generate(CLI::App& app) {
     } else {
       if (printed.size() < text.size()) std::fputs(text.c_str() + printed.size(), stdout);
       std::fputc('\n', stdout);
+      std::fflush(stdout);
       fmt::print(stderr, "prefill: {} tokens, {:.1f} tokens/s | decode: {} tokens, {:.1f} tokens/s\n",
                  ids.size(), pp_tps, decoded, tg_tps);
     }

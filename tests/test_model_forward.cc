@@ -1,0 +1,244 @@
+// fp32 forward: a straightforward double-precision reference of each layer,
+// prefill/decode consistency for every architecture, stories260K greedy text.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "io/mmap.h"
+#include "model/forward.h"
+#include "model/random_checkpoint.h"
+#include "model/sampling.h"
+#include "model/tokenizer.h"
+#include "shared_data.h"
+#include "tmpdir.h"
+
+using namespace bwla;
+
+namespace {
+
+std::unique_ptr<Model> make_model(const std::string& preset, test::TempDir& td,
+                                  DType dt = DType::F32, uint64_t seed = 1) {
+  RandomCheckpointSpec s;
+  s.preset = preset;
+  s.dtype = dt;
+  s.seed = seed;
+  write_random_checkpoint(s, td.str());
+  return Model::load(td.str());
+}
+
+const float* dense_w(const LayerWeights& L, int id) {
+  return static_cast<const DenseLinear*>(L.lin[id].get())->weight();
+}
+const std::vector<float>& dense_b(const LayerWeights& L, int id) {
+  return static_cast<const DenseLinear*>(L.lin[id].get())->bias();
+}
+
+// y = x·Wᵀ + b in double.
+std::vector<double> ref_linear(const std::vector<double>& x, int n, const LayerWeights& L, int id) {
+  const auto* lin = L.lin[id].get();
+  const int in = lin->in_features(), out = lin->out_features();
+  const float* w = dense_w(L, id);
+  const auto& b = dense_b(L, id);
+  std::vector<double> y((size_t)n * out);
+  for (int t = 0; t < n; ++t)
+    for (int o = 0; o < out; ++o) {
+      double s = b.empty() ? 0.0 : b[o];
+      for (int i = 0; i < in; ++i) s += x[(size_t)t * in + i] * w[(size_t)o * in + i];
+      y[(size_t)t * out + o] = s;
+    }
+  return y;
+}
+
+void ref_rmsnorm(std::vector<double>& x, int rows, int dim, const std::vector<float>& w,
+                 double eps) {
+  for (int r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int i = 0; i < dim; ++i) ss += x[(size_t)r * dim + i] * x[(size_t)r * dim + i];
+    double s = 1.0 / std::sqrt(ss / dim + eps);
+    for (int i = 0; i < dim; ++i) x[(size_t)r * dim + i] *= s * w[i];
+  }
+}
+
+// RoPE written as complex rotation of pairs (i, i + d/2), theta^(-2i/d).
+void ref_rope(std::vector<double>& x, int n, int heads, int hd, double theta) {
+  for (int t = 0; t < n; ++t)
+    for (int h = 0; h < heads; ++h)
+      for (int i = 0; i < hd / 2; ++i) {
+        double f = std::pow(theta, -2.0 * i / hd);
+        double c = std::cos(t * f), s = std::sin(t * f);
+        double& a = x[(size_t)t * heads * hd + h * hd + i];
+        double& b = x[(size_t)t * heads * hd + h * hd + i + hd / 2];
+        double na = a * c - b * s, nb = b * c + a * s;
+        a = na;
+        b = nb;
+      }
+}
+
+// One decoder layer, positions 0..n-1, written directly from the equations.
+std::vector<double> ref_layer(const ModelConfig& c, const LayerWeights& L,
+                              const std::vector<double>& x) {
+  const int n = (int)(x.size() / c.hidden), hd = c.head_dim;
+  std::vector<double> h = x;
+  ref_rmsnorm(h, n, c.hidden, L.attn_norm, c.rms_eps);
+  auto q = ref_linear(h, n, L, kQ), k = ref_linear(h, n, L, kK), v = ref_linear(h, n, L, kV);
+  if (c.qk_norm) {
+    ref_rmsnorm(q, n * c.n_heads, hd, L.q_norm, c.rms_eps);
+    ref_rmsnorm(k, n * c.n_kv_heads, hd, L.k_norm, c.rms_eps);
+  }
+  ref_rope(q, n, c.n_heads, hd, c.rope_theta);
+  ref_rope(k, n, c.n_kv_heads, hd, c.rope_theta);
+  std::vector<double> att((size_t)n * c.q_dim());
+  for (int hh = 0; hh < c.n_heads; ++hh) {
+    int g = hh * c.n_kv_heads / c.n_heads;  // GQA: consecutive query heads share a kv head
+    for (int t = 0; t < n; ++t) {
+      std::vector<double> s(t + 1);
+      double mx = -1e300;
+      for (int j = 0; j <= t; ++j) {
+        double d = 0;
+        for (int i = 0; i < hd; ++i)
+          d += q[(size_t)t * c.q_dim() + hh * hd + i] * k[(size_t)j * c.kv_dim() + g * hd + i];
+        s[j] = d / std::sqrt((double)hd);
+        mx = std::max(mx, s[j]);
+      }
+      double z = 0;
+      for (auto& e : s) z += (e = std::exp(e - mx));
+      for (int i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int j = 0; j <= t; ++j) o += s[j] / z * v[(size_t)j * c.kv_dim() + g * hd + i];
+        att[(size_t)t * c.q_dim() + hh * hd + i] = o;
+      }
+    }
+  }
+  auto o = ref_linear(att, n, L, kO);
+  std::vector<double> r = x;
+  for (size_t i = 0; i < r.size(); ++i) r[i] += o[i];
+  h = r;
+  ref_rmsnorm(h, n, c.hidden, L.mlp_norm, c.rms_eps);
+  auto gt = ref_linear(h, n, L, kGate), up = ref_linear(h, n, L, kUp);
+  for (size_t i = 0; i < gt.size(); ++i) gt[i] = gt[i] / (1 + std::exp(-gt[i])) * up[i];
+  auto d = ref_linear(gt, n, L, kDown);
+  for (size_t i = 0; i < r.size(); ++i) r[i] += d[i];
+  return r;
+}
+
+class ArchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ArchTest, LayerMatchesScalarReference) {
+  test::TempDir td;
+  auto m = make_model(GetParam(), td);
+  const auto& c = m->cfg;
+  const int n = 19;
+  Rng rng(7);
+  std::vector<float> x((size_t)n * c.hidden);
+  for (auto& e : x) e = (float)rng.normal();
+  std::vector<double> xd(x.begin(), x.end());
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto ref = ref_layer(c, m->layers[l], xd);
+    std::vector<float> y = x;
+    layer_forward(c, *m->rope, m->layers[l], l, y.data(), 1, n, nullptr);
+    double err = 0, nrm = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      err = std::max(err, std::abs(y[i] - ref[i]));
+      nrm = std::max(nrm, std::abs(ref[i]));
+    }
+    EXPECT_LT(err, 1e-4 * std::max(1.0, nrm)) << GetParam() << " layer " << l;
+  }
+}
+
+TEST_P(ArchTest, DecodeAfterPrefillEqualsLongerPrefill) {
+  test::TempDir td;
+  auto m = make_model(GetParam(), td, DType::BF16, 3);
+  const int n = 23, V = m->cfg.vocab;
+  std::vector<int> toks(n);
+  Rng rng(5);
+  for (auto& t : toks) t = (int)rng.below(V);
+  // One prefill of all n tokens.
+  KVCache c1(m->cfg, 64);
+  std::vector<float> all((size_t)n * V);
+  forward_tokens(*m, toks.data(), n, c1, all.data(), true);
+  // Prefill of n-5, then 5 single-token decodes.
+  KVCache c2(m->cfg, 64);
+  std::vector<float> part((size_t)(n - 5) * V), one(V);
+  forward_tokens(*m, toks.data(), n - 5, c2, part.data(), true);
+  for (size_t i = 0; i < part.size(); ++i) ASSERT_NEAR(part[i], all[i], 1e-4) << i;
+  for (int t = n - 5; t < n; ++t) {
+    forward_tokens(*m, &toks[t], 1, c2, one.data(), false);
+    for (int j = 0; j < V; ++j)
+      ASSERT_NEAR(one[j], all[(size_t)t * V + j], 2e-4) << GetParam() << " pos " << t;
+  }
+  EXPECT_EQ(c2.pos, n);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, ArchTest,
+                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
+
+TEST(Forward, RandomCheckpointHasArchitectureFeatures) {
+  test::TempDir a, b;
+  auto q2 = make_model("tiny-qwen2", a);
+  EXPECT_TRUE(q2->cfg.qkv_bias);
+  EXPECT_FALSE(dense_b(q2->layers[0], kQ).empty());
+  EXPECT_TRUE(dense_b(q2->layers[0], kO).empty());
+  auto q3 = make_model("tiny-qwen3", b);
+  EXPECT_TRUE(q3->cfg.qk_norm);
+  EXPECT_EQ((int)q3->layers[0].q_norm.size(), q3->cfg.head_dim);
+  EXPECT_EQ(q3->cfg.head_dim, 32);  // explicit head_dim != hidden / heads
+}
+
+TEST(Forward, ContextOverflowIsAnError) {
+  test::TempDir td;
+  auto m = make_model("tiny-llama", td);
+  KVCache cache(m->cfg, 8);
+  std::vector<int> toks(9, 3);
+  EXPECT_THROW(forward_tokens(*m, toks.data(), 9, cache, nullptr, false), Error);
+  std::vector<int> bad = {1, 100000};
+  KVCache c2(m->cfg, 8);
+  EXPECT_THROW(forward_tokens(*m, bad.data(), 2, c2, nullptr, false), Error);
+}
+
+TEST(Forward, Llama3RopeScalingChangesOnlyLowFrequencies) {
+  ModelConfig c;
+  c.head_dim = 128;
+  c.rope_theta = 500000;
+  auto base = rope_inv_freq(c);
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8;
+  c.rope_scaling.low_freq_factor = 1;
+  c.rope_scaling.high_freq_factor = 4;
+  c.rope_scaling.original_max_position = 8192;
+  auto sc = rope_inv_freq(c);
+  EXPECT_FLOAT_EQ(sc[0], base[0]);                 // high frequency kept
+  EXPECT_NEAR(sc.back(), base.back() / 8, 1e-12);  // lowest frequency divided by factor
+  for (size_t i = 0; i < sc.size(); ++i) EXPECT_LE(sc[i], base[i] * (1 + 1e-6));
+}
+
+TEST(Stories260K, GreedyTextMatchesModelCard) {
+  BWLA_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+  const std::string dir = test::shared_path("models/stories260K-hf");
+  auto m = Model::load(dir);
+  auto tok = Tokenizer::load_dir(dir);
+  // Expected greedy text from ../shared/models/stories260K-llama2c/stories260K.md.
+  std::string md = read_text_file(test::shared_path("models/stories260K-llama2c/stories260K.md"));
+  const std::string start = "Once upon a time, there was a little girl named Lily.";
+  size_t b = md.find(start);
+  ASSERT_NE(b, std::string::npos);
+  size_t e = md.find("```", b);
+  std::string expected = md.substr(b, e - b);
+  while (!expected.empty() && expected.back() == '\n') expected.pop_back();
+  std::vector<int> ids = {tok->bos_id()};
+  KVCache cache(m->cfg, m->cfg.max_pos);
+  std::vector<float> logits(m->cfg.vocab);
+  forward_tokens(*m, ids.data(), 1, cache, logits.data(), false);
+  std::vector<int> out;
+  std::string text;
+  while (text.size() < expected.size() && cache.pos < m->cfg.max_pos) {
+    int nx = argmax(logits.data(), m->cfg.vocab);
+    out.push_back(nx);
+    text = tok->decode(out, true);
+    forward_tokens(*m, &nx, 1, cache, logits.data(), false);
+  }
+  EXPECT_EQ(text.substr(0, expected.size()), expected);
+}
+
+}  // namespace
