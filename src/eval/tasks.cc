@@ -247,8 +247,9 @@ std::vector<TaskItem> load_lambada(const std::string& jsonl) {
 
 std::vector<TaskItem> load_task(const std::string& name, const std::string& data_dir) {
   const TaskSpec& spec = find_task(name);
-  std::string data = data_dir + "/" + spec.data_file;
-  std::string labels = spec.labels_file.empty() ? "" : data_dir + "/" + spec.labels_file;
+  const std::string base = data_dir.empty() ? "" : data_dir + "/";  // empty: current dir
+  std::string data = base + spec.data_file;
+  std::string labels = spec.labels_file.empty() ? "" : base + spec.labels_file;
   if (spec.name == "piqa") return load_piqa(data, labels);
   if (spec.name == "hellaswag") return load_hellaswag(data);
   if (spec.name == "arc_easy" || spec.name == "arc_challenge") return load_arc(data);
