@@ -264,6 +264,47 @@ TEST_F(SmolTokenizer, ConcurrentEncodeIsConsistent) {
   for (int b : bad) EXPECT_EQ(b, 0);
 }
 
+// Variants of the shared tokenizers with other pre-tokenizers; expected ids
+// come from an independent implementation (tokenizers.js) on the same files.
+TEST(TokenizerVariants, Llama3StyleSplitRegex) {
+  BWLA_REQUIRE_SHARED(kSmol);
+  TempDir td;
+  json j = load_json_file(shared_path(std::string(kSmol) + "/tokenizer.json"));
+  j["pre_tokenizer"] = json::parse(R"({"type":"Sequence","pretokenizers":[
+    {"type":"Split","pattern":{"Regex":"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+     "behavior":"Isolated","invert":false},
+    {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]})");
+  j["post_processor"] = json::parse(R"({"type":"TemplateProcessing",
+    "single":[{"SpecialToken":{"id":"<|endoftext|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+    "special_tokens":{"<|endoftext|>":{"id":"<|endoftext|>","ids":[0],"tokens":["<|endoftext|>"]}}})");
+  auto tok = Tokenizer::load_file(td.write("l3.json", j.dump()));
+  EXPECT_EQ(tok->kind(), "bpe-bytelevel");
+  EXPECT_TRUE(tok->adds_bos());
+  EXPECT_EQ(tok->encode("I'M 12345 don't  stop\n now"),
+            (std::vector<int>{0, 57, 23, 61, 216, 33, 34, 35, 36, 37, 1326, 982, 216, 2853, 198, 1209}));
+}
+
+TEST(TokenizerVariants, MetaspacePrependFirst) {
+  BWLA_REQUIRE_SHARED(kStories);
+  TempDir td;
+  json j = load_json_file(shared_path(std::string(kStories) + "/tokenizer.json"));
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = json::parse(R"({"type":"Metaspace","replacement":"\u2581","prepend_scheme":"first","split":false})");
+  j["decoder"] = json::parse(R"({"type":"Metaspace","replacement":"\u2581","prepend_scheme":"first","split":false})");
+  auto tok = Tokenizer::load_file(td.write("ms.json", j.dump()));
+  EXPECT_EQ(tok->kind(), "bpe-sentencepiece");
+  EXPECT_EQ(tok->encode(" Hello  world"), (std::vector<int>{1, 346, 306, 414, 410, 263, 304, 341}));
+  // "first": no "▁" prepended to text after an added token...
+  EXPECT_EQ(tok->encode("Hi<s>there"), (std::vector<int>{1, 320, 417, 1, 413, 260, 276}));
+  // Metaspace does not prepend to text already starting with a space, so that
+  // space is lost on decode (as in the reference); other text round-trips.
+  EXPECT_EQ(tok->decode(tok->encode(" Hello  world", false)), "Hello  world");
+  EXPECT_EQ(tok->decode(tok->encode("Hello  world ", false)), "Hello  world ");
+  // ...whereas the Prepend normalizer of the original file prepends to every segment.
+  auto orig = Tokenizer::load_dir(shared_path(kStories));
+  EXPECT_EQ(orig->encode("Hi<s>there"), (std::vector<int>{1, 320, 417, 1, 383}));
+}
+
 // Whole-file encode: round trip plus timing printed (not asserted).
 TEST(TokenizerWholeFile, EncodeWikiTextTest) {
   BWLA_REQUIRE_SHARED(kWiki);

@@ -87,8 +87,10 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const json& root, const std::string
     byte_ids_[b] = bpe_.find(s);
     if (byte_ids_[b] < 0) ++missing;
   }
+  // Common (e.g. SmolLM lacks bytes that never occur in UTF-8 text); such
+  // bytes encode to unk, or are dropped when the model has none.
   if (missing > 0)
-    log_warn("'{}': {} of 256 byte-level base tokens are missing from the vocab", file, missing);
+    log_debug("'{}': {} of 256 byte-level base tokens are missing from the vocab", file, missing);
   finish_init();
 }
 
