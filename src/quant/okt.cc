@@ -7,34 +7,15 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "quant/okt_parallel.h"
 
 namespace bwla {
 
 namespace {
 
-// Below this many elements, loops and Eigen GEMMs run on one thread (OpenMP
-// barriers cost more than they save, badly so on a loaded machine).
-constexpr long kParallelMin = 1L << 18;
+constexpr long kParallelMin = kOktParallelMin;
 // Relative change of J treated as float rounding (J is recomputed from Z).
 constexpr double kRoundTol = 1e-9;
-
-// Limits Eigen's GEMM threads for the guard's lifetime (restores the default).
-class EigenThreadLimit {
- public:
-  explicit EigenThreadLimit(bool single) : active_(single) {
-    if (active_) {
-      prev_ = Eigen::nbThreads();
-      Eigen::setNbThreads(1);
-    }
-  }
-  ~EigenThreadLimit() {
-    if (active_) Eigen::setNbThreads(prev_);
-  }
-
- private:
-  bool active_;
-  int prev_ = 0;
-};
 
 // One data set (weight rows or activation tokens) stored in "layout B":
 // element (row i, k, b) of the row reshaped to n1×n2 sits at [k, i·n2 + b] of
