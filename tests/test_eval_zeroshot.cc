@@ -139,7 +139,15 @@ TEST(EvalLoglik, LeftTruncatesLongContext) {
   // reserve: a longer sibling continuation (5 tokens) leaves room for 4.
   r = sc.score(ctx, cont, 5);
   EXPECT_EQ(r.context_dropped, 7);
-  EXPECT_THROW(sc.score(ctx, bytes("123456789")), Error);  // continuation alone too long
+  // A continuation longer than the window: its first 2 tokens join the context
+  // and only the last 7 (= max_context - 1) are scored.
+  std::vector<int> longc = bytes("123456789");
+  r = sc.score(ctx, longc);
+  EXPECT_EQ(r.cont_dropped, 2);
+  EXPECT_EQ(r.n_tokens, 7);
+  std::vector<int> ctx2 = {longc[0], longc[1]};
+  e = sref.score(ctx2, std::vector<int>(longc.begin() + 2, longc.end()));
+  EXPECT_EQ(r.loglik, e.loglik);
   EXPECT_THROW(sc.score(std::vector<int>{}, cont), Error);
   EXPECT_THROW(sc.score(ctx, std::vector<int>{}), Error);
 }

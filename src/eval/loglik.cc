@@ -84,14 +84,23 @@ void LoglikScorer::feed(const int* tokens, int n, bool keep_all_rows) {
   tokens_fed_ += n;
 }
 
-LoglikResult LoglikScorer::score(const std::vector<int>& context_in,
-                                 const std::vector<int>& cont, int reserve) {
-  BWLA_CHECK(!context_in.empty(), "log-likelihood request with an empty context");
-  BWLA_CHECK(!cont.empty(), "log-likelihood request with an empty continuation");
+LoglikResult LoglikScorer::score(const std::vector<int>& context_orig,
+                                 const std::vector<int>& cont_orig, int reserve) {
+  BWLA_CHECK(!context_orig.empty(), "log-likelihood request with an empty context");
+  BWLA_CHECK(!cont_orig.empty(), "log-likelihood request with an empty continuation");
   const int max_ctx = lm_.max_context();
+  BWLA_CHECK(max_ctx >= 2, "max_context {} too small to score anything", max_ctx);
+  // A continuation longer than the window: its first tokens move into the
+  // context (conditioned on, not scored) so the last max_ctx-1 tokens are scored.
+  std::vector<int> context_in = context_orig, cont = cont_orig;
+  int cont_dropped = 0;
+  if ((int)cont.size() > max_ctx - 1) {
+    cont_dropped = (int)cont.size() - (max_ctx - 1);
+    context_in.insert(context_in.end(), cont.begin(), cont.begin() + cont_dropped);
+    cont.erase(cont.begin(), cont.begin() + cont_dropped);
+  }
+  reserve = std::min(reserve, max_ctx - 1);
   const int clen = (int)cont.size();
-  BWLA_CHECK(clen <= max_ctx, "continuation of {} tokens does not fit max_context {}", clen,
-             max_ctx);
   // Fed sequence = context + cont[:-1] must fit: len(ctx) <= max_ctx + 1 - len(cont).
   const int room = max_ctx + 1 - std::max(clen, reserve);
   LoglikResult r;
@@ -123,6 +132,7 @@ LoglikResult LoglikScorer::score(const std::vector<int>& context_in,
     r.is_greedy = r.is_greedy && greedy;
   }
   r.n_tokens = clen;
+  r.cont_dropped = cont_dropped;
   return r;
 }
 

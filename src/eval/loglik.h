@@ -44,6 +44,7 @@ struct LoglikResult {
   bool is_greedy = true;   // every continuation token is the argmax of its row
   int n_tokens = 0;        // continuation tokens scored
   int context_dropped = 0; // context tokens left-truncated to fit max_context()
+  int cont_dropped = 0;    // leading continuation tokens not scored (longer than the window)
 };
 
 class LoglikScorer {

@@ -98,7 +98,7 @@ TaskMetrics evaluate_items(LanguageModel& lm, const Tokenizer& tok,
       LoglikResult r = scorer.score(enc[i].context, enc[i].continuation, reserve);
       ll[i] = r.loglik;
       ll_norm[i] = r.loglik / (double)it.continuations[i].size();
-      truncated = truncated || r.context_dropped > 0;
+      truncated = truncated || r.context_dropped > 0 || r.cont_dropped > 0;
       greedy = greedy && r.is_greedy;
       n_tokens += r.n_tokens;
     }

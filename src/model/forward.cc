@@ -38,7 +38,7 @@ void attend(const ModelConfig& c, const float* q, const float* kb, const float* 
       const int g = h / group;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, hd, scale, q + h * hd, qs,
                   kb + g * hd, kvd, 0.f, S.data(), T);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)n * T >= 16384)
       for (int t = 0; t < n; ++t) {
         float* s = S.data() + (size_t)t * T;
         const int p = p0 + t, j0 = first_key(p);
@@ -51,7 +51,8 @@ void attend(const ModelConfig& c, const float* q, const float* kb, const float* 
     }
     return;
   }
-#pragma omp parallel for schedule(static) collapse(2)
+  const bool par = (long)n * nh * T * hd >= (1L << 16);
+#pragma omp parallel for schedule(static) collapse(2) if (par)
   for (int t = 0; t < n; ++t) {
     for (int h = 0; h < nh; ++h) {
       const int g = h / group, p = p0 + t, j0 = first_key(p);

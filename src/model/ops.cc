@@ -6,7 +6,7 @@
 namespace bwla {
 
 void rmsnorm(const float* x, const float* w, float* out, int n, int dim, double eps) {
-#pragma omp parallel for schedule(static) if (n >= 8)
+#pragma omp parallel for schedule(static) if ((long)n * dim >= 32768)
   for (int t = 0; t < n; ++t) {
     const float* xr = x + (size_t)t * dim;
     float* o = out + (size_t)t * dim;
@@ -44,7 +44,7 @@ Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim), inv_freq_(rope_inv
 
 void Rope::apply(float* x, int n, int n_heads, int pos0) const {
   const int half = head_dim_ / 2;
-#pragma omp parallel for schedule(static) if (n >= 8)
+#pragma omp parallel for schedule(static) if ((long)n * n_heads * head_dim_ >= 32768)
   for (int t = 0; t < n; ++t) {
     float cs[512], sn[512];
     float* cp = half <= 512 ? cs : nullptr;

@@ -1,0 +1,58 @@
+// bwla eval MODEL --tasks ... [--limit N] [--json-out FILE]: zero-shot accuracy.
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "eval/zeroshot.h"
+#include "io/json.h"
+#include "model/model_lm.h"
+#include "model/tokenizer.h"
+
+namespace bwla::cli {
+
+Runner register_eval(CLI::App& app) {
+  auto* sub = app.add_subcommand("eval", "zero-shot tasks (lm-evaluation-harness conventions)");
+  static std::string dir, tasks, out_file;
+  static EvalOptions opt;
+  static int ctx = 0;
+  static Common common;
+  opt.data_dir = "../shared/data";
+  sub->add_option("model", dir, "model directory")->required();
+  sub->add_option("--tasks", tasks,
+                  "comma-separated: piqa,hellaswag,winogrande,arc_easy,arc_challenge,lambada "
+                  "(default all)");
+  sub->add_option("--data-dir", opt.data_dir, "directory holding the task data");
+  sub->add_option("--limit", opt.limit, "items per task (0 = all), drawn with --seed")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", opt.seed, "seed for --limit subsets");
+  sub->add_option("--ctx", ctx, "context size (0 = model maximum)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--json-out", out_file, "also write the JSON result to this file");
+  add_common(sub, common);
+  return [] {
+    apply_common(common);
+    opt.tasks.clear();
+    size_t b = 0;
+    while (b < tasks.size()) {
+      size_t e = tasks.find(',', b);
+      if (e == std::string::npos) e = tasks.size();
+      if (e > b) opt.tasks.push_back(tasks.substr(b, e - b));
+      b = e + 1;
+    }
+    auto model = Model::load(dir);
+    auto tok = Tokenizer::load_dir(dir);
+    ModelLM lm(*model, ctx);
+    Timer t;
+    json r = run_zeroshot(lm, *tok, opt);
+    r["model"] = dir;
+    r["seconds"] = t.seconds();
+    if (!out_file.empty()) write_text_file_atomic(out_file, r.dump(2));
+    if (common.json)
+      print_json(r);
+    else
+      fmt::print("{}", format_zeroshot_table(r));
+    return 0;
+  };
+}
+
+}  // namespace bwla::cli
