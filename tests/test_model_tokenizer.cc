@@ -434,6 +434,26 @@ TEST(TokenizerErrors, UnsupportedKinds) {
   expect_error([&] { Tokenizer::load_file(b); }, {"bert.json", "BertPreTokenizer"});
 }
 
+TEST(TokenizerErrors, BadStructure) {
+  TempDir td;
+  json j = json::parse(sp_json("[]"));
+  j["post_processor"]["single"][0]["SpecialToken"]["id"] = 5;  // must be a string
+  std::string p = td.write("pp.json", j.dump());
+  expect_error([&] { Tokenizer::load_file(p); }, {"pp.json"});
+  j = json::parse(sp_json("[]"));
+  j["model"]["vocab"]["a"] = "x";
+  p = td.write("v.json", j.dump());
+  expect_error([&] { Tokenizer::load_file(p); }, {"v.json", "vocab"});
+  j = json::parse(sp_json("[]"));
+  j["added_tokens"][0] = json::parse(R"({"content":"<unk>"})");
+  p = td.write("a.json", j.dump());
+  expect_error([&] { Tokenizer::load_file(p); }, {"a.json", "added_tokens[0]"});
+  j = json::parse(sp_json("[]"));
+  j["pre_tokenizer"] = json::parse(R"({"type":"Split","pattern":{"Regex":"(unclosed"},"behavior":"Isolated"})");
+  p = td.write("re.json", j.dump());
+  expect_error([&] { Tokenizer::load_file(p); }, {"re.json", "regex"});
+}
+
 TEST(TokenizerErrors, BadMerges) {
   TempDir td;
   std::string p = td.write("m1.json", sp_json(R"(["a zz"])"));

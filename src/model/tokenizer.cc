@@ -128,13 +128,24 @@ std::optional<int> token_id_field(const json& cfg, const char* key, const std::s
   fail("'{}': {} must be an integer or a list of integers", file, key);
 }
 
+// Builds the tokenizer and its post-processor specials from one tokenizer.json;
+// JSON type errors deep in the structure become bwla::Error naming the file.
+std::unique_ptr<BpeTokenizerBase> build(const std::string& path, BpeTokenizerBase::Specials& sp) {
+  json root = load_json_file(path);
+  try {
+    auto tok = make_tokenizer(root, path);
+    parse_post_processor(member(root, "post_processor"), *tok, sp);
+    return tok;
+  } catch (const json::exception& e) {
+    fail("'{}': unexpected tokenizer.json structure: {}", path, e.what());
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& tokenizer_json) {
-  json root = load_json_file(tokenizer_json);
-  auto tok = make_tokenizer(root, tokenizer_json);
   BpeTokenizerBase::Specials sp;
-  parse_post_processor(member(root, "post_processor"), *tok, sp);
+  auto tok = build(tokenizer_json, sp);
   tok->set_specials(sp);
   return tok;
 }
@@ -144,10 +155,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load_dir(const std::string& dir) {
   const std::string tj = (fs::path(dir) / "tokenizer.json").string();
   BWLA_CHECK(fs::is_directory(dir), "'{}': tokenizer directory not found", dir);
   BWLA_CHECK(fs::exists(tj), "'{}': no tokenizer.json in this directory", tj);
-  json root = load_json_file(tj);
-  auto tok = make_tokenizer(root, tj);
   BpeTokenizerBase::Specials sp;
-  parse_post_processor(member(root, "post_processor"), *tok, sp);
+  auto tok = build(tj, sp);
 
   auto lookup = [&](const std::string& content, const std::string& file, const char* key) {
     int id = tok->token_id(content);
