@@ -8,6 +8,7 @@
 #include "core/timer.h"
 #include "quant/dist_stats.h"
 #include "quant/okt.h"
+#include "quant/psp.h"
 
 using namespace bwla;
 
@@ -207,11 +208,13 @@ TEST(Okt, BadInputAndFallback) {
   EXPECT_LT(orth_error(q.transform->r2()), 1e-5);
 }
 
+// Measurements for the report (run with --gtest_also_run_disabled_tests).
 TEST(OktMeasure, DISABLED_Report) {
   MatrixRM w = outlier_weights(256, 512, 0.01, 7);
   const DistStats s0 = row_dist_stats(w);
   std::printf("256x512: binerr %.4f kurt %.3f bimod %.3f near %.3f\n", binarization_error(w),
               s0.kurtosis, s0.bimodality, s0.near_centre_mass);
+  std::unique_ptr<KroneckerTransform> best;
   for (auto ms : {OktOptions::MStep::Procrustes, OktOptions::MStep::Cayley})
     for (float kappa : {0.0f, 0.25f})
       for (bool had : {false, true}) {
@@ -223,19 +226,35 @@ TEST(OktMeasure, DISABLED_Report) {
         MatrixRM wr = w;
         r.transform->apply_to_weight(wr);
         const DistStats s = row_dist_stats(wr);
-        std::printf("%s kappa %.2f had %d: binerr %.4f kurt %.3f bimod %.3f near %.3f J %.4f->%.4f rej %d %.2fs\n",
+        std::printf("%s kappa %.2f had %d: binerr %.4f kurt %.3f bimod %.3f near %.3f "
+                    "J %.4f->%.4f its %zu rej %d %.2fs\n",
                     ms == OktOptions::MStep::Procrustes ? "procrustes" : "cayley    ", kappa, had,
                     binarization_error(wr), s.kurtosis, s.bimodality, s.near_centre_mass,
-                    r.objective.front(), r.objective.back(), r.rejected_steps, r.seconds);
+                    r.objective.front(), r.objective.back(), r.objective.size() - 1,
+                    r.rejected_steps, r.seconds);
+        if (ms == OktOptions::MStep::Procrustes && kappa > 0 && !had) best = std::move(r.transform);
       }
-  for (auto [o, i] : {std::pair{2048, 2048}, std::pair{5632, 2048}, std::pair{2048, 5632}}) {
-    MatrixRM big = outlier_weights(o, i, 0.01, 1);
-    OktOptions opt;
-    Timer t;
-    OktResult r = learn_okt(big, nullptr, opt);
-    MatrixRM wr = big;
-    r.transform->apply_to_weight(wr);
-    std::printf("%dx%d (%dx%d): %.2fs  binerr %.4f -> %.4f\n", o, i, r.n1, r.n2, t.seconds(),
-                binarization_error(big), binarization_error(wr));
+  for (const KroneckerTransform* rot : {(const KroneckerTransform*)nullptr, best.get()}) {
+    PspOptions po;
+    po.rank = 16;
+    PspResult p = run_psp(w, rot, xnor_row_binarizer(), po);
+    std::printf("PSP rank 16 %s: rel err plain %.4f -> %.4f (best iter %d, +%.3f bits/w)\n",
+                rot ? "with OKT" : "no rot  ", p.residual.front(), p.error, p.best_iter,
+                psp_storage_bits(256, 512, 16) / (256.0 * 512.0));
   }
+  for (auto [o, i] : {std::pair{2048, 2048}, std::pair{5632, 2048}, std::pair{2048, 5632}})
+    for (bool had : {false, true}) {
+      MatrixRM big = outlier_weights(o, i, 0.01, 1);
+      OktOptions opt;
+      opt.hadamard_init = had;
+      Timer t;
+      OktResult r = learn_okt(big, nullptr, opt);
+      const double sec = t.seconds();
+      MatrixRM wr = big;
+      r.transform->apply_to_weight(wr);
+      std::printf("%dx%d (%dx%d) had %d: %.2fs  binerr %.4f -> %.4f (its %zu)\n", o, i, r.n1,
+                  r.n2, had, sec, binarization_error(big), binarization_error(wr),
+                  r.objective.size() - 1);
+      std::fflush(stdout);
+    }
 }

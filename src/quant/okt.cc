@@ -1,5 +1,6 @@
 #include "quant/okt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -25,51 +26,68 @@ struct Block {
   bool is_act = false;
   long rows = 0;
   double norm2 = 0;   // ‖X‖²
-  double scale = 0;   // weight in J divided by ‖X‖²
+  double scale = 0;   // weight in J divided by ‖X‖² (of the whole data set)
   MatrixRM xb;        // data, [n1, rows·n2]
   MatrixRM y, z, t;   // R1ᵀ·X, rotated Z, targets T (all layout B)
   VectorD c;          // weights: c_i = mean|Z_i|
   VectorF tau;        // activations: clip level per token
+  MatrixRM m;         // this chunk's (unscaled) M-step matrix
   double value = 0;   // contribution to J
 };
 
-MatrixRM to_layout_b(const MatrixRM& w, long n1, long n2) {
-  const long rows = w.rows();
+// Rows [r0, r0 + rows) of x in layout B.
+MatrixRM to_layout_b(const MatrixRM& x, long r0, long rows, long n1, long n2) {
   MatrixRM b(n1, rows * n2);
-#pragma omp parallel for schedule(static) if (rows * n1 * n2 >= kParallelMin)
   for (long k = 0; k < n1; ++k)
     for (long i = 0; i < rows; ++i)
-      std::memcpy(b.data() + k * rows * n2 + i * n2, w.data() + i * n1 * n2 + k * n2,
+      std::memcpy(b.data() + k * rows * n2 + i * n2, x.data() + (r0 + i) * n1 * n2 + k * n2,
                   sizeof(float) * n2);
   return b;
 }
 
+// Holds the data split into row chunks; every pass runs one OpenMP loop over
+// the chunks (dynamic schedule) with single-threaded Eigen GEMMs inside, so a
+// thread descheduled on a busy machine only delays its own chunk, and the
+// per-factor matrices are reduced serially afterwards.
 class OktSolver {
  public:
   OktSolver(long n1, long n2, const OktOptions& opt) : n1_(n1), n2_(n2), opt_(opt) {}
 
-  void add_block(const MatrixRM& x, bool is_act, double weight) {
-    Block b;
-    b.is_act = is_act;
-    b.rows = x.rows();
-    b.norm2 = (double)x.cast<double>().squaredNorm();
-    b.scale = b.norm2 > 0 ? weight / b.norm2 : 0.0;
-    b.xb = to_layout_b(x, n1_, n2_);
-    if (is_act) {
-      b.tau.resize(b.rows);
-      for (long t = 0; t < b.rows; ++t)
-        b.tau[t] = opt_.act_clip *
-                   (float)std::sqrt(x.row(t).cast<double>().squaredNorm() / (double)x.cols());
+  void add_data(const MatrixRM& x, bool is_act, double weight) {
+    const double norm2 = (double)x.cast<double>().squaredNorm();
+    const double scale = norm2 > 0 ? weight / norm2 : 0.0;
+    const long chunk = std::max<long>(1, kChunkElems / std::max<long>(1, x.cols()));
+    const size_t first = blocks_.size();
+    for (long r0 = 0; r0 < x.rows(); r0 += chunk) {
+      Block b;
+      b.is_act = is_act;
+      b.rows = std::min(chunk, x.rows() - r0);
+      b.scale = scale;
+      if (is_act) {
+        b.tau.resize(b.rows);
+        for (long t = 0; t < b.rows; ++t)
+          b.tau[t] = opt_.act_clip * (float)std::sqrt(x.row(r0 + t).cast<double>().squaredNorm() /
+                                                       (double)x.cols());
+      }
+      blocks_.push_back(std::move(b));
     }
-    blocks_.push_back(std::move(b));
+    const long nb = (long)(blocks_.size() - first);
+#pragma omp parallel for schedule(dynamic, 1) if (x.size() >= kParallelMin)
+    for (long k = 0; k < nb; ++k) {
+      Block& b = blocks_[first + k];
+      b.xb = to_layout_b(x, k * chunk, b.rows, n1_, n2_);
+    }
   }
 
   // Recomputes Y = R1ᵀ·X (when update_y) and Z = Y·R2, then J.
   double rotate_and_evaluate(const MatrixD& r1, const MatrixD& r2, bool update_y) {
-    const MatrixRM r1f = r1.cast<float>(), r2f = r2.cast<float>();
+    const MatrixRM r1t = r1.transpose().cast<float>(), r2f = r2.cast<float>();
     double j = 0;
-    for (auto& b : blocks_) {
-      if (update_y) b.y.noalias() = r1f.transpose() * b.xb;
+    const long nb = (long)blocks_.size();
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : j) if (parallel())
+    for (long k = 0; k < nb; ++k) {
+      Block& b = blocks_[k];
+      if (update_y) b.y.noalias() = r1t * b.xb;
       b.z.resize(n1_, b.rows * n2_);
       Eigen::Map<const MatrixRM> ym(b.y.data(), n1_ * b.rows, n2_);
       Eigen::Map<MatrixRM> zm(b.z.data(), n1_ * b.rows, n2_);
@@ -82,60 +100,78 @@ class OktSolver {
 
   // E-step: targets T from the current Z.
   void compute_targets() {
-    for (auto& b : blocks_) (b.is_act ? targets_act(b) : targets_weight(b));
+    const long nb = (long)blocks_.size();
+#pragma omp parallel for schedule(dynamic, 1) if (parallel())
+    for (long k = 0; k < nb; ++k) blocks_[k].is_act ? targets_act(blocks_[k]) : targets_weight(blocks_[k]);
   }
 
   // M1 = Σ scale·(X·R2)·Tᵀ over blocks (n1×n1).
   MatrixD m1(const MatrixD& r2) {
     const MatrixRM r2f = r2.cast<float>();
-    MatrixD m = MatrixD::Zero(n1_, n1_);
-    for (auto& b : blocks_) {
-      if (b.scale == 0) continue;
+    const long nb = (long)blocks_.size();
+#pragma omp parallel for schedule(dynamic, 1) if (parallel())
+    for (long k = 0; k < nb; ++k) {
+      Block& b = blocks_[k];
       MatrixRM p(n1_, b.rows * n2_);
       Eigen::Map<const MatrixRM> xm(b.xb.data(), n1_ * b.rows, n2_);
       Eigen::Map<MatrixRM> pm(p.data(), n1_ * b.rows, n2_);
       pm.noalias() = xm * r2f;
-      MatrixRM mf = p * b.t.transpose();
-      m += b.scale * mf.cast<double>();
+      b.m.noalias() = p * b.t.transpose();
     }
-    return m;
+    return reduce(n1_);
   }
 
   // M2 = Σ scale·Σ_i (R1ᵀ·Wr_i)ᵀ·T_i over blocks (n2×n2); needs Y current.
   MatrixD m2() {
-    MatrixD m = MatrixD::Zero(n2_, n2_);
-    for (auto& b : blocks_) {
-      if (b.scale == 0) continue;
+    const long nb = (long)blocks_.size();
+#pragma omp parallel for schedule(dynamic, 1) if (parallel())
+    for (long k = 0; k < nb; ++k) {
+      Block& b = blocks_[k];
       Eigen::Map<const MatrixRM> ym(b.y.data(), n1_ * b.rows, n2_);
       Eigen::Map<const MatrixRM> tm(b.t.data(), n1_ * b.rows, n2_);
-      MatrixRM mf = ym.transpose() * tm;
-      m += b.scale * mf.cast<double>();
+      b.m.noalias() = ym.transpose() * tm;
     }
-    return m;
+    return reduce(n2_);
   }
 
  private:
+  static constexpr long kChunkElems = 1L << 17;
+
+  bool parallel() const { return blocks_.size() > 1 && total_elems() >= kParallelMin; }
+  long total_elems() const {
+    long n = 0;
+    for (const auto& b : blocks_) n += b.xb.size();
+    return n;
+  }
+
+  MatrixD reduce(long n) const {
+    MatrixD m = MatrixD::Zero(n, n);
+    for (const auto& b : blocks_)
+      if (b.scale != 0) m += b.scale * b.m.cast<double>();
+    return m;
+  }
+
   double eval_weight(Block& b) {
     const long rows = b.rows, n2 = n2_, n1 = n1_;
     const double m = (double)(n1 * n2);
     b.c.resize(rows);
-    double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (rows * n1 * n2 >= kParallelMin)
-    for (long i = 0; i < rows; ++i) {
-      double sa = 0, s2 = 0;
-      for (long k = 0; k < n1; ++k) {
+    VectorD sa = VectorD::Zero(rows), s2 = VectorD::Zero(rows);
+    for (long k = 0; k < n1; ++k)
+      for (long i = 0; i < rows; ++i) {
         const float* zp = b.z.data() + k * rows * n2 + i * n2;
         float fa = 0, f2 = 0;
         for (long j = 0; j < n2; ++j) {
           fa += std::fabs(zp[j]);
           f2 += zp[j] * zp[j];
         }
-        sa += fa;
-        s2 += f2;
+        sa[i] += fa;
+        s2[i] += f2;
       }
-      const double c = sa / m;
+    double total = 0;
+    for (long i = 0; i < rows; ++i) {
+      const double c = sa[i] / m;
       b.c[i] = c;
-      total += s2 - m * c * c;  // min_c ‖Z_i − c·sign(Z_i)‖²
+      total += s2[i] - m * c * c;  // min_c ‖Z_i − c·sign(Z_i)‖²
     }
     return b.scale * total;
   }
@@ -143,19 +179,17 @@ class OktSolver {
   double eval_act(Block& b) {
     const long rows = b.rows, n2 = n2_, n1 = n1_;
     double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (rows * n1 * n2 >= kParallelMin)
-    for (long i = 0; i < rows; ++i) {
-      const float tau = b.tau[i];
-      double s = 0;
-      for (long k = 0; k < n1; ++k) {
+    for (long k = 0; k < n1; ++k)
+      for (long i = 0; i < rows; ++i) {
+        const float tau = b.tau[i];
         const float* zp = b.z.data() + k * rows * n2 + i * n2;
+        float s = 0;
         for (long j = 0; j < n2; ++j) {
-          const float e = std::fabs(zp[j]) - tau;
-          if (e > 0) s += (double)e * e;
+          const float e = std::max(std::fabs(zp[j]) - tau, 0.0f);
+          s += e * e;
         }
+        total += s;
       }
-      total += s;
-    }
     return b.scale * total;
   }
 
@@ -163,35 +197,33 @@ class OktSolver {
     const long rows = b.rows, n2 = n2_, n1 = n1_;
     const float kappa = opt_.kappa;
     b.t.resize(n1, rows * n2);
-#pragma omp parallel for schedule(static) if (rows * n1 * n2 >= kParallelMin)
-    for (long ki = 0; ki < n1 * rows; ++ki) {
-      const long k = ki / rows, i = ki % rows;
-      const long off = k * rows * n2 + i * n2;
-      Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
-      Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
-      const float c = (float)b.c[i];
-      if (!(c > 0)) {
-        t.setZero();
-      } else if (kappa <= 0) {
-        t = (z >= 0).select(Eigen::ArrayXf::Constant(n2, c), -c);
-      } else {
-        // c·(2γ − 1) with γ = sigmoid(2zc/σ²), σ = κc.
-        t = c * (z * (1.0f / (kappa * kappa * c))).tanh();
+    for (long k = 0; k < n1; ++k)
+      for (long i = 0; i < rows; ++i) {
+        const long off = k * rows * n2 + i * n2;
+        Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
+        Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
+        const float c = (float)b.c[i];
+        if (!(c > 0)) {
+          t.setZero();
+        } else if (kappa <= 0) {
+          t = (z >= 0).select(Eigen::ArrayXf::Constant(n2, c), -c);
+        } else {
+          // c·(2γ − 1) with γ = sigmoid(2zc/σ²), σ = κc.
+          t = c * (z * (1.0f / (kappa * kappa * c))).tanh();
+        }
       }
-    }
   }
 
   void targets_act(Block& b) {
     const long rows = b.rows, n2 = n2_, n1 = n1_;
     b.t.resize(n1, rows * n2);
-#pragma omp parallel for schedule(static) if (rows * n1 * n2 >= kParallelMin)
-    for (long ki = 0; ki < n1 * rows; ++ki) {
-      const long k = ki / rows, i = ki % rows;
-      const long off = k * rows * n2 + i * n2;
-      Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
-      Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
-      t = z.max(-b.tau[i]).min(b.tau[i]);
-    }
+    for (long k = 0; k < n1; ++k)
+      for (long i = 0; i < rows; ++i) {
+        const long off = k * rows * n2 + i * n2;
+        Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
+        Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
+        t = z.max(-b.tau[i]).min(b.tau[i]);
+      }
   }
 
   long n1_, n2_;
@@ -332,8 +364,8 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
   }
 
   OktSolver solver(n1, n2, opt);
-  solver.add_block(w, false, 1.0);
-  if (use_act) solver.add_block(*act_sample, true, opt.act_weight);
+  solver.add_data(w, false, 1.0);
+  if (use_act) solver.add_data(*act_sample, true, opt.act_weight);
 
   auto fail_back = [&](const std::string& why) {
     res.fell_back = true;
