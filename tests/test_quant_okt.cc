@@ -234,7 +234,7 @@ TEST(OktMeasure, DISABLED_Report) {
                     r.rejected_steps, r.seconds);
         if (ms == OktOptions::MStep::Procrustes && kappa > 0 && !had) best = std::move(r.transform);
       }
-  for (const KroneckerTransform* rot : {(const KroneckerTransform*)nullptr, best.get()}) {
+  for (const KroneckerTransform* rot : std::vector<const KroneckerTransform*>{nullptr, best.get()}) {
     PspOptions po;
     po.rank = 16;
     PspResult p = run_psp(w, rot, xnor_row_binarizer(), po);
