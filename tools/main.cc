@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   reg(bwla::cli::register_ppl);
   reg(bwla::cli::register_make_random);
   reg(bwla::cli::register_eval);
+  reg(bwla::cli::register_quantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

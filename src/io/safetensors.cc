@@ -189,6 +189,18 @@ void SafeTensorsWriter::add(const std::string& name, DType dtype, std::vector<in
   entries_.push_back(std::move(e));
 }
 
+void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                                 const void* data, size_t nbytes) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  BWLA_ASSERT((size_t)n * dtype_size(dtype) == nbytes, "tensor {} size mismatch {} vs {}", name,
+              (size_t)n * dtype_size(dtype), nbytes);
+  Entry e{name, dtype, std::move(shape), {}};
+  e.view = (const uint8_t*)data;
+  e.view_n = nbytes;
+  entries_.push_back(std::move(e));
+}
+
 void SafeTensorsWriter::add_f32(const std::string& name, std::vector<int64_t> shape,
                                 const float* data) {
   int64_t n = 1;
@@ -234,8 +246,8 @@ void SafeTensorsWriter::write(const std::string& path) const {
         placed.push_back({nullptr, fmt::format("__pad{}", npad++), off, off + padn});
         off += padn;
       }
-      placed.push_back({&e, "", off, off + e.bytes.size()});
-      off += e.bytes.size();
+      placed.push_back({&e, "", off, off + e.size()});
+      off += e.size();
     }
     json h = json::object();
     if (!metadata_.empty()) h["__metadata__"] = metadata_;
@@ -271,7 +283,7 @@ void SafeTensorsWriter::write(const std::string& path) const {
     std::vector<char> zeros(align_ + 8, 0);
     for (auto& p : placed) {
       if (p.e)
-        f.write((const char*)p.e->bytes.data(), (std::streamsize)p.e->bytes.size());
+        f.write((const char*)p.e->ptr(), (std::streamsize)p.e->size());
       else
         f.write(zeros.data(), (std::streamsize)(p.en - p.b));
     }

@@ -61,6 +61,9 @@ class SafeTensorsWriter {
   void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
            size_t nbytes);
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
+  // Non-owning: data must stay valid until write() returns (e.g. an mmap).
+  void add_view(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                const void* data, size_t nbytes);
   // Converts fp32 to the given float dtype (F32, F16, BF16).
   void add_from_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
                     const float* data);
@@ -75,6 +78,10 @@ class SafeTensorsWriter {
     DType dtype;
     std::vector<int64_t> shape;
     std::vector<uint8_t> bytes;
+    const uint8_t* view = nullptr;
+    size_t view_n = 0;
+    size_t size() const { return view ? view_n : bytes.size(); }
+    const uint8_t* ptr() const { return view ? view : bytes.data(); }
   };
   size_t align_;
   std::vector<Entry> entries_;

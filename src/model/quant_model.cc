@@ -1,15 +1,187 @@
 #include "model/quant_model.h"
 
+#include <cstring>
+#include <filesystem>
+
 #include "core/error.h"
+#include "model/fake_quant_linear.h"
+#include "quant/hadamard.h"
 
 namespace bwla {
+
+namespace fs = std::filesystem;
 
 bool is_quantized_config(const ModelConfig& cfg) {
   return cfg.raw.contains("quantization_config") && cfg.raw["quantization_config"].is_object();
 }
 
+namespace {
+
+void add_matrix(SafeTensorsWriter& w, const std::string& name, const MatrixRM& m) {
+  w.add_f32(name, {(int64_t)m.rows(), (int64_t)m.cols()}, m.data());
+}
+
+MatrixRM read_matrix(const TensorStore& st, const std::string& name) {
+  const TensorView& t = st.get(name);
+  BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file, name,
+             t.shape_str());
+  MatrixRM m(t.shape[0], t.shape[1]);
+  t.to_f32(m.data());
+  return m;
+}
+
+}  // namespace
+
+void add_layer_tensors(SafeTensorsWriter& w, const Model& m, int l) {
+  const LayerWeights& L = m.layers[l];
+  const ModelConfig& c = m.cfg;
+  w.add_f32(layer_tensor_name(l, "input_layernorm.weight"), {c.hidden}, L.attn_norm.data());
+  w.add_f32(layer_tensor_name(l, "post_attention_layernorm.weight"), {c.hidden},
+            L.mlp_norm.data());
+  if (c.qk_norm) {
+    w.add_f32(layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim}, L.q_norm.data());
+    w.add_f32(layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim}, L.k_norm.data());
+  }
+  for (int id = 0; id < kNumLinears; ++id) {
+    const std::string p = linear_tensor_prefix(l, id);
+    const auto* fq = dynamic_cast<const FakeQuantLinear*>(L.lin[id].get());
+    if (!fq) {
+      const auto* d = dynamic_cast<const DenseLinear*>(L.lin[id].get());
+      BWLA_ASSERT(d, "layer {} linear {} is neither dense nor fake-quant", l, id);
+      w.add_f32(p + ".weight", {d->out_features(), d->in_features()}, d->weight());
+      if (!d->bias().empty()) w.add_f32(p + ".bias", {d->out_features()}, d->bias().data());
+      continue;
+    }
+    const FakeQuantParts& q = fq->parts();
+    add_matrix(w, p + ".weight", q.w_hat);
+    if (!q.bias.empty()) w.add_f32(p + ".bias", {(int64_t)q.bias.size()}, q.bias.data());
+    w.add_f32(p + ".act_clip", {1}, &q.act_clip);
+    w.add(p + ".storage_bits", DType::F64, {1}, &q.storage_bits, 8);
+    if (q.transform) {
+      if (auto* k = dynamic_cast<const KroneckerTransform*>(q.transform.get())) {
+        add_matrix(w, p + ".okt_r1", k->r1());
+        add_matrix(w, p + ".okt_r2", k->r2());
+      } else if (auto* h = dynamic_cast<const HadamardTransform*>(q.transform.get())) {
+        int64_t s = (int64_t)h->seed();
+        w.add(p + ".hadamard_seed", DType::I64, {1}, &s, 8);
+      } else {
+        BWLA_ASSERT(false, "cannot serialise transform kind {}", q.transform->kind());
+      }
+    }
+    if (q.lr_a.size()) {
+      add_matrix(w, p + ".psp_a", q.lr_a);
+      add_matrix(w, p + ".psp_b", q.lr_b);
+    }
+  }
+}
+
+LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits) {
+  LayerWeights L;
+  L.attn_norm = read_f32(st, layer_tensor_name(l, "input_layernorm.weight"), {c.hidden});
+  L.mlp_norm = read_f32(st, layer_tensor_name(l, "post_attention_layernorm.weight"), {c.hidden});
+  if (c.qk_norm) {
+    L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
+    L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
+  }
+  const int outs[] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden,
+                      c.intermediate, c.intermediate, c.hidden};
+  const int ins[] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
+  for (int id = 0; id < kNumLinears; ++id) {
+    const std::string p = linear_tensor_prefix(l, id);
+    std::vector<float> bias;
+    if (st.has(p + ".bias")) bias = read_f32(st, p + ".bias", {outs[id]});
+    if (!st.has(p + ".act_clip")) {  // left in full precision
+      auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
+      L.lin[id] = std::make_unique<DenseLinear>(outs[id], ins[id], std::move(w), std::move(bias));
+      continue;
+    }
+    FakeQuantParts q;
+    q.abits = abits;
+    q.bias = std::move(bias);
+    auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
+    q.w_hat = Eigen::Map<MatrixRM>(w.data(), outs[id], ins[id]);
+    q.act_clip = read_f32(st, p + ".act_clip", {1})[0];
+    BWLA_CHECK(q.act_clip > 0 && q.act_clip <= 1, "'{}': {}.act_clip = {} is outside (0, 1]",
+               st.dir(), p, q.act_clip);
+    if (st.has(p + ".storage_bits")) {
+      const TensorView& t = st.get(p + ".storage_bits");
+      BWLA_CHECK(t.dtype == DType::F64 && t.numel() == 1, "'{}': {}.storage_bits must be F64 [1]",
+                 t.file, p);
+      std::memcpy(&q.storage_bits, t.data, 8);
+    }
+    if (st.has(p + ".okt_r1")) {
+      MatrixRM r1 = read_matrix(st, p + ".okt_r1"), r2 = read_matrix(st, p + ".okt_r2");
+      BWLA_CHECK(r1.rows() * r2.rows() == ins[id],
+                 "'{}': {} OKT factors {}x{} and {}x{} do not match input width {}", st.dir(), p,
+                 r1.rows(), r1.cols(), r2.rows(), r2.cols(), ins[id]);
+      q.transform = std::make_shared<KroneckerTransform>(std::move(r1), std::move(r2));
+    } else if (st.has(p + ".hadamard_seed")) {
+      const TensorView& t = st.get(p + ".hadamard_seed");
+      BWLA_CHECK(t.dtype == DType::I64 && t.numel() == 1, "'{}': {}.hadamard_seed must be I64 [1]",
+                 t.file, p);
+      int64_t s;
+      std::memcpy(&s, t.data, 8);
+      q.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(ins[id], (uint64_t)s));
+    }
+    if (st.has(p + ".psp_a")) {
+      q.lr_a = read_matrix(st, p + ".psp_a");
+      q.lr_b = read_matrix(st, p + ".psp_b");
+      BWLA_CHECK(q.lr_a.rows() == outs[id] && q.lr_b.cols() == ins[id] &&
+                     q.lr_a.cols() == q.lr_b.rows(),
+                 "'{}': {} low-rank shapes [{}, {}] x [{}, {}] do not fit [{}, {}]", st.dir(), p,
+                 q.lr_a.rows(), q.lr_a.cols(), q.lr_b.rows(), q.lr_b.cols(), outs[id], ins[id]);
+    }
+    L.lin[id] = std::make_unique<FakeQuantLinear>(std::move(q));
+  }
+  return L;
+}
+
 void load_quantized_layers(Model& m) {
-  fail("'{}/config.json': quantized models are not supported yet", m.dir);
+  const json& q = m.cfg.raw["quantization_config"];
+  const std::string file = m.dir + "/config.json";
+  BWLA_CHECK(q.value("quant_method", "") == "bwla",
+             "'{}': quantization_config.quant_method is '{}', expected 'bwla'", file,
+             q.value("quant_method", ""));
+  const int ver = q.value("format_version", -1);
+  BWLA_CHECK(ver == kFakeQuantFormatVersion,
+             "'{}': quantization_config.format_version {} is not supported (this build reads {})",
+             file, ver, kFakeQuantFormatVersion);
+  const int abits = q.value("abits", 16);
+  BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
+             "'{}': quantization_config.abits {} must be 4, 6, 8 or 16", file, abits);
+  for (int l = 0; l < m.cfg.n_layers; ++l) m.layers[l] = load_quantized_layer(*m.store, m.cfg, l, abits);
+}
+
+void save_quantized_model(const Model& m, const json& quant_config, const std::string& src_dir,
+                          const std::string& out_dir) {
+  const ModelConfig& c = m.cfg;
+  SafeTensorsWriter w;
+  w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
+  w.add_f32("model.norm.weight", {c.hidden}, m.final_norm.data());
+  if (!c.tie_embeddings) {
+    const auto* d = dynamic_cast<const DenseLinear*>(m.lm_head.get());
+    BWLA_ASSERT(d, "lm_head must be dense{}", "");
+    w.add_f32("lm_head.weight", {c.vocab, c.hidden}, d->weight());
+  }
+  for (int l = 0; l < c.n_layers; ++l) add_layer_tensors(w, m, l);
+  json cfg = c.raw;
+  cfg["quantization_config"] = quant_config;
+  cfg["quantization_config"]["quant_method"] = "bwla";
+  cfg["quantization_config"]["format_version"] = kFakeQuantFormatVersion;
+  cfg["torch_dtype"] = "float32";
+  const std::string tmp = out_dir + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  w.set_metadata("format", "pt");
+  w.write(tmp + "/model.safetensors");
+  write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "generation_config.json"}) {
+    fs::path s = fs::path(src_dir) / f;
+    if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
+  }
+  if (fs::exists(out_dir)) fs::remove_all(out_dir);
+  fs::rename(tmp, out_dir);
 }
 
 }  // namespace bwla

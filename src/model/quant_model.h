@@ -1,14 +1,35 @@
-// Loading and saving bwla quantized models (fake-quant layers in the
-// Hugging Face quantized-model convention: config.json with a
-// quantization_config block, tensors in safetensors).
+// Saving and loading bwla fake-quant models: an output directory in the
+// Hugging Face quantized-model convention (config.json with a
+// quantization_config block; tensors in model.safetensors). Per decoder
+// linear with prefix P (e.g. model.layers.0.self_attn.q_proj):
+//   P.weight     F32 [out,in]   dequantized weights in the transformed basis
+//   P.bias       F32 [out]      when the architecture has one
+//   P.act_clip   F32 [1]        activation clip ratio (abits in the config)
+//   P.okt_r1/_r2 F32 [n1,n1] / [n2,n2]   OKT Kronecker factors, or
+//   P.hadamard_seed I64 [1]     seed of a randomized Hadamard transform
+//   P.psp_a/_b   F32 [out,r] / [r,in]    low-rank branch on the raw input
+//   P.storage_bits F64 [1]      honest storage count of this linear
+// quantization_config.format_version is checked at load.
 #pragma once
 #include "model/model.h"
 
 namespace bwla {
 
-// True when config.json carries a bwla quantization_config.
+constexpr int kFakeQuantFormatVersion = 1;
+
 bool is_quantized_config(const ModelConfig& cfg);
 // Builds every layer of m from its store according to quantization_config.
 void load_quantized_layers(Model& m);
+
+// Writes m (whose layers hold FakeQuantLinear or DenseLinear) with the given
+// quantization_config to out_dir atomically (out_dir.tmp, then rename).
+// Tokenizer files are copied from src_dir.
+void save_quantized_model(const Model& m, const json& quant_config, const std::string& src_dir,
+                          const std::string& out_dir);
+
+// Writes one layer's tensors (used for resumable per-layer checkpoints).
+void add_layer_tensors(class SafeTensorsWriter& w, const Model& m, int layer);
+// Rebuilds layer l from a store holding add_layer_tensors' output.
+LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits);
 
 }  // namespace bwla

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages bwla needs (when missing) and builds it in build/.
+# Usage: scripts/bootstrap.sh [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS="cmake ninja-build g++ pkg-config libeigen3-dev libopenblas-dev nlohmann-json3-dev
+      libpcre2-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libplplot-dev"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "bootstrap: installing$missing" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+BUILD_DIR="${BUILD_DIR:-build}"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+ninja -C "$BUILD_DIR" -j"$(nproc)"

@@ -1,0 +1,133 @@
+#include "pipeline/linear_quantizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "quant/act_quant.h"
+#include "quant/hadamard.h"
+
+namespace bwla {
+
+json LinearQuantReport::to_json() const {
+  json j = {{"name", name},
+            {"rel_out_error", rel_out_error},
+            {"rel_w_error", rel_w_error},
+            {"bits_per_weight", n_weights ? storage_bits / n_weights : 0.0},
+            {"act_clip", act_clip},
+            {"seconds", seconds}};
+  if (!extra.is_null()) j["extra"] = extra;
+  return j;
+}
+
+namespace {
+
+// S' = R·S·Rᵀ for x' = R·x (computed with the transform's fast row map).
+MatrixD rotate_xtx(const InputTransform& t, const MatrixD& s) {
+  MatrixRM f = s.cast<float>();
+  t.apply_rows(f.data(), f.rows());  // rows s_i -> R s_i : S·Rᵀ
+  MatrixRM ft = f.transpose();       // R·S
+  t.apply_rows(ft.data(), ft.rows());  // R·S·Rᵀ (S symmetric)
+  MatrixD r = ft.cast<double>();
+  return 0.5 * (r + r.transpose());
+}
+
+double rel_err(const MatrixRM& ref, const MatrixRM& got) {
+  double den = ref.squaredNorm();
+  return den > 0 ? std::sqrt((ref - got).squaredNorm() / den) : 0.0;
+}
+
+}  // namespace
+
+std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::vector<float>& bias,
+                                                 const LinearStats& st, const QuantizeOptions& o,
+                                                 uint64_t transform_seed, LinearQuantReport& rep) {
+  Timer timer;
+  const int out = (int)w.rows(), in = (int)w.cols();
+  BWLA_CHECK(w.allFinite(), "{}: weights contain NaN/Inf", rep.name);
+  FakeQuantParts parts;
+  parts.abits = o.abits;
+  parts.bias = bias;
+  double side_bits = 0;
+  // 1. Input transform.
+  const std::string tr = o.effective_transform();
+  if (tr == "hadamard") {
+    parts.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(in, transform_seed));
+  } else if (tr == "okt") {
+    OktOptions oo = o.okt;
+    oo.seed = transform_seed;
+    OktResult r = learn_okt(w, o.okt.act_weight > 0 ? &st.sample : nullptr, oo);
+    if (r.fell_back) log_warn("{}: OKT fell back: {}", rep.name, r.note);
+    rep.extra["okt"] = {{"n1", r.n1}, {"n2", r.n2}, {"objective_first", r.objective.empty() ? 0.0 : r.objective.front()},
+                        {"objective_last", r.objective.empty() ? 0.0 : r.objective.back()},
+                        {"fell_back", r.fell_back}, {"seconds", r.seconds}};
+    if (r.transform) parts.transform = std::shared_ptr<const InputTransform>(std::move(r.transform));
+  }
+  if (parts.transform) side_bits += parts.transform->storage_bits();
+  MatrixD s_rot = parts.transform ? rotate_xtx(*parts.transform, st.xtx) : st.xtx;
+  const MatrixD* sp = st.n_tokens > 0 ? &s_rot : nullptr;
+  // 2. Weights (optionally with the PSP branch).
+  WeightQuantOptions wq = o.wq;
+  wq.layer = rep.name;
+  double wbits_total = 0;
+  if (o.psp) {
+    BWLA_CHECK(o.psp_opt.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
+               rep.name, o.psp_opt.rank, std::min(out, in));
+    double last_bits = 0;
+    Binarizer bin = [&](const MatrixRM& m) {
+      WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq);
+      last_bits = r.storage_bits;
+      return r.w_hat;
+    };
+    PspResult pr = run_psp(w, parts.transform.get(), bin, o.psp_opt);
+    parts.w_hat = std::move(pr.w_hat_rot);
+    parts.lr_a = std::move(pr.a);
+    parts.lr_b = std::move(pr.b);
+    wbits_total = last_bits;
+    side_bits += psp_storage_bits(out, in, (int)parts.lr_a.cols());
+    rep.extra["psp"] = {{"rank", parts.lr_a.cols()}, {"residual_first", pr.residual.empty() ? 0.0 : pr.residual.front()},
+                        {"error", pr.error}, {"best_iter", pr.best_iter}};
+  } else {
+    MatrixRM wr = w;
+    if (parts.transform) parts.transform->apply_to_weight(wr);
+    WeightQuantResult r = quantize_weight(wr, sp, st.n_tokens, wq);
+    parts.w_hat = std::move(r.w_hat);
+    wbits_total = r.storage_bits;
+    rep.extra["paper_bits_per_weight"] = r.paper_bits / (double)w.size();
+  }
+  BWLA_CHECK(parts.w_hat.allFinite(), "{}: quantized weights contain NaN/Inf", rep.name);
+  // 3. Activation clip ratio on the transformed sample.
+  if (o.abits < 16 && o.clip_search && st.sample.rows() > 0) {
+    MatrixRM xs = st.sample;
+    if (parts.transform) parts.transform->apply_rows(xs.data(), xs.rows());
+    parts.act_clip = search_act_clip(xs.data(), xs.rows(), in, parts.w_hat, o.abits);
+  }
+  side_bits += 32;  // act clip ratio
+  parts.storage_bits = wbits_total + side_bits;
+  auto lin = std::make_unique<FakeQuantLinear>(std::move(parts));
+  // 4. Errors on the sample.
+  if (st.sample.rows() > 0) {
+    const long n = st.sample.rows();
+    MatrixRM ref = st.sample * w.transpose();
+    MatrixRM got(n, out);
+    FakeQuantParts wo = lin->parts();
+    wo.abits = 16;
+    wo.bias.clear();
+    FakeQuantLinear weights_only(std::move(wo));
+    weights_only.forward(st.sample.data(), (int)n, got.data());
+    rep.rel_w_error = rel_err(ref, got);
+    FakeQuantParts full = lin->parts();
+    full.bias.clear();
+    FakeQuantLinear f2(std::move(full));
+    f2.forward(st.sample.data(), (int)n, got.data());
+    rep.rel_out_error = rel_err(ref, got);
+  }
+  rep.storage_bits = lin->parts().storage_bits;
+  rep.n_weights = (long)w.size();
+  rep.act_clip = lin->parts().act_clip;
+  rep.seconds = timer.seconds();
+  return lin;
+}
+
+}  // namespace bwla

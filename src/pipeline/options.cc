@@ -1,0 +1,71 @@
+#include "pipeline/options.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace bwla {
+
+std::vector<std::string> quantize_methods() {
+  auto m = weight_methods();
+  m.push_back("bwla");
+  return m;
+}
+
+std::string QuantizeOptions::effective_transform() const {
+  if (transform != "auto") return transform;
+  return method == "bwla" ? "okt" : "none";
+}
+
+void QuantizeOptions::finalize() {
+  auto ms = quantize_methods();
+  BWLA_CHECK(std::find(ms.begin(), ms.end(), method) != ms.end(),
+             "unknown method '{}' (available: {})", method, fmt::join(ms, ", "));
+  BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
+             "--abits must be 4, 6, 8 or 16, got {}", abits);
+  const std::string t = effective_transform();
+  BWLA_CHECK(t == "none" || t == "hadamard" || t == "okt",
+             "--transform must be none, hadamard, okt or auto, got '{}'", transform);
+  const std::string wm = method == "bwla" ? binarizer : method;
+  auto bits = weight_method_bits(wm);
+  BWLA_CHECK(!bits.empty(), "unknown weight quantizer '{}' (available: {})", wm,
+             fmt::join(weight_methods(), ", "));
+  BWLA_CHECK(std::find(bits.begin(), bits.end(), wbits) != bits.end(),
+             "method '{}' does not support --wbits {} (supported: {})", wm, wbits,
+             fmt::join(bits, ", "));
+  BWLA_CHECK(psp_opt.rank >= 1, "--rank must be at least 1, got {}", psp_opt.rank);
+  BWLA_CHECK(okt.iters >= 0, "--okt-iters must be >= 0, got {}", okt.iters);
+  BWLA_CHECK(chunk_segments >= 1, "chunk_segments must be >= 1");
+  wq.method = wm;
+  wq.wbits = wbits;
+  wq.seed = seed;
+  okt.seed = seed;
+  psp_opt.seed = seed;
+}
+
+json QuantizeOptions::to_json() const {
+  json j;
+  j["method"] = method;
+  j["wbits"] = wbits;
+  j["abits"] = abits;
+  j["transform"] = effective_transform();
+  j["psp"] = psp;
+  if (psp) j["psp_rank"] = psp_opt.rank, j["psp_iters"] = psp_opt.iters,
+           j["psp_prox"] = psp_opt.prox == PspOptions::Prox::Truncated ? "truncated" : "soft";
+  if (method == "bwla") j["binarizer"] = binarizer;
+  j["weight_quantizer"] = {{"method", wq.method}, {"wbits", wq.wbits}, {"group_size", wq.group_size},
+                           {"block_size", wq.block_size}, {"damp", wq.damp},
+                           {"arb_iters", wq.arb_iters}, {"groups", wq.groups},
+                           {"salient_max", wq.salient_max}};
+  if (effective_transform() == "okt")
+    j["okt"] = {{"iters", okt.iters}, {"kappa", okt.kappa},
+                {"mstep", okt.mstep == OktOptions::MStep::Procrustes ? "procrustes" : "cayley"},
+                {"hadamard_init", okt.hadamard_init}, {"act_weight", okt.act_weight}};
+  j["clip_search"] = clip_search;
+  j["calibration"] = {{"source", calib_source_path(calib)}, {"segments", calib.n_segments},
+                      {"seq_len", calib.seq_len}, {"seed", calib.seed}};
+  j["seed"] = seed;
+  return j;
+}
+
+}  // namespace bwla

@@ -1,0 +1,40 @@
+// Settings of one quantization run (all methods share the pipeline).
+#pragma once
+#include <string>
+
+#include "io/json.h"
+#include "pipeline/calibration.h"
+#include "quant/okt.h"
+#include "quant/psp.h"
+#include "quant/weight_quant.h"
+
+namespace bwla {
+
+struct QuantizeOptions {
+  // Method: one of weight_methods() (rtn-sign, gptq, billm, arb, arb-x, arb-rc,
+  // rtn) or "bwla" (OKT + PSP + binarizer).
+  std::string method = "bwla";
+  int wbits = 1;
+  int abits = 16;  // 4, 6, 8 or 16 (16 = activations stay fp32)
+  std::string transform = "auto";  // none | hadamard | okt | auto (okt for bwla, else none)
+  bool psp = false;                // set for bwla unless --no-psp
+  std::string binarizer = "arb-x"; // bwla's weight quantizer
+  bool clip_search = true;         // per-linear activation clip grid search
+  WeightQuantOptions wq;
+  OktOptions okt;
+  PspOptions psp_opt;
+  CalibOptions calib;
+  int act_sample_rows = 1024;  // rows kept per linear input for clip search / OKT / errors
+  int chunk_segments = 8;      // calibration segments per forward chunk (memory bound)
+  uint64_t seed = 0;
+  bool resume = true;
+
+  // Fills defaults that depend on the method and validates; throws bwla::Error.
+  void finalize();
+  std::string effective_transform() const;
+  json to_json() const;
+};
+
+std::vector<std::string> quantize_methods();
+
+}  // namespace bwla

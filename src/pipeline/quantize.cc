@@ -1,0 +1,266 @@
+#include "pipeline/quantize.h"
+
+#include <sys/resource.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "model/forward.h"
+#include "model/quant_model.h"
+#include "model/tokenizer.h"
+#include "pipeline/linear_quantizer.h"
+#include "quant/xtx.h"
+
+namespace bwla {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+long peak_rss() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss * 1024L;
+}
+
+// Accumulates XᵀX and a uniform row sample for each of a layer's 4 inputs.
+class StatsCapture : public Capture {
+ public:
+  StatsCapture(const ModelConfig& c, long total_rows, int sample_rows, uint64_t seed) {
+    const int dims[kNumInputSlots] = {c.hidden, c.q_dim(), c.hidden, c.intermediate};
+    Rng rng(seed);
+    // Same sampled row indices for every slot (sorted, unique).
+    std::vector<char> take(total_rows, 0);
+    long k = std::min<long>(sample_rows, total_rows);
+    for (long i = 0, chosen = 0; i < total_rows && chosen < k; ++i)
+      if ((long)rng.below(total_rows - i) < k - chosen) take[i] = 1, ++chosen;
+    take_ = std::move(take);
+    for (int s = 0; s < kNumInputSlots; ++s) {
+      acc_.emplace_back(dims[s]);
+      sample_[s].resize(k, dims[s]);
+    }
+  }
+  void set_row_offset(long off) { offset_ = off; }
+  void linear_input(int, int slot, const float* x, int n, int dim) override {
+    acc_[slot].add(x, n);
+    long& filled = filled_[slot];
+    for (int t = 0; t < n; ++t)
+      if (take_[offset_ + t])
+        std::copy(x + (size_t)t * dim, x + (size_t)(t + 1) * dim, sample_[slot].row(filled++).data());
+  }
+  LinearStats stats(int slot) {
+    LinearStats s;
+    s.xtx = acc_[slot].xtx();
+    s.n_tokens = acc_[slot].count();
+    s.sample = sample_[slot].topRows(filled_[slot]);
+    return s;
+  }
+
+ private:
+  std::vector<XtxAccumulator> acc_;
+  MatrixRM sample_[kNumInputSlots];
+  long filled_[kNumInputSlots] = {0, 0, 0, 0};
+  std::vector<char> take_;
+  long offset_ = 0;
+};
+
+MatrixRM dense_matrix(const Linear& l) {
+  const auto* d = dynamic_cast<const DenseLinear*>(&l);
+  BWLA_ASSERT(d, "expected a dense linear{}", "");
+  return Eigen::Map<const MatrixRM>(d->weight(), d->out_features(), d->in_features());
+}
+
+std::string layer_dir(const std::string& partial, int l) {
+  return fmt::format("{}/layer_{:04d}", partial, l);
+}
+
+}  // namespace
+
+QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt_in,
+                              const std::string& out_dir) {
+  Timer timer;
+  QuantizeOptions opt = opt_in;
+  opt.finalize();
+  auto model = Model::load_skeleton(model_dir);
+  const ModelConfig& c = model->cfg;
+  BWLA_CHECK(!is_quantized_config(c), "'{}' is already quantized", model_dir);
+  BWLA_CHECK(opt.calib.seq_len <= c.max_pos,
+             "calibration length {} exceeds the model's max_position_embeddings {}",
+             opt.calib.seq_len, c.max_pos);
+  auto tok = Tokenizer::load_dir(model_dir);
+  auto segs = sample_calibration(*tok, opt.calib);
+  const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
+  const long rows = (long)S * L;
+
+  // Resumable state: OUT.partial/state.json must match these settings.
+  const std::string partial = out_dir + ".partial";
+  json settings = opt.to_json();
+  settings["model"] = fs::absolute(model_dir).string();
+  if (fs::exists(partial)) {
+    bool same = false;
+    try {
+      same = load_json_file(partial + "/state.json") == settings;
+    } catch (const Error&) {
+    }
+    if (!same || !opt.resume) {
+      log_info("quantize: discarding '{}' (settings differ or --no-resume)", partial);
+      fs::remove_all(partial);
+    }
+  }
+  fs::create_directories(partial);
+  write_text_file_atomic(partial + "/state.json", settings.dump(2));
+
+  // Layer-0 inputs: embeddings of the calibration tokens.
+  std::vector<float> x((size_t)rows * H);
+  for (int s = 0; s < S; ++s) embed_tokens(*model, segs[s].data(), L, x.data() + (size_t)s * L * H);
+
+  json layer_reports = json::array();
+  double total_bits = 0;
+  long total_weights = 0;
+  Progress prog("quantize", c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    Timer lt;
+    const std::string ldir = layer_dir(partial, l);
+    json lrep;
+    std::vector<float> y_fp;
+    const bool have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
+    if (have) {
+      TensorStore st(ldir);
+      model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
+      lrep = load_json_file(ldir + "/report.json");
+      lrep["resumed"] = true;
+    } else {
+      LayerWeights fp = load_dense_layer(*model->store, c, l);
+      // Statistics and fp32 outputs of this layer on the (quantized-so-far) stream.
+      StatsCapture cap(c, rows, opt.act_sample_rows, opt.seed * 7919 + l);
+      y_fp = x;
+      for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
+        int ns = std::min(opt.chunk_segments, S - s0);
+        cap.set_row_offset((long)s0 * L);
+        layer_forward(c, *model->rope, fp, l, y_fp.data() + (size_t)s0 * L * H, ns, L, nullptr, &cap);
+      }
+      LayerWeights q;
+      q.attn_norm = fp.attn_norm;
+      q.mlp_norm = fp.mlp_norm;
+      q.q_norm = fp.q_norm;
+      q.k_norm = fp.k_norm;
+      json lins = json::array();
+      LinearStats slot_stats[kNumInputSlots];
+      for (int s = 0; s < kNumInputSlots; ++s) slot_stats[s] = cap.stats(s);
+      for (int id = 0; id < kNumLinears; ++id) {
+        LinearQuantReport rep;
+        rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
+        const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
+        q.lin[id] = quantize_linear(dense_matrix(*fp.lin[id]), d->bias(),
+                                    slot_stats[linear_input_slot(id)], opt,
+                                    opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
+        log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
+                  rep.storage_bits / rep.n_weights);
+        lins.push_back(rep.to_json());
+        fp.lin[id].reset();
+      }
+      model->layers[l] = std::move(q);
+      lrep["linears"] = lins;
+      SafeTensorsWriter w;
+      add_layer_tensors(w, *model, l);
+      fs::create_directories(ldir);
+      w.write(ldir + "/model.safetensors");
+    }
+    // Propagate through the quantized layer.
+    std::vector<float> y_q = x;
+    for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
+      int ns = std::min(opt.chunk_segments, S - s0);
+      layer_forward(c, *model->rope, model->layers[l], l, y_q.data() + (size_t)s0 * L * H, ns, L,
+                    nullptr, nullptr);
+    }
+    for (float v : y_q)
+      BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
+    if (!have) {
+      double num = 0, den = 0;
+      for (size_t i = 0; i < y_q.size(); ++i) {
+        double d = (double)y_q[i] - y_fp[i];
+        num += d * d;
+        den += (double)y_fp[i] * y_fp[i];
+      }
+      lrep["layer"] = l;
+      lrep["block_rel_error"] = den > 0 ? std::sqrt(num / den) : 0.0;
+      lrep["seconds"] = lt.seconds();
+      write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
+    }
+    for (auto& lin : lrep["linears"]) {
+      // bits_per_weight * n is recomputed from the stored layer for resumed runs too.
+      (void)lin;
+    }
+    for (int id = 0; id < kNumLinears; ++id) {
+      const auto* fq = dynamic_cast<const FakeQuantLinear*>(model->layers[l].lin[id].get());
+      total_bits += fq->parts().storage_bits;
+      total_weights += (long)fq->parts().w_hat.size();
+    }
+    x.swap(y_q);
+    layer_reports.push_back(lrep);
+    model->layers[l] = LayerWeights();  // free: it is on disk now
+    prog.update(l + 1, fmt::format("block err {:.4f}", lrep.value("block_rel_error", 0.0)));
+  }
+  prog.finish();
+
+  // Assemble the final directory from the per-layer files (no full copy in RAM).
+  {
+    SafeTensorsWriter w;
+    w.add_view("model.embed_tokens.weight", DType::F32, {c.vocab, H}, model->embed.data(),
+               model->embed.size() * 4);
+    w.add_view("model.norm.weight", DType::F32, {H}, model->final_norm.data(), H * 4);
+    if (!c.tie_embeddings) {
+      const auto* d = dynamic_cast<const DenseLinear*>(model->lm_head.get());
+      w.add_view("lm_head.weight", DType::F32, {c.vocab, H}, d->weight(), (size_t)c.vocab * H * 4);
+    }
+    std::vector<std::unique_ptr<SafeTensorsFile>> files;
+    for (int l = 0; l < c.n_layers; ++l) {
+      files.push_back(std::make_unique<SafeTensorsFile>(layer_dir(partial, l) + "/model.safetensors"));
+      for (auto& n : files.back()->names()) {
+        const TensorView& t = files.back()->get(n);
+        w.add_view(n, t.dtype, t.shape, t.data, t.nbytes);
+      }
+    }
+    json cfg = c.raw;
+    json qc = settings;
+    qc.erase("model");
+    qc["quant_method"] = "bwla";
+    qc["format"] = "fake-quant";
+    qc["format_version"] = kFakeQuantFormatVersion;
+    qc["bits_per_weight"] = total_weights ? total_bits / total_weights : 0.0;
+    cfg["quantization_config"] = qc;
+    cfg["torch_dtype"] = "float32";
+    const std::string tmp = out_dir + ".tmp";
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    w.set_metadata("format", "pt");
+    w.write(tmp + "/model.safetensors");
+    write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                          "generation_config.json"}) {
+      fs::path s = fs::path(model_dir) / f;
+      if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
+    }
+    QuantizeResult res;
+    res.bits_per_weight = total_weights ? total_bits / total_weights : 0.0;
+    res.seconds = timer.seconds();
+    res.report = {{"settings", settings},
+                  {"layers", layer_reports},
+                  {"bits_per_weight", res.bits_per_weight},
+                  {"linear_weights", total_weights},
+                  {"seconds", res.seconds},
+                  {"peak_rss_bytes", peak_rss()}};
+    write_text_file_atomic(tmp + "/quantize_report.json", res.report.dump(2));
+    if (fs::exists(out_dir)) fs::remove_all(out_dir);
+    fs::rename(tmp, out_dir);
+    fs::remove_all(partial);
+    return res;
+  }
+}
+
+}  // namespace bwla

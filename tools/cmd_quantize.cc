@@ -1,0 +1,111 @@
+// bwla quantize DIR --method M --wbits 1 --abits 6 [...] -o OUT
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "eval/perplexity.h"
+#include "io/mmap.h"
+#include "model/tokenizer.h"
+#include "pipeline/quantize.h"
+
+namespace bwla::cli {
+
+Runner register_quantize(CLI::App& app) {
+  auto* sub = app.add_subcommand("quantize", "post-training quantization (BWLA and baselines)");
+  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data;
+  static QuantizeOptions o;
+  static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
+              no_resume = false, no_groups = false;
+  static int ppl_ctx = 0;
+  static long ppl_windows = 0;
+  static Common common;
+  static CLI::Option* abits_opt;
+  sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
+  sub->add_option("-o,--out", out, "output directory")->required();
+  sub->add_option("--method", o.method,
+                  fmt::format("method: {}", fmt::join(quantize_methods(), ", ")));
+  sub->add_option("--wbits", o.wbits, "weight bits (1 for binarization)");
+  abits_opt = sub->add_option("--abits", o.abits, "activation bits: 4, 6, 8 or 16 (off)");
+  sub->add_option("--transform", o.transform, "input transform: auto, none, hadamard, okt");
+  sub->add_flag("--no-okt", no_okt, "bwla: no OKT rotation");
+  sub->add_flag("--no-psp", no_psp, "bwla: no PSP low-rank branch");
+  sub->add_flag("--no-act-quant", no_act_quant, "keep activations in fp32 (same as --abits 16)");
+  sub->add_option("--binarizer", o.binarizer, "bwla: weight quantizer on rotated weights");
+  sub->add_option("--rank", o.psp_opt.rank, "bwla: PSP rank");
+  sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
+  sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
+  sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
+  sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");
+  sub->add_option("--mstep", mstep, "bwla: OKT M-step: procrustes or cayley");
+  sub->add_flag("--hadamard-init", o.okt.hadamard_init, "bwla: start OKT from Hadamard");
+  sub->add_option("--act-aware", o.okt.act_weight, "bwla: weight of OKT's activation term (0 = off)");
+  sub->add_option("--group-size", o.wq.group_size, "rtn/gptq n-bit group size (0 = per row)");
+  sub->add_option("--block-size", o.wq.block_size, "GPTQ/BiLLM/ARB block size");
+  sub->add_flag("--no-groups", no_groups, "arb*: no column-group bitmaps");
+  sub->add_option("--arb-iters", o.wq.arb_iters, "ARB refinement iterations");
+  sub->add_option("--damp", o.wq.damp, "GPTQ damping (fraction of mean diag)");
+  sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
+  sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext or a file");
+  sub->add_option("--nsamples", o.calib.n_segments, "calibration segments");
+  sub->add_option("--seqlen", o.calib.seq_len, "calibration segment length");
+  sub->add_option("--shared", o.calib.shared_dir, "directory holding data/ (default ../shared)");
+  sub->add_option("--seed", o.seed, "seed (calibration sampling, transforms)");
+  sub->add_flag("--no-resume", no_resume, "ignore per-layer results of an interrupted run");
+  sub->add_option("--ppl-data", ppl_data, "after quantizing, print FP vs quantized PPL on this file");
+  sub->add_option("--ppl-ctx", ppl_ctx, "PPL window (default: calibration length)");
+  sub->add_option("--ppl-windows", ppl_windows, "PPL: at most this many windows (0 = all)");
+  add_common(sub, common);
+  return [] {
+    apply_common(common);
+    if (no_act_quant) {
+      BWLA_CHECK(o.abits == 16 || !abits_opt->count(), "--no-act-quant contradicts --abits {}", o.abits);
+      o.abits = 16;
+    }
+    BWLA_CHECK(!(no_okt && (o.transform == "okt")), "--no-okt contradicts --transform okt");
+    if (no_okt && o.transform == "auto") o.transform = "none";
+    BWLA_CHECK(mstep == "procrustes" || mstep == "cayley", "--mstep must be procrustes or cayley");
+    o.okt.mstep = mstep == "cayley" ? OktOptions::MStep::Cayley : OktOptions::MStep::Procrustes;
+    BWLA_CHECK(prox == "truncated" || prox == "soft", "--prox must be truncated or soft");
+    o.psp_opt.prox = prox == "soft" ? PspOptions::Prox::SoftThreshold : PspOptions::Prox::Truncated;
+    o.psp = o.method == "bwla" && !no_psp;
+    BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
+    o.wq.groups = !no_groups;
+    if (o.method == "bwla" && !no_groups) o.wq.groups = false;  // bwla's default: no bitmaps
+    o.clip_search = !no_clip;
+    o.resume = !no_resume;
+    o.calib.seed = o.seed;
+    QuantizeResult r = quantize_model(dir, o, out);
+    json j = r.report;
+    j.erase("layers");
+    if (!ppl_data.empty()) {
+      std::string text = read_text_file(ppl_data);
+      auto tok = Tokenizer::load_dir(dir);
+      auto ids = tok->encode(text, true);
+      PplOptions po;
+      po.ctx = ppl_ctx > 0 ? ppl_ctx : o.calib.seq_len;
+      po.max_windows = ppl_windows;
+      po.progress = !common.quiet;
+      auto fp = Model::load(dir);
+      PplResult a = perplexity(*fp, ids, po);
+      fp.reset();
+      auto qm = Model::load(out);
+      PplResult b = perplexity(*qm, ids, po);
+      j["ppl_fp32"] = a.ppl;
+      j["ppl_quantized"] = b.ppl;
+      j["ppl_ctx"] = po.ctx;
+      j["ppl_windows"] = a.windows;
+      if (!common.json)
+        fmt::print("{}: FP32 PPL {:.3f} -> {} W{}A{} PPL {:.3f} ({} windows x {} tokens)\n",
+                   ppl_data, a.ppl, o.method, o.wbits, o.abits, b.ppl, a.windows, po.ctx);
+    }
+    if (common.json) {
+      print_json(j);
+    } else {
+      fmt::print("quantized {} with {} W{}A{} in {:.1f} s: {:.3f} bits per decoder weight -> {}\n",
+                 dir, o.method, o.wbits, o.abits, r.seconds, r.bits_per_weight, out);
+    }
+    return 0;
+  };
+}
+
+}  // namespace bwla::cli
