@@ -171,6 +171,21 @@ TEST(Okt, HadamardInitAndActivationTerm) {
   MatrixRM xr = x;
   r.transform->apply_rows(xr.data(), xr.rows());
   EXPECT_LT(activation_stats(xr).max_over_rms, 0.5 * activation_stats(x).max_over_rms);
+  // From the identity start, the activation term must shrink the tails more
+  // than the weight-only objective does.
+  opt.hadamard_init = false;
+  opt.act_weight = 20.0f;
+  opt.act_clip = 2.5f;
+  OktResult with_act = learn_okt(w, &x, opt);
+  opt.act_weight = 0.0f;
+  OktResult weight_only = learn_okt(w, &x, opt);
+  MatrixRM xa = x, xw = x;
+  with_act.transform->apply_rows(xa.data(), xa.rows());
+  weight_only.transform->apply_rows(xw.data(), xw.rows());
+  std::printf("act max/rms: raw %.3f weight-only %.3f with act term %.3f\n",
+              activation_stats(x).max_over_rms, activation_stats(xw).max_over_rms,
+              activation_stats(xa).max_over_rms);
+  EXPECT_LT(activation_stats(xa).max_over_rms, 0.8 * activation_stats(xw).max_over_rms);
   // Activation term does not destroy the weight objective.
   MatrixRM wr = w;
   r.transform->apply_to_weight(wr);

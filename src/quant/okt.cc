@@ -29,6 +29,7 @@ struct Block {
   double scale = 0;   // weight in J divided by ‖X‖² (of the whole data set)
   MatrixRM xb;        // data, [n1, rows·n2]
   MatrixRM y, z, t;   // R1ᵀ·X, rotated Z, targets T (all layout B)
+  MatrixRM p;         // X·R2 (layout B), valid during an R1 M-step
   VectorD c;          // weights: c_i = mean|Z_i|
   VectorF tau;        // activations: clip level per token
   MatrixRM m;         // this chunk's (unscaled) M-step matrix
@@ -79,19 +80,28 @@ class OktSolver {
     }
   }
 
-  // Recomputes Y = R1ᵀ·X (when update_y) and Z = Y·R2, then J.
-  double rotate_and_evaluate(const MatrixD& r1, const MatrixD& r2, bool update_y) {
+  // Recomputes Z and J. Changed::R1: R2 must be the one m1() was last called
+  // with (P = X·R2 is reused); Changed::R2: Y = R1ᵀ·X is kept.
+  enum class Changed { Both, R1, R2 };
+  double rotate_and_evaluate(const MatrixD& r1, const MatrixD& r2, Changed changed) {
     const MatrixRM r1t = r1.transpose().cast<float>(), r2f = r2.cast<float>();
     double j = 0;
     const long nb = (long)blocks_.size();
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : j) if (parallel())
     for (long k = 0; k < nb; ++k) {
       Block& b = blocks_[k];
-      if (update_y) b.y.noalias() = r1t * b.xb;
-      b.z.resize(n1_, b.rows * n2_);
-      Eigen::Map<const MatrixRM> ym(b.y.data(), n1_ * b.rows, n2_);
-      Eigen::Map<MatrixRM> zm(b.z.data(), n1_ * b.rows, n2_);
-      zm.noalias() = ym * r2f;
+      if (changed == Changed::R1) {
+        // P = X·R2 from m1() is still valid; Z = R1ᵀ·P costs n1 instead of n2
+        // multiply-adds per element.
+        b.y.noalias() = r1t * b.xb;
+        b.z.noalias() = r1t * b.p;
+      } else {
+        if (changed == Changed::Both) b.y.noalias() = r1t * b.xb;
+        b.z.resize(n1_, b.rows * n2_);
+        Eigen::Map<const MatrixRM> ym(b.y.data(), n1_ * b.rows, n2_);
+        Eigen::Map<MatrixRM> zm(b.z.data(), n1_ * b.rows, n2_);
+        zm.noalias() = ym * r2f;
+      }
       b.value = b.is_act ? eval_act(b) : eval_weight(b);
       j += b.value;
     }
@@ -112,11 +122,11 @@ class OktSolver {
 #pragma omp parallel for schedule(dynamic, 1) if (parallel())
     for (long k = 0; k < nb; ++k) {
       Block& b = blocks_[k];
-      MatrixRM p(n1_, b.rows * n2_);
+      b.p.resize(n1_, b.rows * n2_);
       Eigen::Map<const MatrixRM> xm(b.xb.data(), n1_ * b.rows, n2_);
-      Eigen::Map<MatrixRM> pm(p.data(), n1_ * b.rows, n2_);
+      Eigen::Map<MatrixRM> pm(b.p.data(), n1_ * b.rows, n2_);
       pm.noalias() = xm * r2f;
-      b.m.noalias() = p * b.t.transpose();
+      b.m.noalias() = b.p * b.t.transpose();
     }
     return reduce(n1_);
   }
@@ -373,12 +383,12 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
     log_warn("learn_okt: {}", why);
   };
 
-  double j = solver.rotate_and_evaluate(r1, r2, true);
+  double j = solver.rotate_and_evaluate(r1, r2, OktSolver::Changed::Both);
   if (!std::isfinite(j)) {
     fail_back("non-finite objective at the initial rotation; using identity");
     r1.setIdentity();
     r2.setIdentity();
-    j = solver.rotate_and_evaluate(r1, r2, true);
+    j = solver.rotate_and_evaluate(r1, r2, OktSolver::Changed::Both);
   }
   res.objective.push_back(j);
 
@@ -388,6 +398,7 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
     for (int factor = 0; factor < 2 && !res.fell_back; ++factor) {
       solver.compute_targets();
       MatrixD& r = factor == 0 ? r1 : r2;
+      const auto changed = factor == 0 ? OktSolver::Changed::R1 : OktSolver::Changed::R2;
       const MatrixD m = factor == 0 ? solver.m1(r2) : solver.m2();
       const MatrixD r_old = r;
       const MatrixD r_new =
@@ -402,7 +413,7 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
       double t = 1.0;
       for (int k = 0; k < tries; ++k, t *= 0.5) {
         r = k == 0 ? r_new : polar((1.0 - t) * r_old + t * r_new);
-        const double jn = solver.rotate_and_evaluate(r1, r2, factor == 0);
+        const double jn = solver.rotate_and_evaluate(r1, r2, changed);
         if (!std::isfinite(jn)) {
           fail_back(fmt::format("non-finite objective at iteration {}; kept last good rotation",
                                 it));
@@ -418,7 +429,7 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
       }
       if (!accepted) {
         r = r_old;
-        j = solver.rotate_and_evaluate(r1, r2, factor == 0);
+        j = solver.rotate_and_evaluate(r1, r2, changed);
         if (!res.fell_back) ++res.rejected_steps;
       }
     }
