@@ -51,6 +51,7 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--shared", o.calib.shared_dir, "directory holding data/ (default ../shared)");
   sub->add_option("--seed", o.seed, "seed (calibration sampling, transforms)");
   sub->add_flag("--no-resume", no_resume, "ignore per-layer results of an interrupted run");
+  sub->add_option("--stop-after", o.stop_after, "quantize N layers, keep OUT.partial and exit (resume later)");
   sub->add_option("--ppl-data", ppl_data, "after quantizing, print FP vs quantized PPL on this file");
   sub->add_option("--ppl-ctx", ppl_ctx, "PPL window (default: calibration length)");
   sub->add_option("--ppl-windows", ppl_windows, "PPL: at most this many windows (0 = all)");
@@ -75,6 +76,10 @@ Runner register_quantize(CLI::App& app) {
     o.resume = !no_resume;
     o.calib.seed = o.seed;
     QuantizeResult r = quantize_model(dir, o, out);
+    if (!r.complete) {
+      fmt::print(stderr, "stopped after {} layers; run the same command again to continue\n", o.stop_after);
+      return 0;
+    }
     json j = r.report;
     j.erase("layers");
     if (!ppl_data.empty()) {

@@ -28,6 +28,7 @@ struct QuantizeOptions {
   int chunk_segments = 8;      // calibration segments per forward chunk (memory bound)
   uint64_t seed = 0;
   bool resume = true;
+  int stop_after = 0;  // > 0: quantize this many layers, keep OUT.partial, return (staged runs)
 
   // Fills defaults that depend on the method and validates; throws bwla::Error.
   void finalize();

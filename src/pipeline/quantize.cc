@@ -192,10 +192,6 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       lrep["seconds"] = lt.seconds();
       write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
     }
-    for (auto& lin : lrep["linears"]) {
-      // bits_per_weight * n is recomputed from the stored layer for resumed runs too.
-      (void)lin;
-    }
     for (int id = 0; id < kNumLinears; ++id) {
       const auto* fq = dynamic_cast<const FakeQuantLinear*>(model->layers[l].lin[id].get());
       total_bits += fq->parts().storage_bits;
@@ -205,6 +201,13 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     layer_reports.push_back(lrep);
     model->layers[l] = LayerWeights();  // free: it is on disk now
     prog.update(l + 1, fmt::format("block err {:.4f}", lrep.value("block_rel_error", 0.0)));
+    if (opt.stop_after > 0 && l + 1 >= opt.stop_after && l + 1 < c.n_layers) {
+      log_info("quantize: stopped after {} layers as asked; rerun to resume from '{}'", l + 1, partial);
+      QuantizeResult r;
+      r.complete = false;
+      r.seconds = timer.seconds();
+      return r;
+    }
   }
   prog.finish();
 

@@ -16,6 +16,7 @@ struct QuantizeResult {
   json report;  // settings, calibration, per-layer errors, bits, time, RSS
   double bits_per_weight = 0;  // decoder linears, everything counted
   double seconds = 0;
+  bool complete = true;  // false when stopped early by stop_after
 };
 
 QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt,

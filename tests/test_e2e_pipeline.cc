@@ -1,0 +1,145 @@
+// The quantization pipeline end to end on stories260K (real weights, tiny).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/error.h"
+#include "eval/perplexity.h"
+#include "io/mmap.h"
+#include "model/fake_quant_linear.h"
+#include "model/tokenizer.h"
+#include "pipeline/quantize.h"
+#include "shared_data.h"
+#include "tmpdir.h"
+
+using namespace bwla;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kModel = "models/stories260K-hf/model.safetensors";
+
+QuantizeOptions small_opts(const std::string& method) {
+  QuantizeOptions o;
+  o.method = method;
+  o.calib.shared_dir = test::shared_dir();
+  o.calib.n_segments = 4;
+  o.calib.seq_len = 64;
+  o.act_sample_rows = 128;
+  o.okt.iters = 4;
+  o.psp_opt.iters = 2;
+  o.psp_opt.rank = 2;
+  return o;
+}
+
+double ppl_of(const std::string& dir) {
+  auto m = Model::load(dir);
+  auto tok = Tokenizer::load_dir(dir);
+  auto text = read_text_file(test::shared_path("data/wikitext-2-raw/wiki.valid.raw")).substr(0, 40000);
+  PplOptions po;
+  po.ctx = 128;
+  po.max_windows = 8;
+  po.progress = false;
+  return perplexity(*m, tok->encode(text, true), po).ppl;
+}
+
+std::string model_dir() { return test::shared_path("models/stories260K-hf"); }
+
+TEST(Pipeline, SignBinarizedModelReloadsWithBinaryRows) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  const std::string out = td.file("q");
+  QuantizeResult r = quantize_model(model_dir(), small_opts("rtn-sign"), out);
+  ASSERT_TRUE(r.complete);
+  EXPECT_TRUE(fs::exists(out + "/config.json"));
+  EXPECT_TRUE(fs::exists(out + "/quantize_report.json"));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  auto m = Model::load(out);
+  for (auto& L : m->layers)
+    for (auto& lin : L.lin) {
+      auto* fq = dynamic_cast<const FakeQuantLinear*>(lin.get());
+      ASSERT_NE(fq, nullptr);
+      const MatrixRM& w = fq->parts().w_hat;
+      for (int i = 0; i < w.rows(); i += 7) {
+        std::set<float> vals(w.row(i).data(), w.row(i).data() + w.cols());
+        EXPECT_LE(vals.size(), 2u) << "row " << i;  // α·s+μ takes two values
+      }
+    }
+  // 1 sign bit + α, μ at 16 bits per row (+ the 32-bit clip ratio) on 64..172-wide rows.
+  EXPECT_GT(r.bits_per_weight, 1.1);
+  EXPECT_LT(r.bits_per_weight, 1.6);
+  const double fp = ppl_of(model_dir()), q = ppl_of(out);
+  EXPECT_GT(q, fp * 1.5);  // 1-bit hurts a 260K-parameter model a lot
+}
+
+TEST(Pipeline, EightBitGptqMatchesFp32) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto o = small_opts("gptq");
+  o.wbits = 8;
+  o.transform = "hadamard";  // rotation must not change the function
+  quantize_model(model_dir(), o, td.file("q"));
+  const double fp = ppl_of(model_dir()), q = ppl_of(td.file("q"));
+  EXPECT_NEAR(q / fp, 1.0, 0.01) << fp << " vs " << q;
+}
+
+TEST(Pipeline, InterruptedRunResumesToTheSameModel) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto o = small_opts("bwla");
+  o.psp = true;
+  o.abits = 6;
+  quantize_model(model_dir(), o, td.file("full"));
+  auto staged = o;
+  staged.stop_after = 2;
+  QuantizeResult a = quantize_model(model_dir(), staged, td.file("staged"));
+  EXPECT_FALSE(a.complete);
+  EXPECT_TRUE(fs::exists(td.file("staged.partial/layer_0001/model.safetensors")));
+  EXPECT_FALSE(fs::exists(td.file("staged")));  // nothing half-written at the output path
+  QuantizeResult b = quantize_model(model_dir(), o, td.file("staged"));
+  EXPECT_TRUE(b.complete);
+  EXPECT_TRUE(b.report["layers"][0].value("resumed", false));
+  EXPECT_FALSE(b.report["layers"][2].value("resumed", false));
+  SafeTensorsFile f1(td.file("full/model.safetensors")), f2(td.file("staged/model.safetensors"));
+  ASSERT_EQ(f1.names(), f2.names());
+  for (auto& n : f1.names()) {
+    const auto &x = f1.get(n), &y = f2.get(n);
+    ASSERT_EQ(x.nbytes, y.nbytes) << n;
+    EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << n;
+  }
+}
+
+TEST(Pipeline, BadOptionsFailBeforeWritingAnything) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto bad = small_opts("nope");
+  EXPECT_THROW(quantize_model(model_dir(), bad, td.file("q")), Error);
+  auto bits = small_opts("billm");
+  bits.wbits = 3;
+  EXPECT_THROW(quantize_model(model_dir(), bits, td.file("q")), Error);
+  auto ab = small_opts("rtn-sign");
+  ab.abits = 5;
+  EXPECT_THROW(quantize_model(model_dir(), ab, td.file("q")), Error);
+  auto cal = small_opts("rtn-sign");
+  cal.calib.n_segments = 100000;  // more tokens than the source has
+  EXPECT_THROW(quantize_model(model_dir(), cal, td.file("q")), Error);
+  auto src = small_opts("rtn-sign");
+  src.calib.source = td.file("missing.txt");
+  EXPECT_THROW(quantize_model(model_dir(), src, td.file("q")), Error);
+  EXPECT_FALSE(fs::exists(td.file("q")));
+}
+
+TEST(Pipeline, ActivationQuantizationIsApplied) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto a16 = small_opts("gptq");
+  a16.wbits = 8;
+  auto a4 = a16;
+  a4.abits = 4;
+  quantize_model(model_dir(), a16, td.file("a16"));
+  quantize_model(model_dir(), a4, td.file("a4"));
+  EXPECT_GT(ppl_of(td.file("a4")), ppl_of(td.file("a16")) * 1.02);
+}
+
+}  // namespace
