@@ -31,7 +31,8 @@ Runner register_quantize(CLI::App& app) {
   sub->add_flag("--no-psp", no_psp, "bwla: no PSP low-rank branch");
   sub->add_flag("--no-act-quant", no_act_quant, "keep activations in fp32 (same as --abits 16)");
   sub->add_option("--binarizer", o.binarizer, "bwla: weight quantizer on rotated weights");
-  sub->add_option("--rank", o.psp_opt.rank, "bwla: PSP rank");
+  sub->add_option("--rank", o.psp_opt.rank, "bwla: PSP rank (used when --rank-ratio is 0)");
+  sub->add_option("--rank-ratio", o.rank_ratio, "bwla: PSP rank as a fraction of min(out, in) (0 = use --rank)");
   sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");

@@ -72,15 +72,18 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
   wq.layer = rep.name;
   double wbits_total = 0;
   if (o.psp) {
-    BWLA_CHECK(o.psp_opt.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
-               rep.name, o.psp_opt.rank, std::min(out, in));
+    PspOptions po = o.psp_opt;
+    if (o.rank_ratio > 0)
+      po.rank = std::max(1, (int)std::lround(o.rank_ratio * std::min(out, in)));
+    BWLA_CHECK(po.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
+               rep.name, po.rank, std::min(out, in));
     double last_bits = 0;
     Binarizer bin = [&](const MatrixRM& m) {
       WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq);
       last_bits = r.storage_bits;
       return r.w_hat;
     };
-    PspResult pr = run_psp(w, parts.transform.get(), bin, o.psp_opt);
+    PspResult pr = run_psp(w, parts.transform.get(), bin, po);
     parts.w_hat = std::move(pr.w_hat_rot);
     parts.lr_a = std::move(pr.a);
     parts.lr_b = std::move(pr.b);
