@@ -30,6 +30,7 @@ QuantizeOptions small_opts(const std::string& method) {
   o.okt.iters = 4;
   o.psp_opt.iters = 2;
   o.psp_opt.rank = 2;
+  o.rank_ratio = 0;
   return o;
 }
 

@@ -19,7 +19,7 @@ Runner register_quantize(CLI::App& app) {
   static int ppl_ctx = 0;
   static long ppl_windows = 0;
   static Common common;
-  static CLI::Option* abits_opt;
+  static CLI::Option *abits_opt, *rank_opt, *ratio_opt;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--method", o.method,
@@ -31,8 +31,8 @@ Runner register_quantize(CLI::App& app) {
   sub->add_flag("--no-psp", no_psp, "bwla: no PSP low-rank branch");
   sub->add_flag("--no-act-quant", no_act_quant, "keep activations in fp32 (same as --abits 16)");
   sub->add_option("--binarizer", o.binarizer, "bwla: weight quantizer on rotated weights");
-  sub->add_option("--rank", o.psp_opt.rank, "bwla: PSP rank (used when --rank-ratio is 0)");
-  sub->add_option("--rank-ratio", o.rank_ratio, "bwla: PSP rank as a fraction of min(out, in) (0 = use --rank)");
+  rank_opt = sub->add_option("--rank", o.psp_opt.rank, "bwla: fixed PSP rank (overrides --rank-ratio)");
+  ratio_opt = sub->add_option("--rank-ratio", o.rank_ratio, "bwla: PSP rank as a fraction of min(out, in), default 0.005");
   sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
@@ -73,6 +73,8 @@ Runner register_quantize(CLI::App& app) {
     BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
     o.wq.groups = !no_groups;
     if (o.method == "bwla" && !no_groups) o.wq.groups = false;  // bwla's default: no bitmaps
+    BWLA_CHECK(!(rank_opt->count() && ratio_opt->count()), "give either --rank or --rank-ratio, not both");
+    if (rank_opt->count()) o.rank_ratio = 0;
     o.clip_search = !no_clip;
     o.resume = !no_resume;
     o.calib.seed = o.seed;

@@ -20,7 +20,7 @@ struct QuantizeOptions {
   bool psp = false;                // set for bwla unless --no-psp
   std::string binarizer = "arb-x"; // bwla's weight quantizer
   bool clip_search = true;         // per-linear activation clip grid search
-  double rank_ratio = 0;           // > 0: PSP rank = max(1, round(ratio * min(out, in)))
+  double rank_ratio = 0.005;       // > 0: PSP rank = max(1, round(ratio * min(out, in))) (paper: ≈0.005)
   WeightQuantOptions wq;
   OktOptions okt;
   PspOptions psp_opt;
