@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   reg(bwla::cli::register_make_random);
   reg(bwla::cli::register_eval);
   reg(bwla::cli::register_quantize);
+  reg(bwla::cli::register_bench);
+  reg(bwla::cli::register_inspect);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

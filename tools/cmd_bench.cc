@@ -1,0 +1,268 @@
+// bwla bench MODEL [-t N] [--pp 128,512] [--tg 128] [--reps 3] [--json] [--bandwidth]
+// Prefill / decode tokens per second with random token ids, model sizes,
+// bits per weight, peak RSS; optionally a DRAM read-bandwidth probe and the
+// memory-bandwidth bound for decode that follows from it.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "model/forward.h"
+
+namespace bwla::cli {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> random_tokens(int n, int vocab, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int> d(0, vocab - 1);
+  std::vector<int> t(n);
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
+// Seconds for one prefill of n tokens into a fresh cache (logits of the last token only).
+double time_prefill(const Model& m, const std::vector<int>& toks, std::vector<float>& logits) {
+  KVCache cache(m.cfg, (int)toks.size());
+  Timer t;
+  forward_tokens(m, toks.data(), (int)toks.size(), cache, logits.data(), false);
+  return t.seconds();
+}
+
+// Seconds for decoding toks one at a time after a prompt (the prompt is not timed).
+double time_decode(const Model& m, const std::vector<int>& prompt, const std::vector<int>& toks,
+                   std::vector<float>& logits) {
+  KVCache cache(m.cfg, (int)(prompt.size() + toks.size()));
+  if (!prompt.empty())
+    forward_tokens(m, prompt.data(), (int)prompt.size(), cache, logits.data(), false);
+  Timer t;
+  for (int tok : toks) forward_tokens(m, &tok, 1, cache, logits.data(), false);
+  return t.seconds();
+}
+
+// Stream-reads buf with `threads` threads; returns GB/s (1e9 bytes/s), median of
+// reps passes.
+double read_bandwidth_gbps(const std::vector<uint64_t>& buf, int threads, int reps) {
+  const size_t n = buf.size();
+  const uint64_t* p = buf.data();
+  std::vector<double> gbps;
+  static volatile uint64_t sink = 0;
+  for (int r = 0; r < reps; ++r) {
+    uint64_t total = 0;
+    Timer t;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const size_t chunk = (n / nt) & ~size_t(31);
+      const size_t b = chunk * id, e = id == nt - 1 ? n : b + chunk;
+      // Four interleaved streams per thread (like a GEMV reading several rows):
+      // one sequential stream leaves DRAM bandwidth unused on this class of CPU.
+      const size_t q = ((e - b) / 4) & ~size_t(7);
+      const uint64_t *s0 = p + b, *s1 = s0 + q, *s2 = s1 + q, *s3 = s2 + q;
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+      for (size_t i = 0; i < q; i += 8)
+        for (const uint64_t* s : {s0, s1, s2, s3}) {
+          a0 += s[i];
+          a1 += s[i + 1];
+          a2 += s[i + 2];
+          a3 += s[i + 3];
+          a4 += s[i + 4];
+          a5 += s[i + 5];
+          a6 += s[i + 6];
+          a7 += s[i + 7];
+        }
+      for (size_t i = b + 4 * q; i < e; ++i) a0 += p[i];
+      total += a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+    }
+    const double s = t.seconds();
+    sink = sink + total;
+    gbps.push_back(n * 8.0 / s / 1e9);
+  }
+  return median(gbps);
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) b /= 1024, ++i;
+  return fmt::format("{:.2f} {}", b, u[i]);
+}
+
+}  // namespace
+
+Runner register_bench(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "bench", "prefill/decode tokens per second, model size, bits per weight, peak RSS");
+  static std::string dir;
+  static std::vector<int> pp = {128, 512}, tg = {128};
+  static int reps = 3, tg_prompt = 8, bw_mib = 1024;
+  static uint64_t seed = 1;
+  static bool bandwidth = false;
+  static Common common;
+  sub->add_option("model", dir, "model directory (fp32/bf16 checkpoint or bwla quantized)");
+  sub->add_option("--pp", pp, "prefill lengths, comma-separated (empty: none)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--tg", tg, "decode lengths, comma-separated (empty: none)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--reps", reps, "repetitions (median reported; tests interleaved)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--tg-prompt", tg_prompt, "untimed prompt tokens before decode")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", seed, "seed of the random token ids");
+  sub->add_flag("--bandwidth", bandwidth,
+                "also probe DRAM read bandwidth at 1 and 2 threads (and -t) and report the "
+                "bandwidth bound for decode");
+  sub->add_option("--bandwidth-mib", bw_mib, "bandwidth probe buffer size in MiB")
+      ->check(CLI::PositiveNumber);
+  add_common(sub, common);
+  return [] {
+    apply_common(common);
+    BWLA_CHECK(!dir.empty() || bandwidth, "bench: give a model directory and/or --bandwidth");
+    const int threads = num_threads();
+    json j = {{"threads", threads}, {"reps", reps}};
+    std::vector<std::pair<std::string, double>> rows;  // test name, tokens/s
+    size_t decode_bytes = 0;
+    if (!dir.empty()) {
+      auto model = Model::load(dir);
+      const ModelConfig& c = model->cfg;
+      for (int n : pp)
+        BWLA_CHECK(n <= c.max_pos, "--pp {} exceeds the model's maximum context {}", n, c.max_pos);
+      for (int n : tg)
+        BWLA_CHECK(tg_prompt + n <= c.max_pos,
+                   "--tg-prompt {} + --tg {} exceeds the model's maximum context {}", tg_prompt, n,
+                   c.max_pos);
+      std::mt19937_64 rng(seed);
+      std::vector<std::vector<int>> pp_toks, tg_toks;
+      for (int n : pp) pp_toks.push_back(random_tokens(n, c.vocab, rng));
+      for (int n : tg) tg_toks.push_back(random_tokens(n, c.vocab, rng));
+      const std::vector<int> prompt = random_tokens(tg_prompt, c.vocab, rng);
+      std::vector<float> logits(c.vocab);
+
+      // Warm-up: thread pools, BLAS buffers, first-touch of scratch memory.
+      time_prefill(*model, random_tokens(std::min(16, c.max_pos), c.vocab, rng), logits);
+      time_decode(*model, {}, random_tokens(std::min(2, c.max_pos), c.vocab, rng), logits);
+
+      std::vector<std::vector<double>> pp_s(pp.size()), tg_s(tg.size());
+      for (int r = 0; r < reps; ++r) {
+        for (size_t i = 0; i < pp.size(); ++i)
+          pp_s[i].push_back(time_prefill(*model, pp_toks[i], logits));
+        for (size_t i = 0; i < tg.size(); ++i)
+          tg_s[i].push_back(time_decode(*model, prompt, tg_toks[i], logits));
+      }
+      json samples = json::object();
+      auto add = [&](const std::string& name, int n, const std::vector<double>& secs) {
+        std::vector<double> tps;
+        for (double s : secs) tps.push_back(n / s);
+        const double m = median(tps);
+        j[name + "_tps"] = m;
+        samples[name] = tps;
+        rows.push_back({name, m});
+      };
+      for (size_t i = 0; i < pp.size(); ++i) add(fmt::format("pp{}", pp[i]), pp[i], pp_s[i]);
+      for (size_t i = 0; i < tg.size(); ++i) add(fmt::format("tg{}", tg[i]), tg[i], tg_s[i]);
+
+      // Bits per weight of the decoder linears.
+      json bpw = nullptr;
+      std::string bpw_source;
+      const json& raw = c.raw;
+      if (raw.contains("quantization_config") && raw["quantization_config"].is_object() &&
+          raw["quantization_config"].contains("bits_per_weight")) {
+        bpw = raw["quantization_config"]["bits_per_weight"];
+        bpw_source = "quantization_config.bits_per_weight";
+      } else {
+        const std::string w = linear_tensor_prefix(0, 0) + ".weight";
+        if (model->store && model->store->has(w)) {
+          DType dt = model->store->get(w).dtype;
+          if (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16) {
+            bpw = dt == DType::F32 ? 32 : 16;
+            bpw_source = fmt::format("checkpoint dtype {} of decoder linear weights (computed in fp32)",
+                                     dtype_name(dt));
+          }
+        }
+        if (bpw.is_null()) bpw_source = "unknown";
+      }
+      const size_t model_bytes = model->store ? model->store->total_bytes() : 0;
+      const size_t param_bytes = model->param_bytes();
+      // Bytes one decode step streams: everything but the embedding table, which
+      // is read one row at a time unless it doubles as the head.
+      decode_bytes = param_bytes - (c.tie_embeddings ? 0 : model->embed.size() * 4);
+      j["model"] = dir;
+      j["architecture"] = c.arch_name;
+      j["parameters"] = c.n_params();
+      j["model_bytes"] = model_bytes;
+      j["param_bytes"] = param_bytes;
+      j["decode_bytes_per_token"] = decode_bytes;
+      j["bits_per_weight"] = bpw;
+      j["bits_per_weight_source"] = bpw_source;
+      j["tg_prompt"] = tg_prompt;
+      j["seed"] = seed;
+      j["samples_tps"] = samples;
+      j["peak_rss_bytes"] = peak_rss_bytes();  // before the bandwidth buffer exists
+    }
+
+    if (bandwidth) {
+      std::vector<uint64_t> buf((size_t)bw_mib * 1024 * 1024 / 8);
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < buf.size(); ++i) buf[i] = i * 0x9E3779B97F4A7C15ull;
+      std::set<int> ts = {1, 2, threads};
+      json bw = json::object();
+      for (int t : ts) {
+        read_bandwidth_gbps(buf, t, 1);  // warm-up
+        const double g = read_bandwidth_gbps(buf, t, std::max(reps, 3));
+        bw[std::to_string(t)] = g;
+        j[fmt::format("bandwidth_{}t_gbps", t)] = g;
+      }
+      j["bandwidth_gbps"] = bw;
+      j["bandwidth_buffer_bytes"] = buf.size() * 8;
+      if (decode_bytes > 0) {
+        const double bound = bw[std::to_string(threads)].get<double>() * 1e9 / decode_bytes;
+        j["tg_bound_tps"] = bound;
+      }
+    }
+
+    if (common.json) {
+      print_json(j);
+      return 0;
+    }
+    if (!dir.empty()) {
+      fmt::print("model          {} ({}, {:.1f} M parameters)\n", dir, j["architecture"].get<std::string>(),
+                 j["parameters"].get<long long>() / 1e6);
+      fmt::print("model bytes    {} on disk, {} parameters in memory\n",
+                 human_bytes(j["model_bytes"].get<double>()), human_bytes(j["param_bytes"].get<double>()));
+      fmt::print("bits/weight    {} ({})\n",
+                 j["bits_per_weight"].is_null() ? std::string("?") : j["bits_per_weight"].dump(),
+                 j["bits_per_weight_source"].get<std::string>());
+      fmt::print("peak RSS       {}\n", human_bytes(j["peak_rss_bytes"].get<double>()));
+      fmt::print("threads {}, median of {} reps, random token ids (seed {})\n\n", threads, reps, seed);
+      fmt::print("| test | threads | tokens/s |\n|---|---|---|\n");
+      for (auto& [name, tps] : rows) fmt::print("| {} | {} | {:.2f} |\n", name, threads, tps);
+    }
+    if (bandwidth) {
+      fmt::print("\nread bandwidth ({}): ", human_bytes(j["bandwidth_buffer_bytes"].get<double>()));
+      for (auto& [t, g] : j["bandwidth_gbps"].items()) fmt::print("{}T {:.1f} GB/s  ", t, g.get<double>());
+      fmt::print("\n");
+      if (j.contains("tg_bound_tps"))
+        fmt::print("decode bound   {:.2f} tokens/s ({} per token at {}T bandwidth)\n",
+                   j["tg_bound_tps"].get<double>(), human_bytes((double)decode_bytes), threads);
+    }
+    return 0;
+  };
+}
+
+}  // namespace bwla::cli
