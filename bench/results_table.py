@@ -28,12 +28,17 @@ def cpu_name():
         pass
     return platform.processor()
 
+def fp_ppl(a):
+    j = sh([a.bwla, "ppl", a.model, "--data", a.data, "--ctx", str(a.ctx), "--max-windows",
+            str(a.windows), "-t", str(a.threads), "--json", "-q"])
+    return j["ppl"]
+
 def quantize(a, method_args, abits, seed):
     out = os.path.join(a.work, "q")
     cmd = [a.bwla, "quantize", a.model, "-o", out, "--abits", str(abits), "--seed", str(seed),
            "--calib", a.calib, "--nsamples", str(a.nsamples), "--seqlen", str(a.seqlen),
            "--ppl-data", a.data, "--ppl-ctx", str(a.ctx), "--ppl-windows", str(a.windows),
-           "-t", str(a.threads), "--json", "-q", "--no-resume"] + method_args
+           "-t", str(a.threads), "--json", "-q", "--no-resume", "--ppl-no-fp"] + method_args
     t = time.time()
     j = sh(cmd)
     j["wall"] = time.time() - t
@@ -71,12 +76,11 @@ ABLATION = [
 
 def baselines(a):
     abits = [16, 8, 6, 4]
-    rows, fp = [], None
+    rows, fp = [], fp_ppl(a)
     for name, args in BASELINES:
         cells, bits, secs = [], None, []
         for ab in abits:
             j = quantize(a, args, ab, a.seed)
-            fp = j["ppl_fp32"]
             cells.append(j["ppl_quantized"])
             bits = j["bits_per_weight"]
             secs.append(j["seconds"])
@@ -91,7 +95,7 @@ def baselines(a):
 def ablation(a):
     abits = [16, 6, 4]
     seeds = list(range(a.seeds))
-    out = header(a, f"Each cell: mean ± std over calibration seeds {seeds}.")
+    out = header(a, f"Each cell: mean ± std over calibration seeds {seeds}. FP32: {fp_ppl(a):.2f}.")
     out += "\n| configuration | bits/weight | W1A16 | W1A6 | W1A4 |\n|---|---:|---:|---:|---:|\n"
     for name, args in ABLATION:
         cells, bits = [], None
@@ -109,7 +113,7 @@ def ablation(a):
 def fp32(a):
     t = time.time()
     j = sh([a.bwla, "ppl", a.model, "--data", a.data, "--ctx", str(a.ctx), "-t", str(a.threads), "--json", "-q"])
-    return (f"`{a.bwla} ppl {a.model} --data {a.data} --ctx {a.ctx} -t {a.threads}` on {cpu_name()}:\n\n"
+    return (f"`{os.path.relpath(a.bwla, ROOT)} ppl {a.model} --data {a.data} --ctx {a.ctx} -t {a.threads}` on {cpu_name()}:\n\n"
             f"| model | ctx | windows | tokens in file | PPL | seconds | tokens/s |\n|---|---:|---:|---:|---:|---:|---:|\n"
             f"| {os.path.basename(a.model.rstrip('/'))} | {a.ctx} | {j['windows']} | {j['tokens_total']} | "
             f"{j['ppl']:.3f} | {j['seconds']:.1f} | {j['tokens_per_s']:.0f} |\n")

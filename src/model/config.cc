@@ -119,6 +119,16 @@ ModelConfig ModelConfig::load(const std::string& dir) {
 
 json ModelConfig::to_json() const { return raw; }
 
+int ModelConfig::linear_out(int id) const {
+  const int outs[] = {q_dim(), kv_dim(), kv_dim(), hidden, intermediate, intermediate, hidden};
+  return outs[id];
+}
+
+int ModelConfig::linear_in(int id) const {
+  const int ins[] = {hidden, hidden, hidden, q_dim(), hidden, hidden, intermediate};
+  return ins[id];
+}
+
 long long ModelConfig::n_linear_params() const {
   long long h = hidden, q = q_dim(), kv = kv_dim(), f = intermediate;
   return (long long)n_layers * (h * q + 2 * h * kv + q * h + 3 * h * f);

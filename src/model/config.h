@@ -40,6 +40,9 @@ struct ModelConfig {
   json raw;  // the whole config.json (quantization_config etc.)
 
   int q_dim() const { return n_heads * head_dim; }
+  // Output / input width of decoder linear id (LinearId order: q, k, v, o, gate, up, down).
+  int linear_out(int id) const;
+  int linear_in(int id) const;
   int kv_dim() const { return n_kv_heads * head_dim; }
   // Parameter count of the decoder (embeddings and head included).
   long long n_params() const;

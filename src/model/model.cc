@@ -33,16 +33,13 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l
     L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
     L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
   }
-  const int outs[] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden,
-                      c.intermediate, c.intermediate, c.hidden};
-  const int ins[] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
   for (int id = 0; id < kNumLinears; ++id) {
     std::string p = linear_tensor_prefix(l, id);
     bool has_bias = (id <= kV && c.qkv_bias) || (id == kO && c.o_bias) || (id >= kGate && c.mlp_bias);
     std::vector<float> bias;
-    if (has_bias) bias = read_f32(st, p + ".bias", {outs[id]});
-    auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
-    L.lin[id] = std::make_unique<DenseLinear>(outs[id], ins[id], std::move(w), std::move(bias));
+    if (has_bias) bias = read_f32(st, p + ".bias", {c.linear_out(id)});
+    auto w = read_f32(st, p + ".weight", {c.linear_out(id), c.linear_in(id)});
+    L.lin[id] = std::make_unique<DenseLinear>(c.linear_out(id), c.linear_in(id), std::move(w), std::move(bias));
   }
   return L;
 }

@@ -83,23 +83,20 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
     L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
     L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
   }
-  const int outs[] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden,
-                      c.intermediate, c.intermediate, c.hidden};
-  const int ins[] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
   for (int id = 0; id < kNumLinears; ++id) {
     const std::string p = linear_tensor_prefix(l, id);
     std::vector<float> bias;
-    if (st.has(p + ".bias")) bias = read_f32(st, p + ".bias", {outs[id]});
+    if (st.has(p + ".bias")) bias = read_f32(st, p + ".bias", {c.linear_out(id)});
     if (!st.has(p + ".act_clip")) {  // left in full precision
-      auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
-      L.lin[id] = std::make_unique<DenseLinear>(outs[id], ins[id], std::move(w), std::move(bias));
+      auto w = read_f32(st, p + ".weight", {c.linear_out(id), c.linear_in(id)});
+      L.lin[id] = std::make_unique<DenseLinear>(c.linear_out(id), c.linear_in(id), std::move(w), std::move(bias));
       continue;
     }
     FakeQuantParts q;
     q.abits = abits;
     q.bias = std::move(bias);
-    auto w = read_f32(st, p + ".weight", {outs[id], ins[id]});
-    q.w_hat = Eigen::Map<MatrixRM>(w.data(), outs[id], ins[id]);
+    auto w = read_f32(st, p + ".weight", {c.linear_out(id), c.linear_in(id)});
+    q.w_hat = Eigen::Map<MatrixRM>(w.data(), c.linear_out(id), c.linear_in(id));
     q.act_clip = read_f32(st, p + ".act_clip", {1})[0];
     BWLA_CHECK(q.act_clip > 0 && q.act_clip <= 1, "'{}': {}.act_clip = {} is outside (0, 1]",
                st.dir(), p, q.act_clip);
@@ -111,9 +108,9 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
     }
     if (st.has(p + ".okt_r1")) {
       MatrixRM r1 = read_matrix(st, p + ".okt_r1"), r2 = read_matrix(st, p + ".okt_r2");
-      BWLA_CHECK(r1.rows() * r2.rows() == ins[id],
+      BWLA_CHECK(r1.rows() * r2.rows() == c.linear_in(id),
                  "'{}': {} OKT factors {}x{} and {}x{} do not match input width {}", st.dir(), p,
-                 r1.rows(), r1.cols(), r2.rows(), r2.cols(), ins[id]);
+                 r1.rows(), r1.cols(), r2.rows(), r2.cols(), c.linear_in(id));
       q.transform = std::make_shared<KroneckerTransform>(std::move(r1), std::move(r2));
     } else if (st.has(p + ".hadamard_seed")) {
       const TensorView& t = st.get(p + ".hadamard_seed");
@@ -121,15 +118,15 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
                  t.file, p);
       int64_t s;
       std::memcpy(&s, t.data, 8);
-      q.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(ins[id], (uint64_t)s));
+      q.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(c.linear_in(id), (uint64_t)s));
     }
     if (st.has(p + ".psp_a")) {
       q.lr_a = read_matrix(st, p + ".psp_a");
       q.lr_b = read_matrix(st, p + ".psp_b");
-      BWLA_CHECK(q.lr_a.rows() == outs[id] && q.lr_b.cols() == ins[id] &&
+      BWLA_CHECK(q.lr_a.rows() == c.linear_out(id) && q.lr_b.cols() == c.linear_in(id) &&
                      q.lr_a.cols() == q.lr_b.rows(),
                  "'{}': {} low-rank shapes [{}, {}] x [{}, {}] do not fit [{}, {}]", st.dir(), p,
-                 q.lr_a.rows(), q.lr_a.cols(), q.lr_b.rows(), q.lr_b.cols(), outs[id], ins[id]);
+                 q.lr_a.rows(), q.lr_a.cols(), q.lr_b.rows(), q.lr_b.cols(), c.linear_out(id), c.linear_in(id));
     }
     L.lin[id] = std::make_unique<FakeQuantLinear>(std::move(q));
   }
@@ -152,29 +149,18 @@ void load_quantized_layers(Model& m) {
   for (int l = 0; l < m.cfg.n_layers; ++l) m.layers[l] = load_quantized_layer(*m.store, m.cfg, l, abits);
 }
 
-void save_quantized_model(const Model& m, const json& quant_config, const std::string& src_dir,
-                          const std::string& out_dir) {
-  const ModelConfig& c = m.cfg;
-  SafeTensorsWriter w;
-  w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
-  w.add_f32("model.norm.weight", {c.hidden}, m.final_norm.data());
-  if (!c.tie_embeddings) {
-    const auto* d = dynamic_cast<const DenseLinear*>(m.lm_head.get());
-    BWLA_ASSERT(d, "lm_head must be dense{}", "");
-    w.add_f32("lm_head.weight", {c.vocab, c.hidden}, d->weight());
-  }
-  for (int l = 0; l < c.n_layers; ++l) add_layer_tensors(w, m, l);
-  json cfg = c.raw;
-  cfg["quantization_config"] = quant_config;
+void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string& src_dir,
+                         const std::string& out_dir,
+                         const std::vector<std::pair<std::string, std::string>>& extra_files) {
   cfg["quantization_config"]["quant_method"] = "bwla";
   cfg["quantization_config"]["format_version"] = kFakeQuantFormatVersion;
   cfg["torch_dtype"] = "float32";
   const std::string tmp = out_dir + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  w.set_metadata("format", "pt");
   w.write(tmp + "/model.safetensors");
   write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
+  for (auto& [name, text] : extra_files) write_text_file_atomic(tmp + "/" + name, text);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                         "generation_config.json"}) {
     fs::path s = fs::path(src_dir) / f;

@@ -21,11 +21,13 @@ bool is_quantized_config(const ModelConfig& cfg);
 // Builds every layer of m from its store according to quantization_config.
 void load_quantized_layers(Model& m);
 
-// Writes m (whose layers hold FakeQuantLinear or DenseLinear) with the given
-// quantization_config to out_dir atomically (out_dir.tmp, then rename).
-// Tokenizer files are copied from src_dir.
-void save_quantized_model(const Model& m, const json& quant_config, const std::string& src_dir,
-                          const std::string& out_dir);
+// Writes a quantized model directory atomically: the tensors in w, config.json
+// = cfg with quantization_config's quant_method/format_version set, extra
+// files (name -> text), and the tokenizer files copied from src_dir; built in
+// out_dir.tmp, then renamed over out_dir.
+void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string& src_dir,
+                         const std::string& out_dir,
+                         const std::vector<std::pair<std::string, std::string>>& extra_files = {});
 
 // Writes one layer's tensors (used for resumable per-layer checkpoints).
 void add_layer_tensors(class SafeTensorsWriter& w, const Model& m, int layer);

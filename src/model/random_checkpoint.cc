@@ -108,15 +108,11 @@ void write_random_checkpoint(const RandomCheckpointSpec& s, const std::string& o
       add_random(layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim}, 0.05, 1.0);
       add_random(layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim}, 0.05, 1.0);
     }
-    const int outs[] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden,
-                        c.intermediate, c.intermediate, c.hidden};
-    const int ins[] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden,
-                       c.intermediate};
     for (int id = 0; id < kNumLinears; ++id) {
       std::string p = linear_tensor_prefix(l, id);
       // std ~ 1/sqrt(in) keeps activations O(1) through depth.
-      add_random(p + ".weight", {outs[id], ins[id]}, 1.0 / std::sqrt((double)ins[id]), 0.0);
-      if (id <= kV && c.qkv_bias) add_random(p + ".bias", {outs[id]}, sd, 0.0);
+      add_random(p + ".weight", {c.linear_out(id), c.linear_in(id)}, 1.0 / std::sqrt((double)c.linear_in(id)), 0.0);
+      if (id <= kV && c.qkv_bias) add_random(p + ".bias", {c.linear_out(id)}, sd, 0.0);
     }
     log_info("make-random: layer {}/{} generated", l + 1, c.n_layers);
   }

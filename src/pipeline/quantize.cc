@@ -232,23 +232,10 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     json cfg = c.raw;
     json qc = settings;
     qc.erase("model");
-    qc["quant_method"] = "bwla";
     qc["format"] = "fake-quant";
-    qc["format_version"] = kFakeQuantFormatVersion;
     qc["bits_per_weight"] = total_weights ? total_bits / total_weights : 0.0;
     cfg["quantization_config"] = qc;
-    cfg["torch_dtype"] = "float32";
-    const std::string tmp = out_dir + ".tmp";
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
     w.set_metadata("format", "pt");
-    w.write(tmp + "/model.safetensors");
-    write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                          "generation_config.json"}) {
-      fs::path s = fs::path(model_dir) / f;
-      if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
-    }
     QuantizeResult res;
     res.bits_per_weight = total_weights ? total_bits / total_weights : 0.0;
     res.seconds = timer.seconds();
@@ -258,9 +245,7 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                   {"linear_weights", total_weights},
                   {"seconds", res.seconds},
                   {"peak_rss_bytes", peak_rss()}};
-    write_text_file_atomic(tmp + "/quantize_report.json", res.report.dump(2));
-    if (fs::exists(out_dir)) fs::remove_all(out_dir);
-    fs::rename(tmp, out_dir);
+    write_quantized_dir(w, cfg, model_dir, out_dir, {{"quantize_report.json", res.report.dump(2)}});
     fs::remove_all(partial);
     return res;
   }
