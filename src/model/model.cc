@@ -25,14 +25,18 @@ std::vector<float> read_f32(const TensorStore& st, const std::string& name,
   return t.to_f32();
 }
 
-LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l) {
-  LayerWeights L;
+void load_layer_norms(const TensorStore& st, const ModelConfig& c, int l, LayerWeights& L) {
   L.attn_norm = read_f32(st, layer_tensor_name(l, "input_layernorm.weight"), {c.hidden});
   L.mlp_norm = read_f32(st, layer_tensor_name(l, "post_attention_layernorm.weight"), {c.hidden});
   if (c.qk_norm) {
     L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
     L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
   }
+}
+
+LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l) {
+  LayerWeights L;
+  load_layer_norms(st, c, l, L);
   for (int id = 0; id < kNumLinears; ++id) {
     std::string p = linear_tensor_prefix(l, id);
     bool has_bias = (id <= kV && c.qkv_bias) || (id == kO && c.o_bias) || (id >= kGate && c.mlp_bias);

@@ -28,6 +28,9 @@ std::string linear_tensor_prefix(int layer, int linear_id);  // "model.layers.3.
 std::vector<float> read_f32(const TensorStore& st, const std::string& name,
                             std::vector<int64_t> expect_shape);
 
+// Reads layer l's RMSNorm weights (and Qwen3 q/k norms) into L.
+void load_layer_norms(const TensorStore& st, const ModelConfig& cfg, int l, LayerWeights& L);
+
 // Loads layer l's fp32 weights (dense linears) from the store.
 LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& cfg, int l);
 

@@ -77,12 +77,7 @@ void add_layer_tensors(SafeTensorsWriter& w, const Model& m, int l) {
 
 LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits) {
   LayerWeights L;
-  L.attn_norm = read_f32(st, layer_tensor_name(l, "input_layernorm.weight"), {c.hidden});
-  L.mlp_norm = read_f32(st, layer_tensor_name(l, "post_attention_layernorm.weight"), {c.hidden});
-  if (c.qk_norm) {
-    L.q_norm = read_f32(st, layer_tensor_name(l, "self_attn.q_norm.weight"), {c.head_dim});
-    L.k_norm = read_f32(st, layer_tensor_name(l, "self_attn.k_norm.weight"), {c.head_dim});
-  }
+  load_layer_norms(st, c, l, L);
   for (int id = 0; id < kNumLinears; ++id) {
     const std::string p = linear_tensor_prefix(l, id);
     std::vector<float> bias;
