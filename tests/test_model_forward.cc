@@ -242,3 +242,26 @@ TEST(Stories260K, GreedyTextMatchesModelCard) {
 }
 
 }  // namespace
+
+namespace {
+TEST(Forward, LazySixteenBitWeightsMatchEagerFp32) {
+  test::TempDir td;
+  RandomCheckpointSpec s;
+  s.preset = "tiny-qwen2";  // has biases
+  s.dtype = DType::BF16;
+  write_random_checkpoint(s, td.str());
+  auto eager = Model::load(td.str());
+  setenv("BWLA_LAZY_WEIGHTS", "1", 1);
+  auto lazy = Model::load(td.str());
+  unsetenv("BWLA_LAZY_WEIGHTS");
+  ASSERT_NE(dynamic_cast<const LazyDenseLinear*>(lazy->layers[0].lin[kQ].get()), nullptr);
+  EXPECT_LT(lazy->param_bytes(), eager->param_bytes());  // 16-bit stays 16-bit in memory
+  std::vector<int> toks = {1, 5, 9, 200, 17, 3, 44};
+  const int V = eager->cfg.vocab, n = (int)toks.size();
+  std::vector<float> a((size_t)n * V), b((size_t)n * V);
+  KVCache c1(eager->cfg, 16), c2(lazy->cfg, 16);
+  forward_tokens(*eager, toks.data(), n, c1, a.data(), true);
+  forward_tokens(*lazy, toks.data(), n, c2, b.data(), true);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
+}
+}  // namespace

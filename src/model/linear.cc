@@ -3,6 +3,8 @@
 #include <cblas.h>
 
 #include "core/error.h"
+#include "core/half.h"
+#include "io/safetensors.h"
 
 namespace bwla {
 
@@ -37,6 +39,36 @@ void DenseLinear::forward(const float* x, int n, float* y) const {
   if (!bias_.empty())
     for (int t = 0; t < n; ++t)
       for (int o = 0; o < out_; ++o) y[(size_t)t * out_ + o] += bias_[o];
+}
+
+LazyDenseLinear::LazyDenseLinear(int out, int in, const TensorView* view, std::vector<float> bias)
+    : out_(out), in_(in), view_(view), bias_(std::move(bias)) {
+  BWLA_ASSERT(view_->dtype == DType::BF16 || view_->dtype == DType::F16, "lazy linear dtype {}",
+              dtype_name(view_->dtype));
+}
+
+size_t LazyDenseLinear::param_bytes() const { return view_->nbytes + bias_.size() * 4; }
+
+void LazyDenseLinear::forward(const float* x, int n, float* y) const {
+  constexpr int kBlock = 256;  // output rows converted at a time
+  const bool bf = view_->dtype == DType::BF16;
+  const uint16_t* src = reinterpret_cast<const uint16_t*>(view_->data);
+  std::vector<float> w((size_t)kBlock * in_);
+  std::vector<float> yb((size_t)n * kBlock);
+  for (int r0 = 0; r0 < out_; r0 += kBlock) {
+    const int rb = std::min(kBlock, out_ - r0);
+    const size_t cnt = (size_t)rb * in_;
+#pragma omp parallel for schedule(static) if (cnt >= 65536)
+    for (size_t i = 0; i < cnt; ++i) {
+      uint16_t h = src[(size_t)r0 * in_ + i];
+      w[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in_, 1.0f, x, in_, w.data(), in_,
+                0.0f, yb.data(), rb);
+    for (int t = 0; t < n; ++t)
+      for (int o = 0; o < rb; ++o)
+        y[(size_t)t * out_ + r0 + o] = yb[(size_t)t * rb + o] + (bias_.empty() ? 0.f : bias_[r0 + o]);
+  }
 }
 
 }  // namespace bwla

@@ -48,4 +48,23 @@ class DenseLinear : public Linear {
   std::vector<float> bias_;
 };
 
+// Weights left in the checkpoint's 16-bit dtype (a memory-mapped tensor) and
+// converted to fp32 in row blocks on every forward call: lets a model whose
+// fp32 copy would not fit in RAM run (at some speed cost).
+class LazyDenseLinear : public Linear {
+ public:
+  // view must stay valid (the TensorStore keeps the mmap alive).
+  LazyDenseLinear(int out, int in, const struct TensorView* view, std::vector<float> bias = {});
+  int in_features() const override { return in_; }
+  int out_features() const override { return out_; }
+  void forward(const float* x, int n, float* y) const override;
+  size_t param_bytes() const override;
+  std::string describe() const override { return "lazy-16bit"; }
+
+ private:
+  int out_, in_;
+  const struct TensorView* view_;
+  std::vector<float> bias_;
+};
+
 }  // namespace bwla

@@ -1,5 +1,9 @@
 #include "model/model.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "model/ops.h"
@@ -34,7 +38,16 @@ void load_layer_norms(const TensorStore& st, const ModelConfig& c, int l, LayerW
   }
 }
 
-LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l) {
+bool want_lazy_weights(const TensorStore& st, const ModelConfig& c) {
+  if (const char* e = std::getenv("BWLA_LAZY_WEIGHTS")) return std::string(e) == "1";
+  const TensorView& t = st.get(linear_tensor_prefix(0, kQ) + ".weight");
+  if (t.dtype != DType::BF16 && t.dtype != DType::F16) return false;
+  const double fp32_bytes = 4.0 * (double)c.n_params();
+  const double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  return fp32_bytes > 0.8 * avail;
+}
+
+LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l, bool lazy) {
   LayerWeights L;
   load_layer_norms(st, c, l, L);
   for (int id = 0; id < kNumLinears; ++id) {
@@ -42,6 +55,15 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l
     bool has_bias = (id <= kV && c.qkv_bias) || (id == kO && c.o_bias) || (id >= kGate && c.mlp_bias);
     std::vector<float> bias;
     if (has_bias) bias = read_f32(st, p + ".bias", {c.linear_out(id)});
+    const TensorView& tv = st.get(p + ".weight");
+    if (lazy && (tv.dtype == DType::BF16 || tv.dtype == DType::F16)) {
+      BWLA_CHECK(tv.shape == (std::vector<int64_t>{c.linear_out(id), c.linear_in(id)}),
+                 "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", tv.file,
+                 p + ".weight", tv.shape_str(), c.linear_out(id), c.linear_in(id));
+      L.lin[id] = std::make_unique<LazyDenseLinear>(c.linear_out(id), c.linear_in(id), &tv,
+                                                    std::move(bias));
+      continue;
+    }
     auto w = read_f32(st, p + ".weight", {c.linear_out(id), c.linear_in(id)});
     L.lin[id] = std::make_unique<DenseLinear>(c.linear_out(id), c.linear_in(id), std::move(w), std::move(bias));
   }
@@ -72,7 +94,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   if (is_quantized_config(m->cfg)) {
     load_quantized_layers(*m);
   } else {
-    for (int l = 0; l < m->cfg.n_layers; ++l) m->layers[l] = load_dense_layer(*m->store, m->cfg, l);
+    const bool lazy = want_lazy_weights(*m->store, m->cfg);
+    if (lazy) log_info("{}: fp32 weights would not fit in memory; converting 16-bit weights per layer on use", dir);
+    for (int l = 0; l < m->cfg.n_layers; ++l)
+      m->layers[l] = load_dense_layer(*m->store, m->cfg, l, lazy);
   }
   return m;
 }

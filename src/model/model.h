@@ -31,8 +31,13 @@ std::vector<float> read_f32(const TensorStore& st, const std::string& name,
 // Reads layer l's RMSNorm weights (and Qwen3 q/k norms) into L.
 void load_layer_norms(const TensorStore& st, const ModelConfig& cfg, int l, LayerWeights& L);
 
-// Loads layer l's fp32 weights (dense linears) from the store.
-LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& cfg, int l);
+// Loads layer l's fp32 weights (dense linears) from the store. lazy: keep
+// 16-bit tensors memory-mapped and convert on use (LazyDenseLinear).
+LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& cfg, int l,
+                              bool lazy = false);
+// True when the decoder's fp32 copy would not fit in available memory (or
+// BWLA_LAZY_WEIGHTS=1); 16-bit checkpoints are then converted per layer on use.
+bool want_lazy_weights(const TensorStore& st, const ModelConfig& cfg);
 
 class Model {
  public:
