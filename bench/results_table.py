@@ -119,13 +119,13 @@ def fp32(a):
             f"{j['ppl']:.3f} | {j['seconds']:.1f} | {j['tokens_per_s']:.0f} |\n")
 
 def zeroshot(a):
-    cmd = [a.bwla, "eval", a.model, "-t", str(a.threads), "--json", "-q"]
+    cmd = [os.path.relpath(a.bwla, ROOT), "eval", a.model, "-t", str(a.threads), "--json", "-q"]
     if a.limit:
         cmd += ["--limit", str(a.limit)]
     if a.from_json:
         j = json.load(open(a.from_json))
     else:
-        j = sh(cmd)
+        j = sh([a.bwla] + cmd[1:])
     out = (f"`{' '.join(cmd)}` on {cpu_name()} (lm-evaluation-harness conventions, "
            f"{'all items' if not a.limit else f'{a.limit} items per task'}; "
            f"total {j.get('seconds', 0):.0f} s):\n\n"
