@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.h"
 #include "io/json.h"
 #include "shared_data.h"
 #include "tmpdir.h"
@@ -21,39 +22,9 @@ using bwla::test::shared_path;
 
 const char* kModel = "models/stories260K-hf";
 
-struct CliRun {
-  int code = -1;  // exit status, or 128+signal
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-CliRun run_bwla(const std::vector<std::string>& args) {
-  static bwla::test::TempDir capture;
-  static int n = 0;
-  const std::string o = capture.file("out" + std::to_string(n)), e = capture.file("err" + std::to_string(n));
-  ++n;
-  std::string cmd = quote(BWLA_CLI_PATH);
-  for (auto& a : args) cmd += " " + quote(a);
-  cmd += " </dev/null >" + quote(o) + " 2>" + quote(e);
-  int st = std::system(cmd.c_str());
-  CliRun r;
-  if (st != -1 && WIFEXITED(st)) r.code = WEXITSTATUS(st);
-  r.out = slurp(o);
-  r.err = slurp(e);
-  return r;
-}
+using CliRun = bwla::test::RunResult;
+using bwla::test::run_bwla;
+using bwla::test::slurp;
 
 std::string describe(const CliRun& r) {
   return "exit " + std::to_string(r.code) + "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;

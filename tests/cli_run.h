@@ -1,0 +1,69 @@
+// Runs the built bwla binary (BWLA_CLI_PATH) with stdout and stderr captured
+// in separate files, for the test_cli_* end-to-end tests.
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tmpdir.h"
+
+namespace bwla::test {
+
+struct RunResult {
+  bool exited = false;  // false: killed by a signal
+  int code = -1;        // exit status when exited
+  int signal = 0;
+  std::string out, err;
+};
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
+  }
+  return q + "'";
+}
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Runs `bwla ARGS...` with stdout and stderr redirected to separate files.
+inline RunResult run_bwla(const std::vector<std::string>& args) {
+  static TempDir capture;
+  static int n = 0;
+  const std::string out_file = capture.file("out" + std::to_string(n));
+  const std::string err_file = capture.file("err" + std::to_string(n));
+  ++n;
+  std::string cmd = shell_quote(BWLA_CLI_PATH);
+  for (auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " </dev/null >" + shell_quote(out_file) + " 2>" + shell_quote(err_file);
+  int st = std::system(cmd.c_str());
+  RunResult r;
+  if (st != -1 && WIFEXITED(st)) {
+    r.exited = true;
+    r.code = WEXITSTATUS(st);
+    // The shell reports a child killed by signal N as exit status 128+N.
+    if (r.code > 128) {
+      r.exited = false;
+      r.signal = r.code - 128;
+    }
+  } else if (st != -1 && WIFSIGNALED(st)) {
+    r.signal = WTERMSIG(st);
+  }
+  r.out = slurp(out_file);
+  r.err = slurp(err_file);
+  return r;
+}
+
+}  // namespace bwla::test
