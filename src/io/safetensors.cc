@@ -178,16 +178,6 @@ std::vector<std::string> SafeTensorsFile::names() const {
   return out;
 }
 
-void SafeTensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
-                            const void* data, size_t nbytes) {
-  int64_t n = 1;
-  for (auto d : shape) n *= d;
-  BWLA_ASSERT((size_t)n * dtype_size(dtype) == nbytes, "tensor {} size mismatch {} vs {}", name,
-              (size_t)n * dtype_size(dtype), nbytes);
-  Entry e{name, dtype, std::move(shape), {}};
-  e.bytes.assign((const uint8_t*)data, (const uint8_t*)data + nbytes);
-  entries_.push_back(std::move(e));
-}
 
 void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vector<int64_t> shape,
                                  const void* data, size_t nbytes) {
@@ -199,6 +189,16 @@ void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vect
   e.view = (const uint8_t*)data;
   e.view_n = nbytes;
   entries_.push_back(std::move(e));
+}
+
+void SafeTensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                            const void* data, size_t nbytes) {
+  // Validate and record as a view, then take a copy the entry owns.
+  add_view(name, dtype, std::move(shape), data, nbytes);
+  Entry& e = entries_.back();
+  e.bytes.assign(e.view, e.view + nbytes);
+  e.view = nullptr;
+  e.view_n = 0;
 }
 
 void SafeTensorsWriter::add_f32(const std::string& name, std::vector<int64_t> shape,
