@@ -9,7 +9,7 @@ docs/RESULTS.md (between <!-- BEGIN name --> / <!-- END name --> markers).
 
 Every cell re-runs `bwla quantize ... --ppl-data` with the same calibration.
 """
-import argparse, json, os, platform, statistics, subprocess, sys, time
+import argparse, concurrent.futures, hashlib, json, os, platform, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,14 @@ def fp_ppl(a):
     return j["ppl"]
 
 def quantize(a, method_args, abits, seed):
-    out = os.path.join(a.work, "q")
+    """One grid cell. Results are cached in a.work by their full command line, so an
+    interrupted grid resumes and cells shared between tables run once."""
+    key = hashlib.sha1(json.dumps([a.model, a.calib, a.nsamples, a.seqlen, a.data, a.ctx, a.windows,
+                                   a.threads, method_args, abits, seed]).encode()).hexdigest()[:16]
+    cache = os.path.join(a.work, f"cell-{key}.json")
+    if os.path.exists(cache):
+        return json.load(open(cache))
+    out = os.path.join(a.work, f"q-{key}")
     cmd = [a.bwla, "quantize", a.model, "-o", out, "--abits", str(abits), "--seed", str(seed),
            "--calib", a.calib, "--nsamples", str(a.nsamples), "--seqlen", str(a.seqlen),
            "--ppl-data", a.data, "--ppl-ctx", str(a.ctx), "--ppl-windows", str(a.windows),
@@ -43,8 +50,20 @@ def quantize(a, method_args, abits, seed):
     j = sh(cmd)
     j["wall"] = time.time() - t
     print(f"  {' '.join(method_args)} A{abits} seed {seed}: ppl {j['ppl_quantized']:.2f} "
-          f"bits {j['bits_per_weight']:.3f} ({j['wall']:.0f}s)", file=sys.stderr)
+          f"bits {j['bits_per_weight']:.3f} ({j['wall']:.0f}s)", file=sys.stderr, flush=True)
+    subprocess.run(["rm", "-rf", out])
+    with open(cache + ".tmp", "w") as f:
+        json.dump(j, f)
+    os.replace(cache + ".tmp", cache)
     return j
+
+def run_cells(a, cells):
+    """cells: list of (method_args, abits, seed) -> results in the same order, a.jobs at a time."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        return list(ex.map(lambda c: quantize(a, *c), cells))
+
+def mean_sd(v):
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 def header(a, extra=""):
     return (f"Model `{a.model}`; calibration {a.calib} {a.nsamples}x{a.seqlen} tokens; "
@@ -60,54 +79,68 @@ BASELINES = [
     ("ARB-LLM_X (arb-x)", ["--method", "arb-x"]),
     ("ARB-LLM_RC (arb-rc)", ["--method", "arb-rc"]),
     ("Hadamard + arb-x", ["--method", "arb-x", "--transform", "hadamard"]),
-    ("BWLA (OKT + PSP)", ["--method", "bwla"]),
+    ("BWLA (default: OKT + PSP + arb-x with column groups)", ["--method", "bwla"]),
+    ("BWLA --no-groups (1 bit plane, packable)", ["--method", "bwla", "--no-groups"]),
 ]
 
 ABLATION = [
-    ("binarizer only (no OKT, no PSP)", ["--method", "bwla", "--no-okt", "--no-psp"]),
+    ("binarizer only (arb-x + groups; no OKT, no PSP)", ["--method", "bwla", "--no-okt", "--no-psp"]),
     ("OKT only", ["--method", "bwla", "--no-psp"]),
     ("PSP only", ["--method", "bwla", "--no-okt"]),
-    ("OKT + PSP (BWLA default)", ["--method", "bwla"]),
-    ("OKT + PSP, Cayley M-step", ["--method", "bwla", "--mstep", "cayley"]),
+    ("OKT + PSP (BWLA default, Cayley M-step)", ["--method", "bwla"]),
+    ("OKT + PSP, Procrustes M-step", ["--method", "bwla", "--mstep", "procrustes"]),
+    ("OKT + PSP, Hadamard start", ["--method", "bwla", "--hadamard-init"]),
+    ("OKT + PSP, no column groups", ["--method", "bwla", "--no-groups"]),
     ("OKT + PSP, binarizer rtn-sign", ["--method", "bwla", "--binarizer", "rtn-sign"]),
-    ("OKT + PSP, binarizer gptq", ["--method", "bwla", "--binarizer", "gptq"]),
-    ("OKT + PSP, binarizer billm", ["--method", "bwla", "--binarizer", "billm"]),
 ]
+
+def grid(a, configs, abits):
+    """Mean/std PPL, bits and median quantize seconds per (config, abits) over a.seeds seeds."""
+    seeds = list(range(a.seed, a.seed + a.seeds))
+    cells = [(args, ab, s) for _, args in configs for ab in abits for s in seeds]
+    res = iter(run_cells(a, cells))
+    table = []
+    for name, _ in configs:
+        row = {"name": name, "cells": {}, "bits": None, "secs": []}
+        for ab in abits:
+            v = []
+            for _ in seeds:
+                j = next(res)
+                v.append(j["ppl_quantized"])
+                row["bits"] = j["bits_per_weight"]
+                row["secs"].append(j["seconds"])
+            row["cells"][ab] = mean_sd(v)
+        table.append(row)
+    return table, seeds
+
+def fmt_cell(m, sd, nseeds):
+    return f"{m:.2f} ± {sd:.2f}" if nseeds > 1 else f"{m:.2f}"
 
 def baselines(a):
     abits = [16, 8, 6, 4]
-    rows, fp = [], fp_ppl(a)
-    for name, args in BASELINES:
-        cells, bits, secs = [], None, []
-        for ab in abits:
-            j = quantize(a, args, ab, a.seed)
-            cells.append(j["ppl_quantized"])
-            bits = j["bits_per_weight"]
-            secs.append(j["seconds"])
-        rows.append((name, cells, bits, statistics.median(secs)))
-    out = header(a, "Bits per weight count signs, every fp16 scale/mean, bitmaps, rotations and low-rank factors of the decoder linears.")
-    out += "\n| method | bits/weight | W1A16 | W1A8 | W1A6 | W1A4 | quantize s |\n|---|---:|---:|---:|---:|---:|---:|\n"
-    out += f"| FP32 | 32 | {fp:.2f} | – | – | – | – |\n"
-    for name, cells, bits, s in rows:
-        out += f"| {name} | {bits:.3f} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {s:.1f} |\n"
+    fp = fp_ppl(a)
+    table, seeds = grid(a, BASELINES, abits)
+    out = header(a, f"Each cell: WikiText-2 PPL, mean ± std over calibration seeds {seeds}. "
+                 "Bits per weight count signs, every scale/mean, column-group bitmaps, rotations "
+                 "and low-rank factors of the decoder linears (fp32 side tensors counted as stored).")
+    out += ("\n| method | bits/weight | W1A16 | W1A8 | W1A6 | W1A4 | A6/A16 | quantize s |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    out += f"| FP32 | 32 | {fp:.2f} | – | – | – | – | – |\n"
+    for r in table:
+        ratio = r["cells"][6][0] / r["cells"][16][0]
+        out += (f"| {r['name']} | {r['bits']:.3f} | " +
+                " | ".join(fmt_cell(*r["cells"][ab], len(seeds)) for ab in abits) +
+                f" | {ratio:.3f} | {statistics.median(r['secs']):.1f} |\n")
     return out
 
 def ablation(a):
     abits = [16, 6, 4]
-    seeds = list(range(a.seeds))
+    table, seeds = grid(a, ABLATION, abits)
     out = header(a, f"Each cell: mean ± std over calibration seeds {seeds}. FP32: {fp_ppl(a):.2f}.")
     out += "\n| configuration | bits/weight | W1A16 | W1A6 | W1A4 |\n|---|---:|---:|---:|---:|\n"
-    for name, args in ABLATION:
-        cells, bits = [], None
-        for ab in abits:
-            v = []
-            for s in seeds:
-                j = quantize(a, args, ab, s)
-                v.append(j["ppl_quantized"])
-                bits = j["bits_per_weight"]
-            sd = statistics.stdev(v) if len(v) > 1 else 0.0
-            cells.append(f"{statistics.mean(v):.2f} ± {sd:.2f}")
-        out += f"| {name} | {bits:.3f} | " + " | ".join(cells) + " |\n"
+    for r in table:
+        out += (f"| {r['name']} | {r['bits']:.3f} | " +
+                " | ".join(fmt_cell(*r["cells"][ab], len(seeds)) for ab in abits) + " |\n")
     return out
 
 def fp32(a):
@@ -157,13 +190,14 @@ def main():
     p.add_argument("--model", default="../shared/models/stories260K-hf")
     p.add_argument("--data", default="../shared/data/wikitext-2-raw/wiki.test.raw")
     p.add_argument("--calib", default="c4")
-    p.add_argument("--nsamples", type=int, default=64)
+    p.add_argument("--nsamples", type=int, default=32)
     p.add_argument("--seqlen", type=int, default=512)
     p.add_argument("--ctx", type=int, default=512)
-    p.add_argument("--windows", type=int, default=100)
+    p.add_argument("--windows", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1, help="grid cells run at once")
     p.add_argument("--work", default="/tmp/bwla-results")
     p.add_argument("--limit", type=int, default=0, help="eval: items per task (0 = all)")
     p.add_argument("--from-json", default="", help="eval: format this saved `bwla eval --json` output")

@@ -12,7 +12,7 @@ namespace bwla::cli {
 
 Runner register_quantize(CLI::App& app) {
   auto* sub = app.add_subcommand("quantize", "post-training quantization (BWLA and baselines)");
-  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data;
+  static std::string dir, out, mstep = "cayley", prox = "truncated", ppl_data;
   static QuantizeOptions o;
   static bool no_fp_ppl = false;
   static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
@@ -38,12 +38,12 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
   sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");
-  sub->add_option("--mstep", mstep, "bwla: OKT M-step: procrustes or cayley");
+  sub->add_option("--mstep", mstep, "bwla: OKT M-step: cayley (default) or procrustes");
   sub->add_flag("--hadamard-init", o.okt.hadamard_init, "bwla: start OKT from Hadamard");
   sub->add_option("--act-aware", o.okt.act_weight, "bwla: weight of OKT's activation term (0 = off)");
   sub->add_option("--group-size", o.wq.group_size, "rtn/gptq n-bit group size (0 = per row)");
   sub->add_option("--block-size", o.wq.block_size, "GPTQ/BiLLM/ARB block size");
-  sub->add_flag("--no-groups", no_groups, "arb*: no column-group bitmaps");
+  sub->add_flag("--no-groups", no_groups, "arb* and bwla: no column-group bitmaps (1 bit plane per weight)");
   sub->add_option("--arb-iters", o.wq.arb_iters, "ARB refinement iterations");
   sub->add_option("--damp", o.wq.damp, "GPTQ damping (fraction of mean diag)");
   sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
@@ -73,8 +73,9 @@ Runner register_quantize(CLI::App& app) {
     o.psp_opt.prox = prox == "soft" ? PspOptions::Prox::SoftThreshold : PspOptions::Prox::Truncated;
     o.psp = o.method == "bwla" && !no_psp;
     BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
+    // Column-group bitmaps on by default for every arb* binarizer, bwla's included
+    // (measured: docs/RESULTS.md ablation); --no-groups gives the ~1-bit storage layout.
     o.wq.groups = !no_groups;
-    if (o.method == "bwla" && !no_groups) o.wq.groups = false;  // bwla's default: no bitmaps
     BWLA_CHECK(!(rank_opt->count() && ratio_opt->count()), "give either --rank or --rank-ratio, not both");
     if (rank_opt->count()) o.rank_ratio = 0;
     o.clip_search = !no_clip;
