@@ -6,6 +6,8 @@ docs/RESULTS.md (between <!-- BEGIN name --> / <!-- END name --> markers).
   bench/results_table.py ablation    # BWLA parts x A16/A6/A4, mean ± std over seeds
   bench/results_table.py fp32        # FP32 perplexity on the full test file
   bench/results_table.py eval        # zero-shot tasks (full sets)
+  bench/results_table.py qtime --nsamples 64 --seqlen 512 --threads 2
+                                     # quantization time / RSS on random real-shape checkpoints
 
 Every cell re-runs `bwla quantize ... --ppl-data` with the same calibration.
 """
@@ -143,6 +145,48 @@ def ablation(a):
                 " | ".join(fmt_cell(*r["cells"][ab], len(seeds)) for ab in abits) + " |\n")
     return out
 
+def dir_bytes(d):
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs
+               if f.endswith(".safetensors"))
+
+def qtime(a):
+    """Quantization wall time and peak RSS on random real-shape bf16 checkpoints."""
+    rows = []
+    for preset in a.presets.split(","):
+        model = os.path.join(a.work, f"random-{preset}-bf16")
+        if not os.path.exists(os.path.join(model, "config.json")):
+            sh([a.bwla, "make-random", "--preset", preset, "--dtype", "bf16", "-o", model,
+                "--json", "-q"])
+        ckpt = dir_bytes(model)
+        for method in a.methods.split(","):
+            out = os.path.join(a.work, f"qtime-{preset}-{method}")
+            cmd = [a.bwla, "quantize", model, "-o", out, "--method", method, "--wbits", "1",
+                   "--abits", "6", "--calib", a.calib, "--nsamples", str(a.nsamples), "--seqlen",
+                   str(a.seqlen), "-t", str(a.threads), "--json", "--no-resume"]
+            load0 = os.getloadavg()[0]
+            t = time.time()
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}")
+            j = json.loads(r.stdout)
+            wall = time.time() - t
+            rows.append((preset, method, ckpt, wall, j["peak_rss_bytes"], j["bits_per_weight"],
+                         load0, os.getloadavg()[0]))
+            print(f"  {preset} {method}: {wall:.0f}s, RSS {j['peak_rss_bytes'] / 2**30:.2f} GiB",
+                  file=sys.stderr, flush=True)
+            subprocess.run(["rm", "-rf", out])
+    out = (f"`bwla quantize RANDOM --method M --wbits 1 --abits 6 --calib {a.calib} --nsamples "
+           f"{a.nsamples} --seqlen {a.seqlen} -t {a.threads}` on random bf16 checkpoints "
+           f"(`bwla make-random --preset P --dtype bf16`), {cpu_name()} ({os.cpu_count()} cores). "
+           f"The machine is shared: the 1-minute load average before/after each run is shown; "
+           f"times under load are upper bounds.\nCommand: `{' '.join(sys.argv)}`\n\n"
+           "| shape | method | bf16 checkpoint | wall | peak RSS | RSS / checkpoint | bits/weight | load before/after |\n"
+           "|---|---|---:|---:|---:|---:|---:|---:|\n")
+    for preset, method, ckpt, wall, rss, bits, l0, l1 in rows:
+        out += (f"| {preset} | {method} | {ckpt / 2**30:.2f} GiB | {wall / 60:.1f} min | "
+                f"{rss / 2**30:.2f} GiB | {rss / ckpt:.2f} | {bits:.3f} | {l0:.1f} / {l1:.1f} |\n")
+    return out
+
 def fp32(a):
     t = time.time()
     j = sh([a.bwla, "ppl", a.model, "--data", a.data, "--ctx", str(a.ctx), "-t", str(a.threads), "--json", "-q"])
@@ -185,7 +229,7 @@ def write_section(path, name, body):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", choices=["baselines", "ablation", "fp32", "eval"])
+    p.add_argument("table", choices=["baselines", "ablation", "fp32", "eval", "qtime"])
     p.add_argument("--bwla", default=os.path.join(ROOT, "build", "bwla"))
     p.add_argument("--model", default="../shared/models/stories260K-hf")
     p.add_argument("--data", default="../shared/data/wikitext-2-raw/wiki.test.raw")
@@ -198,13 +242,16 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1, help="grid cells run at once")
+    p.add_argument("--presets", default="smollm2-135m,tinyllama-1.1b", help="qtime: random shapes")
+    p.add_argument("--methods", default="arb-x,bwla", help="qtime: methods")
     p.add_argument("--work", default="/tmp/bwla-results")
     p.add_argument("--limit", type=int, default=0, help="eval: items per task (0 = all)")
     p.add_argument("--from-json", default="", help="eval: format this saved `bwla eval --json` output")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    body = {"baselines": baselines, "ablation": ablation, "fp32": fp32, "eval": zeroshot}[a.table](a)
+    body = {"baselines": baselines, "ablation": ablation, "fp32": fp32, "eval": zeroshot,
+            "qtime": qtime}[a.table](a)
     write_section(a.out, a.table, body)
     print(body)
 

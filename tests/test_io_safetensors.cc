@@ -136,3 +136,36 @@ TEST(SafeTensors, ShardedIndex) {
 }
 
 }  // namespace
+
+// The buffer-level parser (also the fuzz target's entry point): huge shapes
+// whose byte counts overflow 64 and 128 bits, and headers that end mid-file.
+TEST(SafeTensors, ParserRejectsOverflowingShapesAndShortBuffers) {
+  auto image = [](const std::string& header, size_t data_bytes) {
+    std::string s(8, '\0');
+    uint64_t n = header.size();
+    std::memcpy(s.data(), &n, 8);
+    return s + header + std::string(data_bytes, '\x01');
+  };
+  const std::string big = "4611686018427387904";  // 2^62
+  std::string h = "{\"t\":{\"dtype\":\"F32\",\"shape\":[" + big + "," + big + "," + big +
+                  "],\"data_offsets\":[0,16]}}";
+  std::string f = image(h, 16);
+  EXPECT_THROW(bwla::parse_safetensors((const uint8_t*)f.data(), f.size(), "x"), bwla::Error);
+  // Zero anywhere in the shape means zero bytes, even next to huge dimensions.
+  h = "{\"t\":{\"dtype\":\"F32\",\"shape\":[" + big + ",0," + big + "],\"data_offsets\":[0,0]}}";
+  f = image(h, 0);
+  auto idx = bwla::parse_safetensors((const uint8_t*)f.data(), f.size(), "x");
+  EXPECT_EQ(idx.tensors.at("t").nbytes, 0u);
+  // A valid header over a buffer cut short.
+  h = "{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+  f = image(h, 16);
+  EXPECT_NO_THROW(bwla::parse_safetensors((const uint8_t*)f.data(), f.size(), "x"));
+  for (size_t cut : {size_t(0), size_t(7), size_t(8), size_t(20), f.size() - 1}) {
+    try {
+      bwla::parse_safetensors((const uint8_t*)f.data(), cut, "cut.safetensors");
+      ADD_FAILURE() << "no error at cut " << cut;
+    } catch (const bwla::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cut.safetensors"), std::string::npos) << e.what();
+    }
+  }
+}

@@ -97,16 +97,16 @@ std::vector<float> TensorView::to_f32() const {
   return v;
 }
 
-SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
-  const size_t fsize = file_.size();
+SafeTensorsIndex parse_safetensors(const uint8_t* data, size_t fsize, const std::string& path) {
+  SafeTensorsIndex idx;
   BWLA_CHECK(fsize >= 8, "'{}': file too small for a safetensors header ({} bytes)", path, fsize);
   uint64_t hlen;
-  std::memcpy(&hlen, file_.data(), 8);
+  std::memcpy(&hlen, data, 8);
   BWLA_CHECK(hlen <= fsize - 8, "'{}': header length {} exceeds file size {}", path, hlen, fsize);
   BWLA_CHECK(hlen <= (100u << 20), "'{}': header length {} is implausibly large", path, hlen);
   json header;
   try {
-    header = json::parse(file_.data() + 8, file_.data() + 8 + hlen);
+    header = json::parse(data + 8, data + 8 + hlen);
   } catch (const json::exception& e) {
     fail("'{}': header is not valid JSON: {}", path, e.what());
   }
@@ -119,7 +119,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
     if (name == "__metadata__") {
       if (it->is_object())
         for (auto m = it->begin(); m != it->end(); ++m)
-          if (m->is_string()) metadata_[m.key()] = m->get<std::string>();
+          if (m->is_string()) idx.metadata[m.key()] = m->get<std::string>();
       continue;
     }
     const json& e = *it;
@@ -147,15 +147,22 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
                "'{}': tensor '{}' data_offsets [{}, {}] run past the end of the data ({} bytes)",
                path, name, b, en, buf_size);
     // numel * size with overflow guard
-    __int128 expect = dtype_size(v.dtype);
-    for (auto d : v.shape) expect *= d;
-    BWLA_CHECK(expect == (__int128)(en - b),
+    // numel * size, saturating once it exceeds the buffer (no overflow for any shape).
+    unsigned __int128 expect = dtype_size(v.dtype);
+    bool zero = false;
+    for (auto d : v.shape) zero |= d == 0;
+    for (auto d : v.shape) {
+      if (zero) { expect = 0; break; }
+      expect *= (uint64_t)d;
+      if (expect > (unsigned __int128)buf_size + 1) { expect = (unsigned __int128)buf_size + 1; }
+    }
+    BWLA_CHECK(expect == (unsigned __int128)(en - b),
                "'{}': tensor '{}' {} {} needs {} bytes but data_offsets give {}", path, name,
                dtype_name(v.dtype), v.shape_str(), (long long)expect, en - b);
-    v.data = file_.data() + data_start + b;
+    v.data = data + data_start + b;
     v.nbytes = en - b;
     if (en > b) ranges.push_back({b, en});
-    tensors_.emplace(name, std::move(v));
+    idx.tensors.emplace(name, std::move(v));
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
@@ -163,6 +170,13 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
                "'{}': tensor data ranges overlap at byte {} (ranges [{}, {}] and [{}, {}])", path,
                ranges[i].first, ranges[i - 1].first, ranges[i - 1].second, ranges[i].first,
                ranges[i].second);
+  return idx;
+}
+
+SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
+  SafeTensorsIndex idx = parse_safetensors(file_.data(), file_.size(), path);
+  tensors_ = std::move(idx.tensors);
+  metadata_ = std::move(idx.metadata);
 }
 
 const TensorView& SafeTensorsFile::get(const std::string& name) const {

@@ -35,6 +35,17 @@ struct TensorView {
   std::vector<float> to_f32() const;
 };
 
+// A parsed, validated safetensors header: every tensor's bytes lie inside
+// [data, data + size), ranges do not overlap, sizes match dtype × shape.
+struct SafeTensorsIndex {
+  std::map<std::string, TensorView> tensors;
+  std::map<std::string, std::string> metadata;
+};
+// Parses the whole file image `data` (size bytes); `path` names it in errors.
+// Throws bwla::Error for anything malformed; never reads outside the buffer.
+// (The libFuzzer target fuzz/fuzz_safetensors.cc drives this function.)
+SafeTensorsIndex parse_safetensors(const uint8_t* data, size_t size, const std::string& path);
+
 class SafeTensorsFile {
  public:
   explicit SafeTensorsFile(const std::string& path);
