@@ -33,5 +33,6 @@ Runner register_quantize(CLI::App& app);
 Runner register_table(CLI::App& app);
 Runner register_bench(CLI::App& app);
 Runner register_inspect(CLI::App& app);
+Runner register_pack(CLI::App& app);
 
 }  // namespace bwla::cli

@@ -210,6 +210,13 @@ Runner register_bench(CLI::App& app) {
       j["decode_bytes_per_token"] = decode_bytes;
       j["bits_per_weight"] = bpw;
       j["bits_per_weight_source"] = bpw_source;
+      if (raw.contains("quantization_config") && raw["quantization_config"].is_object()) {
+        const json& qc = raw["quantization_config"];
+        j["quant_method"] = qc.value("quant_method", "");
+        // Packed models: decoder linears vs embeddings/norms/head, from `bwla pack`.
+        if (qc.contains("packed_bytes")) j["packed_bytes"] = qc["packed_bytes"];
+        if (qc.contains("embedding_dtype")) j["embedding_dtype"] = qc["embedding_dtype"];
+      }
       j["tg_prompt"] = tg_prompt;
       j["seed"] = seed;
       j["samples_tps"] = samples;
@@ -248,6 +255,11 @@ Runner register_bench(CLI::App& app) {
       fmt::print("bits/weight    {} ({})\n",
                  j["bits_per_weight"].is_null() ? std::string("?") : j["bits_per_weight"].dump(),
                  j["bits_per_weight_source"].get<std::string>());
+      if (j.contains("packed_bytes"))
+        fmt::print("packed         decoder linears {}, embeddings/norms/head {} ({})\n",
+                   human_bytes(j["packed_bytes"].value("decoder_linears", 0.0)),
+                   human_bytes(j["packed_bytes"].value("embeddings_norms_head", 0.0)),
+                   j.value("embedding_dtype", std::string("?")));
       fmt::print("peak RSS       {}\n", human_bytes(j["peak_rss_bytes"].get<double>()));
       fmt::print("threads {}, median of {} reps, random token ids (seed {})\n\n", threads, reps, seed);
       fmt::print("| test | threads | tokens/s |\n|---|---|---|\n");

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   reg(bwla::cli::register_quantize);
   reg(bwla::cli::register_bench);
   reg(bwla::cli::register_inspect);
+  reg(bwla::cli::register_pack);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

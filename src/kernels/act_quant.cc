@@ -19,11 +19,11 @@ void minmax_scalar(const float* x, int n, float* mn, float* mx) {
   *mx = hi;
 }
 
-int32_t quantize_row_scalar(const float* x, int n, float scale, float zero, float qmax,
+int32_t quantize_row_scalar(const float* x, int n, float inv_scale, float zero, float qmax,
                             uint8_t* q) {
   int32_t sum = 0;
   for (int j = 0; j < n; ++j) {
-    float v = std::nearbyint(x[j] / scale) + zero;
+    float v = std::nearbyint(x[j] * inv_scale) + zero;
     v = std::min(std::max(v, 0.0f), qmax);
     q[j] = (uint8_t)(int)v;
     sum += q[j];
@@ -63,10 +63,11 @@ void quantize_acts(const float* x, int tokens, int cols, int bits, float clip, Q
     const float lo = mn * clip, hi = mx * clip;
     float scale = (hi - lo) / qmax;
     if (!(hi > lo) || !(scale > 0.0f) || !std::isfinite(scale)) scale = 1.0f;
-    const float zero = std::nearbyint(-lo / scale);
+    const float inv = 1.0f / scale;
+    const float zero = std::nearbyint(-lo * inv);
     out.scale[t] = scale;
     out.zero[t] = zero;
-    out.qsum[t] = qrow(xt, cols, scale, zero, qmax, qt);
+    out.qsum[t] = qrow(xt, cols, inv, zero, qmax, qt);
     std::fill(qt + cols, qt + out.stride, (uint8_t)0);
   }
 }

@@ -1,9 +1,11 @@
 // Per-token asymmetric activation quantization to b bits (b ∈ 2..8):
 //   x̂_tj = s_t·(q_tj − z_t),  q ∈ [0, 2^b − 1] stored as uint8.
 // Per token: lo = min(x)·clip, hi = max(x)·clip, s = (hi − lo)/(2^b − 1)
-// (s = 1 when hi == lo), z = nearbyint(−lo/s) (a float holding an integer),
-// q = clamp(nearbyint(x/s) + z, 0, 2^b − 1). Rounding is round-half-even in
-// every ISA, and x/s is a true division, so q is bit-exact across ISAs.
+// (s = 1 when hi == lo), r = 1/s (fp32), z = nearbyint(−lo·r) (a float holding
+// an integer), q = clamp(nearbyint(x·r) + z, 0, 2^b − 1). Rounding is
+// round-half-even in every ISA and x·r is one IEEE multiply, so q is bit-exact
+// across ISAs and equal to quant/act_quant.h's fake quantizer (which the
+// pipeline measures quality with).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -30,13 +32,14 @@ void quantize_acts(const float* x, int tokens, int cols, int bits, float clip, Q
 void dequantize_acts(const QuantActs& a, float* out);
 
 namespace detail {
-// Per-ISA row kernels (exposed for tests). quantize_row returns Σ q.
+// Per-ISA row kernels (exposed for tests). quantize_row multiplies by inv_scale
+// and returns Σ q.
 void minmax_scalar(const float* x, int n, float* mn, float* mx);
-int32_t quantize_row_scalar(const float* x, int n, float scale, float zero, float qmax, uint8_t* q);
+int32_t quantize_row_scalar(const float* x, int n, float inv_scale, float zero, float qmax, uint8_t* q);
 void minmax_avx2(const float* x, int n, float* mn, float* mx);
-int32_t quantize_row_avx2(const float* x, int n, float scale, float zero, float qmax, uint8_t* q);
+int32_t quantize_row_avx2(const float* x, int n, float inv_scale, float zero, float qmax, uint8_t* q);
 void minmax_avx512(const float* x, int n, float* mn, float* mx);
-int32_t quantize_row_avx512(const float* x, int n, float scale, float zero, float qmax, uint8_t* q);
+int32_t quantize_row_avx512(const float* x, int n, float inv_scale, float zero, float qmax, uint8_t* q);
 }  // namespace detail
 
 }  // namespace bwla

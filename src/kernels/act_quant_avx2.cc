@@ -34,17 +34,17 @@ BWLA_T256 void minmax_avx2(const float* x, int n, float* mn, float* mx) {
   *mx = b;
 }
 
-BWLA_T256 static inline __m256i quant8(__m256 v, __m256 scale, __m256 zero, __m256 qmax) {
-  v = _mm256_div_ps(v, scale);
+BWLA_T256 static inline __m256i quant8(__m256 v, __m256 inv_scale, __m256 zero, __m256 qmax) {
+  v = _mm256_mul_ps(v, inv_scale);
   v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   v = _mm256_add_ps(v, zero);
   v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), qmax);
   return _mm256_cvttps_epi32(v);
 }
 
-BWLA_T256 int32_t quantize_row_avx2(const float* x, int n, float scale, float zero, float qmax,
+BWLA_T256 int32_t quantize_row_avx2(const float* x, int n, float inv_scale, float zero, float qmax,
                                     uint8_t* q) {
-  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zero), vq = _mm256_set1_ps(qmax);
+  const __m256 vs = _mm256_set1_ps(inv_scale), vz = _mm256_set1_ps(zero), vq = _mm256_set1_ps(qmax);
   const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   __m256i sum = _mm256_setzero_si256();
   int j = 0;
@@ -68,7 +68,7 @@ BWLA_T256 int32_t quantize_row_avx2(const float* x, int n, float scale, float ze
   _mm256_store_si256((__m256i*)s, sum);
   int32_t total = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
   for (; j < n; ++j) {
-    float v = std::nearbyint(x[j] / scale) + zero;
+    float v = std::nearbyint(x[j] * inv_scale) + zero;
     v = std::min(std::max(v, 0.0f), qmax);
     q[j] = (uint8_t)(int)v;
     total += q[j];

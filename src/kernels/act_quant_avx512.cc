@@ -27,17 +27,17 @@ BWLA_T512 void minmax_avx512(const float* x, int n, float* mn, float* mx) {
   *mx = _mm512_reduce_max_ps(hi);
 }
 
-BWLA_T512 static inline __m512i quant16(__m512 v, __m512 scale, __m512 zero, __m512 qmax) {
-  v = _mm512_div_ps(v, scale);
+BWLA_T512 static inline __m512i quant16(__m512 v, __m512 inv_scale, __m512 zero, __m512 qmax) {
+  v = _mm512_mul_ps(v, inv_scale);
   v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   v = _mm512_add_ps(v, zero);
   v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), qmax);
   return _mm512_cvttps_epi32(v);
 }
 
-BWLA_T512 int32_t quantize_row_avx512(const float* x, int n, float scale, float zero, float qmax,
+BWLA_T512 int32_t quantize_row_avx512(const float* x, int n, float inv_scale, float zero, float qmax,
                                       uint8_t* q) {
-  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero), vq = _mm512_set1_ps(qmax);
+  const __m512 vs = _mm512_set1_ps(inv_scale), vz = _mm512_set1_ps(zero), vq = _mm512_set1_ps(qmax);
   __m512i sum = _mm512_setzero_si512();
   int j = 0;
   for (; j + 16 <= n; j += 16) {

@@ -18,11 +18,16 @@ namespace bwla {
 struct PackedBinary {
   int rows = 0, cols = 0;
   int words_per_row = 0;          // 64-bit words, multiple of 8
-  AlignedBuffer<uint64_t> bits;   // rows * words_per_row
+  AlignedBuffer<uint64_t> bits;   // rows * words_per_row (unused when `view` is set)
+  // Non-owning alternative to `bits` (e.g. a memory-mapped packed model): same
+  // layout, 64-byte aligned, kept alive by the owner of the PackedBinary.
+  const uint64_t* view = nullptr;
   std::vector<float> alpha, mu;   // per output row
   std::vector<int32_t> row_popcount;  // Σ_j m_ij
 
-  const uint64_t* row(int i) const { return bits.data() + (size_t)i * words_per_row; }
+  const uint64_t* row(int i) const {
+    return (view ? view : bits.data()) + (size_t)i * words_per_row;
+  }
   bool bit(int i, int j) const { return (row(i)[j >> 6] >> (j & 63)) & 1; }
 };
 

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "model/ops.h"
+#include "model/packed_model.h"
 #include "model/quant_model.h"
 
 namespace bwla {
@@ -91,7 +92,9 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
 
 std::unique_ptr<Model> Model::load(const std::string& dir) {
   auto m = load_skeleton(dir);
-  if (is_quantized_config(m->cfg)) {
+  if (is_packed_config(m->cfg)) {
+    load_packed_layers(*m);
+  } else if (is_quantized_config(m->cfg)) {
     load_quantized_layers(*m);
   } else {
     const bool lazy = want_lazy_weights(*m->store, m->cfg);

@@ -1,0 +1,81 @@
+#include "model/packed_linear.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/act_quant.h"
+#include "kernels/binary_gemm.h"
+#include "kernels/lowrank.h"
+
+namespace bwla {
+
+PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
+  BWLA_ASSERT(!p_.planes.empty(), "packed linear without planes{}", "");
+  const int out = p_.planes[0].rows, in = p_.planes[0].cols;
+  for (auto& pl : p_.planes)
+    BWLA_ASSERT(pl.rows == out && pl.cols == in, "plane shape {}x{} vs {}x{}", pl.rows, pl.cols,
+                out, in);
+  BWLA_ASSERT(!p_.transform || p_.transform->dim() == in, "transform dim {} vs in {}",
+              p_.transform->dim(), in);
+  BWLA_ASSERT(p_.lr_a.size() == (size_t)out * p_.rank && p_.lr_b.size() == (size_t)p_.rank * in,
+              "low-rank sizes {} {} rank {}", p_.lr_a.size(), p_.lr_b.size(), p_.rank);
+  BWLA_ASSERT(p_.bias.empty() || p_.bias.size() == (size_t)out, "bias {}", p_.bias.size());
+  BWLA_ASSERT(p_.abits >= 2 && p_.abits <= 8, "abits {}", p_.abits);
+  BWLA_ASSERT(p_.block_scales.empty() || p_.block_scales.size() == p_.planes.size(),
+              "block scales {} for {} planes", p_.block_scales.size(), p_.planes.size());
+}
+
+void PackedLinear::forward(const float* x, int n, float* y) const {
+  const int in = in_features(), out = out_features();
+  thread_local std::vector<float> xr, tmp;
+  thread_local QuantActs qa;
+  const float* src = x;
+  if (p_.transform) {
+    xr.resize((size_t)n * in);
+    std::memcpy(xr.data(), x, sizeof(float) * xr.size());
+    p_.transform->apply_rows(xr.data(), n);
+    src = xr.data();
+  }
+  quantize_acts(src, n, in, p_.abits, p_.act_clip, qa);
+  auto plane = [&](size_t k, float* dst) {
+    if (p_.block_scales.empty())
+      binary_gemm_omp(p_.planes[k], qa, dst);
+    else
+      binary_gemm_blocked(p_.planes[k], p_.block_scales[k], qa, dst);
+  };
+  plane(0, y);
+  if (p_.planes.size() > 1) {
+    tmp.resize((size_t)n * out);
+    for (size_t k = 1; k < p_.planes.size(); ++k) {
+      plane(k, tmp.data());
+      for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
+    }
+  }
+  if (p_.rank > 0) lowrank_add(x, n, in, p_.lr_b.data(), p_.lr_a.data(), p_.rank, out, y);
+  if (!p_.bias.empty())
+    for (int t = 0; t < n; ++t)
+      for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
+}
+
+size_t PackedLinear::param_bytes() const {
+  size_t b = 0;
+  for (auto& pl : p_.planes)
+    b += (size_t)pl.rows * pl.words_per_row * 8 + (pl.alpha.size() + pl.mu.size()) * 4 +
+         pl.row_popcount.size() * 4;
+  for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
+  if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
+  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4;
+}
+
+std::string PackedLinear::describe() const {
+  return fmt::format("packed {} plane{}{} a{} clip {:.2f}{}{}", p_.planes.size(),
+                     p_.planes.size() == 1 ? "" : "s",
+                     p_.block_scales.empty() ? "" : fmt::format(" {}-col scale blocks", p_.block_scales[0].block_cols),
+                     p_.abits, p_.act_clip,
+                     p_.transform ? fmt::format(" {}", p_.transform->kind()) : std::string(),
+                     p_.rank ? fmt::format(" lowrank {}", p_.rank) : "");
+}
+
+}  // namespace bwla

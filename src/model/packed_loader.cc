@@ -1,0 +1,179 @@
+// Loading a packed bwla model (docs/FORMAT.md) into PackedLinear layers.
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "model/packed_linear.h"
+#include "model/packed_model.h"
+#include "quant/hadamard.h"
+
+namespace bwla {
+
+namespace {
+
+std::string shape_of(std::initializer_list<int64_t> s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
+
+const TensorView& need(const TensorStore& st, const std::string& name, DType a, DType b,
+                       std::vector<int64_t> shape, const std::string& why) {
+  const TensorView& t = st.get(name);
+  BWLA_CHECK(t.dtype == a || t.dtype == b, "'{}': tensor '{}' has dtype {}, expected {}{}",
+             t.file, name, dtype_name(t.dtype), dtype_name(a),
+             a == b ? std::string() : std::string(" or ") + dtype_name(b));
+  BWLA_CHECK(t.shape == shape, "'{}': tensor '{}' has shape {} but {} implies [{}]", t.file, name,
+             t.shape_str(), why, fmt::join(shape, ", "));
+  return t;
+}
+
+std::vector<float> floats(const TensorView& t) { return t.to_f32(); }
+
+// Plane k of the qweight tensor as a PackedBinary: a view into the mapping when
+// its rows already have the kernels' layout (64-byte aligned, padded to 512
+// bits), otherwise re-laid-out into an owned buffer. Validates padding bits.
+PackedBinary make_plane(const TensorView& q, int k, int out, int in, const float* alpha,
+                        const float* mu) {
+  PackedBinary p;
+  p.rows = out;
+  p.cols = in;
+  p.words_per_row = packed_words_per_row(in);
+  const int disk_words = (in + 63) / 64;
+  const uint8_t* base = q.data + (size_t)k * out * disk_words * 8;
+  const uint64_t tail_mask = in % 64 ? ~((1ull << (in % 64)) - 1) : 0;
+  const bool direct = disk_words == p.words_per_row && ((uintptr_t)base % 64) == 0;
+  if (!direct) p.bits.resize((size_t)out * p.words_per_row, /*zero=*/true);
+  p.row_popcount.resize(out);
+  p.alpha.assign(alpha, alpha + out);
+  p.mu.assign(mu, mu + out);
+  for (int i = 0; i < out; ++i) {
+    const uint8_t* src = base + (size_t)i * disk_words * 8;
+    uint64_t last;
+    std::memcpy(&last, src + (size_t)(disk_words - 1) * 8, 8);
+    BWLA_CHECK((last & tail_mask) == 0,
+               "'{}': tensor '{}' plane {} row {} has bits set beyond column {} (padding must be "
+               "zero)",
+               q.file, q.name, k, i, in);
+    if (!direct) std::memcpy(p.bits.data() + (size_t)i * p.words_per_row, src, (size_t)disk_words * 8);
+    int pc = 0;
+    for (int wd = 0; wd < disk_words; ++wd) {
+      uint64_t v;
+      std::memcpy(&v, src + (size_t)wd * 8, 8);
+      pc += __builtin_popcountll(v);
+    }
+    p.row_popcount[i] = pc;
+  }
+  if (direct) p.view = reinterpret_cast<const uint64_t*>(base);
+  return p;
+}
+
+std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelConfig& c,
+                                           std::shared_ptr<const TensorStore> keep,
+                                           const std::string& p, int id, int abits,
+                                           int block_cols) {
+  const int64_t out = c.linear_out(id), in = c.linear_in(id);
+  const std::string why = fmt::format("config.json ([{}, {}] linear)", out, in);
+  const TensorView& q = st.get(p + ".qweight");
+  BWLA_CHECK(q.dtype == DType::U8, "'{}': tensor '{}' has dtype {}, expected U8", q.file, q.name,
+             dtype_name(q.dtype));
+  BWLA_CHECK(q.shape.size() == 3 && q.shape[0] >= 1 && q.shape[0] <= kPackedMaxPlanesLimit,
+             "'{}': tensor '{}' has shape {}; expected [planes (1..{}), {}, {}]", q.file, q.name,
+             q.shape_str(), kPackedMaxPlanesLimit, out, (in + 63) / 64 * 8);
+  const int64_t planes = q.shape[0];
+  BWLA_CHECK(q.shape[1] == out && q.shape[2] == (in + 63) / 64 * 8,
+             "'{}': tensor '{}' has shape {} but {} implies {}", q.file, q.name, q.shape_str(),
+             why, shape_of({planes, out, (in + 63) / 64 * 8}));
+  const TensorView& ta = st.get(p + ".alpha");
+  const int64_t blocks = ta.shape.size() == 3 ? ta.shape[2] : 0;
+  if (blocks > 1) {
+    BWLA_CHECK(block_cols > 0 && block_cols % 64 == 0 && blocks == (in + block_cols - 1) / block_cols,
+               "'{}': tensor '{}' has shape {}: {} scale blocks, but quantization_config."
+               "scale_block_cols {} implies {} blocks for input width {}",
+               ta.file, ta.name, ta.shape_str(), blocks, block_cols,
+               block_cols > 0 ? (in + block_cols - 1) / block_cols : 1, in);
+  }
+  const int64_t nb = blocks > 1 ? blocks : 1;
+  auto alpha = floats(need(st, p + ".alpha", DType::F16, DType::F32, {planes, out, nb}, why));
+  auto mu = floats(need(st, p + ".mu", DType::F16, DType::F32, {planes, out, nb}, why));
+  PackedParts pp;
+  pp.abits = abits;
+  pp.keep_alive = keep;
+  const size_t ps = (size_t)out * nb;
+  for (int k = 0; k < planes; ++k) {
+    if (nb == 1) {
+      pp.planes.push_back(make_plane(q, k, (int)out, (int)in, alpha.data() + k * ps, mu.data() + k * ps));
+    } else {
+      std::vector<float> zeros(out, 0.0f);
+      pp.planes.push_back(make_plane(q, k, (int)out, (int)in, zeros.data(), zeros.data()));
+      pp.block_scales.push_back(
+          make_block_scales(pp.planes.back(), block_cols, alpha.data() + k * ps, mu.data() + k * ps));
+    }
+  }
+  pp.act_clip = floats(need(st, p + ".act_clip", DType::F32, DType::F32, {1}, "the format"))[0];
+  BWLA_CHECK(pp.act_clip > 0 && pp.act_clip <= 1, "'{}': {}.act_clip = {} is outside (0, 1]",
+             st.dir(), p, pp.act_clip);
+  if (st.has(p + ".okt_r1")) {
+    const TensorView& r1 = st.get(p + ".okt_r1");
+    const TensorView& r2 = st.get(p + ".okt_r2");
+    BWLA_CHECK(r1.shape.size() == 2 && r2.shape.size() == 2 && r1.shape[0] == r1.shape[1] &&
+                   r2.shape[0] == r2.shape[1] && r1.shape[0] * r2.shape[0] == in,
+               "'{}': {} OKT factors {} and {} are not square factors of input width {}", r1.file,
+               p, r1.shape_str(), r2.shape_str(), in);
+    MatrixRM m1(r1.shape[0], r1.shape[1]), m2(r2.shape[0], r2.shape[1]);
+    r1.to_f32(m1.data());
+    r2.to_f32(m2.data());
+    pp.transform = std::make_shared<KroneckerTransform>(std::move(m1), std::move(m2));
+  } else if (st.has(p + ".hadamard_seed")) {
+    const TensorView& t = need(st, p + ".hadamard_seed", DType::I64, DType::I64, {1}, "the format");
+    int64_t s;
+    std::memcpy(&s, t.data, 8);
+    pp.transform = std::shared_ptr<const InputTransform>(make_random_hadamard((int)in, (uint64_t)s));
+  }
+  if (st.has(p + ".psp_a")) {
+    const TensorView& a = st.get(p + ".psp_a");
+    BWLA_CHECK(a.shape.size() == 2 && a.shape[0] == out && a.shape[1] >= 1,
+               "'{}': tensor '{}' has shape {} but {} implies [{}, rank]", a.file, a.name,
+               a.shape_str(), why, out);
+    pp.rank = (int)a.shape[1];
+    pp.lr_a = floats(need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why));
+    pp.lr_b = floats(need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why));
+  }
+  if (st.has(p + ".bias")) pp.bias = read_f32(st, p + ".bias", {out});
+  return std::make_unique<PackedLinear>(std::move(pp));
+}
+
+}  // namespace
+
+void load_packed_layers(Model& m) {
+  const json& q = m.cfg.raw["quantization_config"];
+  const std::string file = m.dir + "/config.json";
+  const int ver = q.value("format_version", -1);
+  BWLA_CHECK(ver == kPackedFormatVersion,
+             "'{}': quantization_config.format_version {} of a {} model is not supported (this "
+             "build reads {})",
+             file, ver, kPackedQuantMethod, kPackedFormatVersion);
+  const int abits = q.value("abits", -1);
+  BWLA_CHECK(abits == 4 || abits == 6 || abits == 8,
+             "'{}': quantization_config.abits {} must be 4, 6 or 8 for a packed model", file, abits);
+  const int block_cols = q.value("scale_block_cols", 0);
+  const TensorStore& st = *m.store;
+  const ModelConfig& c = m.cfg;
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    load_layer_norms(st, c, l, L);
+    for (int id = 0; id < kNumLinears; ++id) {
+      const std::string p = linear_tensor_prefix(l, id);
+      if (st.has(p + ".qweight")) {
+        L.lin[id] = load_packed_linear(st, c, m.store, p, id, abits, block_cols);
+        continue;
+      }
+      std::vector<float> bias;
+      if (st.has(p + ".bias")) bias = read_f32(st, p + ".bias", {c.linear_out(id)});
+      auto w = read_f32(st, p + ".weight", {c.linear_out(id), c.linear_in(id)});
+      L.lin[id] = std::make_unique<DenseLinear>(c.linear_out(id), c.linear_in(id), std::move(w),
+                                                std::move(bias));
+    }
+    m.layers[l] = std::move(L);
+  }
+}
+
+}  // namespace bwla

@@ -1,0 +1,220 @@
+// bwla pack: fake-quant directory -> packed directory (docs/FORMAT.md).
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/bit_planes.h"
+#include "model/packed_model.h"
+#include "model/quant_model.h"
+
+namespace bwla {
+
+namespace fs = std::filesystem;
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the packed writer stores uint64 words in host order (little-endian)");
+
+json PackReport::summary() const {
+  return {{"bits_per_weight", bits_per_weight},
+          {"fake_quant_bits_per_weight", fake_quant_bits_per_weight},
+          {"decoder_linear_bytes", decoder_linear_bytes},
+          {"decoder_linear_weights", decoder_linear_weights},
+          {"other_bytes", other_bytes},
+          {"file_bytes", file_bytes},
+          {"max_planes_used", max_planes_used}};
+}
+
+bool is_packed_config(const ModelConfig& cfg) {
+  return is_quantized_config(cfg) &&
+         cfg.raw["quantization_config"].value("quant_method", "") == kPackedQuantMethod;
+}
+
+namespace {
+
+void copy_view(SafeTensorsWriter& w, const TensorView& t, size_t& bytes) {
+  w.add_view(t.name, t.dtype, t.shape, t.data, t.nbytes);
+  bytes += t.nbytes;
+}
+
+size_t plane_bytes(const BitPlanes& b, size_t scale_size) {
+  return b.bits.size() * 8 + 2 * b.alpha.size() * scale_size;
+}
+
+// Whole-row scales, or (when rows have more values than one plane holds)
+// scale blocks of `block` columns, whichever packs smaller.
+BitPlanes choose_planes(const std::vector<float>& wt, int out, int in, int block,
+                        const std::string& p, const std::string& method, const PackOptions& opt) {
+  std::optional<BitPlanes> whole, blocked;
+  std::string err;
+  try {
+    whole = decompose_rows(wt.data(), out, in, opt.max_planes, p, method, 0);
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  if ((!whole || whole->planes > 1) && block > 0 && block % 64 == 0 && block < in) {
+    try {
+      blocked = decompose_rows(wt.data(), out, in, opt.max_planes, p, method, block);
+    } catch (const Error& e) {
+      if (!whole) err += fmt::format(" (with {}-column scale blocks: {})", block, e.what());
+    }
+  }
+  if (!whole && !blocked) throw Error(err);
+  const size_t sd = dtype_size(opt.scale_dtype);
+  if (whole && (!blocked || plane_bytes(*whole, sd) <= plane_bytes(*blocked, sd))) return *whole;
+  return *blocked;
+}
+
+// Packs one fake-quant linear (prefix p) into w; returns its bytes.
+size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::string& p, int out,
+                   int in, const std::string& method, int block, const PackOptions& opt,
+                   int& planes_used, bool& used_blocks, double& fq_bits) {
+  size_t bytes = 0;
+  auto wt = read_f32(st, p + ".weight", {out, in});
+  BitPlanes bp = choose_planes(wt, out, in, block, p, method, opt);
+  planes_used = std::max(planes_used, bp.planes);
+  used_blocks |= bp.blocks > 1;
+  const int64_t row_bytes = (int64_t)bp.words * 8;
+  w.add(p + ".qweight", DType::U8, {bp.planes, out, row_bytes}, bp.bits.data(),
+        bp.bits.size() * 8);
+  w.add_from_f32(p + ".alpha", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.alpha.data());
+  w.add_from_f32(p + ".mu", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.mu.data());
+  const size_t sd = dtype_size(opt.scale_dtype);
+  bytes += plane_bytes(bp, sd);
+  copy_view(w, st.get(p + ".act_clip"), bytes);
+  for (const char* s : {".okt_r1", ".okt_r2", ".hadamard_seed", ".bias"})
+    if (st.has(p + s)) copy_view(w, st.get(p + s), bytes);
+  if (st.has(p + ".psp_a")) {
+    for (const char* s : {".psp_a", ".psp_b"}) {
+      const TensorView& t = st.get(p + s);
+      BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file,
+                 t.name, t.shape_str());
+      auto v = t.to_f32();
+      w.add_from_f32(p + s, opt.scale_dtype, t.shape, v.data());
+      bytes += v.size() * sd;
+    }
+  }
+  if (st.has(p + ".storage_bits")) {
+    const TensorView& t = st.get(p + ".storage_bits");
+    if (t.dtype == DType::F64 && t.numel() == 1) {
+      double b;
+      std::memcpy(&b, t.data, 8);
+      fq_bits += b;
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_dir,
+                              const PackOptions& opt) {
+  BWLA_CHECK(opt.scale_dtype == DType::F16 || opt.scale_dtype == DType::F32,
+             "pack: scale dtype must be F16 or F32, got {}", dtype_name(opt.scale_dtype));
+  BWLA_CHECK(opt.max_planes >= 1 && opt.max_planes <= kPackedMaxPlanesLimit,
+             "pack: --max-planes {} must be in [1, {}]", opt.max_planes, kPackedMaxPlanesLimit);
+  BWLA_CHECK(fs::weakly_canonical(qdir) != fs::weakly_canonical(out_dir),
+             "pack: output directory '{}' is the input directory", out_dir);
+  const ModelConfig c = ModelConfig::load(qdir);
+  const std::string cfile = qdir + "/config.json";
+  BWLA_CHECK(is_quantized_config(c),
+             "pack: '{}' has no quantization_config; quantize the model first (bwla quantize)", cfile);
+  json qc = c.raw["quantization_config"];
+  BWLA_CHECK(qc.value("quant_method", "") != kPackedQuantMethod, "pack: '{}' is already packed",
+             qdir);
+  BWLA_CHECK(qc.value("quant_method", "") == "bwla" &&
+                 qc.value("format_version", -1) == kFakeQuantFormatVersion,
+             "pack: '{}': quantization_config is '{}' version {}; pack reads bwla fake-quant "
+             "version {}",
+             cfile, qc.value("quant_method", ""), qc.value("format_version", -1),
+             kFakeQuantFormatVersion);
+  const int abits = qc.value("abits", 16);
+  BWLA_CHECK(abits == 4 || abits == 6 || abits == 8,
+             "pack: '{}': abits is {}; the packed forward quantizes activations to 4, 6 or 8 "
+             "bits (re-quantize with --abits 4/6/8)",
+             cfile, abits);
+  const std::string method = qc.value("method", "?");
+  int block = 0;
+  if (qc.contains("weight_quantizer") && qc["weight_quantizer"].is_object())
+    block = qc["weight_quantizer"].value("block_size", 0);
+  bool used_blocks = false;
+  const std::string wq_method = qc.contains("weight_quantizer") && qc["weight_quantizer"].is_object()
+                                    ? qc["weight_quantizer"].value("method", "")
+                                    : "";
+  BWLA_CHECK(method != "arb-rc" && wq_method != "arb-rc",
+             "pack: '{}': method arb-rc (row·column scales ŵ = a_i·b_ij·c_j + μ_i) has no "
+             "packed encoding in format version {}",
+             cfile, kPackedFormatVersion);
+
+  TensorStore st(qdir);
+  SafeTensorsWriter w(64);
+  w.set_metadata("format", "bwla-packed");
+  PackReport rep;
+  double fq_bits = 0;
+  std::vector<std::string> linear_prefixes;
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int id = 0; id < kNumLinears; ++id) linear_prefixes.push_back(linear_tensor_prefix(l, id));
+  auto is_linear_tensor = [&](const std::string& n) {
+    const size_t pos = n.rfind('.');
+    if (pos == std::string::npos) return false;
+    return std::binary_search(linear_prefixes.begin(), linear_prefixes.end(), n.substr(0, pos));
+  };
+  std::sort(linear_prefixes.begin(), linear_prefixes.end());
+  for (auto& n : st.names()) {
+    if (n.rfind("__pad", 0) == 0 || is_linear_tensor(n)) continue;
+    copy_view(w, st.get(n), rep.other_bytes);
+  }
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int id = 0; id < kNumLinears; ++id) {
+      const std::string p = linear_tensor_prefix(l, id);
+      const int out = (int)c.linear_out(id), in = (int)c.linear_in(id);
+      rep.decoder_linear_weights += (long)out * in;
+      if (!st.has(p + ".act_clip")) {  // left in full precision by the quantizer
+        for (const char* s : {".weight", ".bias"})
+          if (st.has(p + s)) copy_view(w, st.get(p + s), rep.decoder_linear_bytes);
+        fq_bits += 32.0 * out * in;
+        continue;
+      }
+      rep.decoder_linear_bytes +=
+          pack_linear(w, st, p, out, in, method, block, opt, rep.max_planes_used, used_blocks, fq_bits);
+    }
+  rep.bits_per_weight = 8.0 * (double)rep.decoder_linear_bytes / (double)rep.decoder_linear_weights;
+  rep.fake_quant_bits_per_weight = fq_bits / (double)rep.decoder_linear_weights;
+
+  json cfg = c.raw;
+  qc["source_quant_method"] = qc.value("quant_method", "");
+  qc["source_format_version"] = qc.value("format_version", -1);
+  qc["quant_method"] = kPackedQuantMethod;
+  qc["format_version"] = kPackedFormatVersion;
+  qc["format"] = "packed";
+  qc["weight_layout"] = "bitplanes-u64le-lsb-first";
+  qc["scale_dtype"] = dtype_name(opt.scale_dtype);
+  qc["max_planes"] = rep.max_planes_used;
+  if (used_blocks) qc["scale_block_cols"] = block;
+  qc["bits_per_weight"] = rep.bits_per_weight;
+  qc["fake_quant_bits_per_weight"] = rep.fake_quant_bits_per_weight;
+  qc["embedding_dtype"] = dtype_name(st.get("model.embed_tokens.weight").dtype);
+  qc["packed_bytes"] = {{"decoder_linears", rep.decoder_linear_bytes},
+                        {"decoder_linear_weights", rep.decoder_linear_weights},
+                        {"embeddings_norms_head", rep.other_bytes}};
+  cfg["quantization_config"] = qc;
+
+  const std::string tmp = out_dir + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  w.write(tmp + "/model.safetensors");
+  write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "generation_config.json", "tokenizer.model", "quantize_report.json"}) {
+    fs::path s = fs::path(qdir) / f;
+    if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
+  }
+  rep.file_bytes = fs::file_size(tmp + "/model.safetensors");
+  if (fs::exists(out_dir)) fs::remove_all(out_dir);
+  fs::rename(tmp, out_dir);
+  return rep;
+}
+
+}  // namespace bwla

@@ -1,0 +1,185 @@
+// The packed model format: bit-plane encoding, frozen on-disk bytes (golden),
+// and the packed forward against the fake-quant forward on a tiny model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "io/mmap.h"
+#include "model/bit_planes.h"
+#include "model/forward.h"
+#include "model/packed_linear.h"
+#include "model/packed_model.h"
+#include "packed_testing.h"
+#include "tmpdir.h"
+
+using namespace bwla;
+
+namespace {
+
+TEST(BitPlanes, BinaryRowsAreOnePlaneWithMidpointAndHalfRange) {
+  const float w[] = {0.5f, -0.25f, 0.5f, 0.5f, -0.25f,  // v_lo = −0.25, v_hi = 0.5
+                     2.0f, 2.0f, 2.0f, 2.0f, 2.0f};     // constant row
+  BitPlanes p = decompose_rows(w, 2, 5, 4, "x", "m");
+  EXPECT_EQ(p.planes, 1);
+  EXPECT_EQ(p.words, 1);
+  EXPECT_FLOAT_EQ(p.mu[0], 0.125f);
+  EXPECT_FLOAT_EQ(p.alpha[0], 0.375f);
+  EXPECT_EQ(p.bits[0], 0b01101u);
+  EXPECT_FLOAT_EQ(p.alpha[1], 0.0f);
+  EXPECT_FLOAT_EQ(p.mu[1], 2.0f);
+  EXPECT_EQ(p.bits[1], 0u);
+  auto back = compose_rows(p);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(back[i], w[i]) << i;
+}
+
+TEST(BitPlanes, UniformGridUsesBinaryCodesAndOthersAThermometer) {
+  // 8 levels of a 3-bit grid -> 3 planes (a thermometer would need 7).
+  std::vector<float> g(130), t(130);
+  for (int j = 0; j < 130; ++j) {
+    g[j] = -1.0f + 0.25f * (float)((j * 5) % 8);
+    t[j] = (float[]){-1.0f, 0.1f, 0.3f, 2.0f}[j % 4];
+  }
+  BitPlanes pg = decompose_rows(g.data(), 1, 130, 4, "g", "m");
+  EXPECT_EQ(pg.planes, 3);
+  EXPECT_EQ(pg.words, 3);
+  BitPlanes pt = decompose_rows(t.data(), 1, 130, 4, "t", "m");
+  EXPECT_EQ(pt.planes, 3);
+  for (auto* p : {&pg, &pt}) {
+    auto back = compose_rows(*p);
+    const auto& src = p == &pg ? g : t;
+    for (int j = 0; j < 130; ++j) EXPECT_NEAR(back[j], src[j], 1e-6) << j;
+  }
+  // Padding bits beyond column 130 stay clear.
+  EXPECT_EQ(pg.bits[2] >> 2, 0u);
+}
+
+TEST(BitPlanes, TooManyValuesNameTheLinearAndTheCount) {
+  std::vector<float> w(64);
+  for (int j = 0; j < 64; ++j) w[j] = std::sin((float)j);
+  try {
+    decompose_rows(w.data(), 1, 64, 4, "model.layers.3.mlp.up_proj", "billm");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.layers.3.mlp.up_proj"), std::string::npos) << m;
+    EXPECT_NE(m.find("64 distinct"), std::string::npos) << m;
+    EXPECT_NE(m.find("billm"), std::string::npos) << m;
+  }
+}
+
+// Frozen layout: any change to tensor names, dtypes, shapes, bit order,
+// padding, alignment or config keys changes these hashes. Update them only
+// together with docs/FORMAT.md and kPackedFormatVersion.
+TEST(PackedFormat, GoldenBytes) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"));
+  PackReport r = pack_quantized_dir(td.file("fq"), td.file("packed"));
+  EXPECT_EQ(r.max_planes_used, 2);
+  const std::string bytes = read_text_file(td.file("packed/model.safetensors"));
+  ASSERT_GT(bytes.size(), 8u);
+  uint64_t hlen;
+  std::memcpy(&hlen, bytes.data(), 8);
+  const std::string header = bytes.substr(8, hlen);
+  EXPECT_EQ((8 + hlen) % 64, 0u);
+  const json h = json::parse(header);
+  // Spot checks a reader can rely on (docs/FORMAT.md).
+  const json& q = h["model.layers.0.self_attn.o_proj.qweight"];
+  EXPECT_EQ(q["dtype"], "U8");
+  EXPECT_EQ(q["shape"], json({2, 80, 16}));
+  EXPECT_EQ(q["data_offsets"][0].get<uint64_t>() % 64, (64 - (8 + hlen) % 64) % 64);
+  EXPECT_EQ(h["model.layers.0.self_attn.o_proj.alpha"]["dtype"], "F16");
+  EXPECT_EQ(h["model.layers.0.mlp.up_proj.qweight"]["shape"], json({1, 96, 16}));
+  EXPECT_EQ(h["model.layers.0.mlp.down_proj.weight"]["dtype"], "F32");
+  EXPECT_EQ(h["model.layers.1.mlp.down_proj.psp_a"]["shape"], json({80, 2}));
+  EXPECT_EQ(h["model.layers.1.mlp.gate_proj.alpha"]["shape"], json({1, 96, 2}));
+  EXPECT_EQ(h["model.layers.0.mlp.gate_proj.alpha"]["shape"], json({2, 96, 1}));
+  const json cfg = load_json_file(td.file("packed/config.json"));
+  const json& qc = cfg["quantization_config"];
+  EXPECT_EQ(qc["quant_method"], "bwla-packed");
+  EXPECT_EQ(qc["format_version"], 1);
+  EXPECT_EQ(qc["scale_block_cols"], 64);
+  const std::string qcs = qc.dump();
+  const uint64_t hh = test::fnv1a(header.data(), header.size());
+  const uint64_t fh = test::fnv1a(bytes.data(), bytes.size());
+  const uint64_t ch = test::fnv1a(qcs.data(), qcs.size());
+  EXPECT_EQ(bytes.size(), 85248u);
+  EXPECT_EQ(hh, 2109316731061742903ull) << header;
+  EXPECT_EQ(fh, 13171332829723358244ull);
+  EXPECT_EQ(ch, 14731597375492444152ull) << qcs;
+}
+
+std::vector<float> logits_of(const Model& m, const std::vector<int>& toks) {
+  KVCache cache(m.cfg, (int)toks.size());
+  std::vector<float> out(toks.size() * (size_t)m.cfg.vocab);
+  forward_tokens(m, toks.data(), (int)toks.size(), cache, out.data(), true);
+  return out;
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, (double)std::fabs(x));
+  return m;
+}
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (double)std::fabs(a[i] - b[i]));
+  return m;
+}
+
+TEST(PackedFormat, EveryLinearMatchesItsFakeQuantLinear) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"));
+  pack_quantized_dir(td.file("fq"), td.file("packed"));
+  auto fq = Model::load(td.file("fq"));
+  auto pk = Model::load(td.file("packed"));
+  Rng r(3);
+  for (int l = 0; l < 2; ++l)
+    for (int id = 0; id < kNumLinears; ++id) {
+      const Linear& a = *fq->layers[l].lin[id];
+      const Linear& b = *pk->layers[l].lin[id];
+      const int n = 5, in = a.in_features(), out = a.out_features();
+      std::vector<float> x((size_t)n * in), ya((size_t)n * out), yb((size_t)n * out);
+      for (auto& v : x) v = (float)r.normal();
+      a.forward(x.data(), n, ya.data());
+      b.forward(x.data(), n, yb.data());
+      EXPECT_LE(max_diff(ya, yb), 1e-5 * max_abs(ya)) << "layer " << l << " " << linear_name(id) << " "
+                                                      << b.describe();
+    }
+}
+
+TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"));
+  pack_quantized_dir(td.file("fq"), td.file("packed"));
+  auto fq = Model::load(td.file("fq"));
+  auto pk = Model::load(td.file("packed"));
+  int packed = 0, dense = 0;
+  for (auto& L : pk->layers)
+    for (auto& lin : L.lin) (dynamic_cast<const PackedLinear*>(lin.get()) ? packed : dense)++;
+  EXPECT_EQ(packed, 13);
+  EXPECT_EQ(dense, 1);
+  std::vector<int> toks;
+  for (int i = 0; i < 24; ++i) toks.push_back((i * 7 + 3) % 48);
+  const Isa best = best_isa();
+  const auto ref = logits_of(*fq, toks);
+  std::vector<float> first;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (isa > best) continue;
+    set_active_isa(isa);
+    const auto got = logits_of(*pk, toks);
+    const double d = max_diff(ref, got), scale = max_abs(ref);
+    // Same quantized weights (exact in fp16), same activation grid; only float
+    // summation order differs (and, rarely, an activation exactly on a rounding
+    // boundary lands one level apart).
+    EXPECT_LE(d, 1e-4 * scale) << isa_name(isa) << " max |Δlogit| " << d << " of " << scale;
+    if (first.empty()) first = got;
+    EXPECT_LE(max_diff(first, got), 1e-5 * scale) << isa_name(isa);
+  }
+  set_active_isa(best);
+}
+
+}  // namespace

@@ -1,0 +1,52 @@
+// bwla pack QDIR -o OUT [--scale-dtype f16|f32] [--max-planes N]: real 1-bit
+// storage (docs/FORMAT.md) from a fake-quant directory written by `bwla quantize`.
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/packed_model.h"
+
+namespace bwla::cli {
+
+Runner register_pack(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "pack", "write a quantized model's packed 1-bit form (memory-mapped by ppl/eval/generate/bench)");
+  static std::string dir, out, scale = "f16";
+  static PackOptions opt;
+  static Common common;
+  sub->add_option("model", dir, "bwla quantized (fake-quant) directory")->required();
+  sub->add_option("-o,--out", out, "output directory")->required();
+  sub->add_option("--scale-dtype", scale, "dtype of α, μ and the PSP factors: f16 or f32")
+      ->check(CLI::IsMember({"f16", "f32"}));
+  sub->add_option("--max-planes", opt.max_planes,
+                  "most bit planes per linear (rows with more distinct values are an error)")
+      ->check(CLI::Range(1, kPackedMaxPlanesLimit));
+  add_common(sub, common);
+  return [] {
+    apply_common(common);
+    opt.scale_dtype = scale == "f32" ? DType::F32 : DType::F16;
+    Timer t;
+    PackReport r = pack_quantized_dir(dir, out, opt);
+    json j = r.summary();
+    j["model"] = dir;
+    j["out"] = out;
+    j["scale_dtype"] = dtype_name(opt.scale_dtype);
+    j["seconds"] = t.seconds();
+    if (common.json) {
+      print_json(j);
+    } else {
+      fmt::print("packed {} -> {} in {:.1f} s\n", dir, out, j["seconds"].get<double>());
+      fmt::print("decoder linears  {:.4f} bits/weight ({} bytes for {} weights, {} plane{} max, "
+                 "scales {}); fake-quant estimate {:.4f}\n",
+                 r.bits_per_weight, r.decoder_linear_bytes, r.decoder_linear_weights,
+                 r.max_planes_used, r.max_planes_used == 1 ? "" : "s",
+                 dtype_name(opt.scale_dtype), r.fake_quant_bits_per_weight);
+      fmt::print("embeddings, norms, head  {} bytes (dtype as in the source)\n", r.other_bytes);
+      fmt::print("model.safetensors        {} bytes\n", r.file_bytes);
+    }
+    return 0;
+  };
+}
+
+}  // namespace bwla::cli
