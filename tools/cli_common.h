@@ -28,6 +28,7 @@ Runner register_info(CLI::App& app);
 Runner register_generate(CLI::App& app);
 Runner register_ppl(CLI::App& app);
 Runner register_make_random(CLI::App& app);
+Runner register_export_gguf(CLI::App& app);
 Runner register_eval(CLI::App& app);
 Runner register_quantize(CLI::App& app);
 Runner register_table(CLI::App& app);

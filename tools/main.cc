@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   reg(bwla::cli::register_generate);
   reg(bwla::cli::register_ppl);
   reg(bwla::cli::register_make_random);
+  reg(bwla::cli::register_export_gguf);
   reg(bwla::cli::register_eval);
   reg(bwla::cli::register_quantize);
   reg(bwla::cli::register_bench);
