@@ -46,8 +46,8 @@ def run(cmd, capture=True, timeout=None):
 
 def first_line_error(r):
     lines = [l for l in (r.stderr or "").splitlines() if l.strip()]
-    err = [l for l in lines if "error" in l.lower()]
-    return (err or lines or [f"exit {r.returncode}"])[-1][:200]
+    err = [l.strip() for l in lines if re.search(r"error|failed|not divisible", l, re.I)]
+    return " / ".join(err[:2])[:300] if err else (lines or [f"exit {r.returncode}"])[-1][:300]
 
 
 def find_bin(dirs, name):
@@ -198,7 +198,7 @@ class Runner:
                 "bw": j.get(f"bandwidth_{t}t_gbps"), "raw": j}, None
 
     def llama_bench(self, gguf, t):
-        r = run([self.llama_bench, "-m", gguf, "-p", self.a.pp, "-n", self.a.tg, "-t", t, "-r",
+        r = run([self.llama_bench_bin, "-m", gguf, "-p", self.a.pp, "-n", self.a.tg, "-t", t, "-r",
                  self.a.reps, "-o", "json"])
         if r.returncode != 0:
             return None, "llama-bench failed: " + first_line_error(r)
@@ -219,15 +219,15 @@ class Runner:
         variants = a.variants.split(",")
         llama_dirs = [a.llama_cpp, os.path.join(a.llama_cpp, "bin"),
                       os.path.join(a.llama_cpp, "build", "bin")] if a.llama_cpp else []
-        self.llama_bench = find_bin(llama_dirs, "llama-bench")
+        self.llama_bench_bin = find_bin(llama_dirs, "llama-bench")
         self.llama_quantize = find_bin(llama_dirs, "llama-quantize")
         self.llama_build = None
         if not a.llama_cpp:
             self.note("llama.cpp: no --llama-cpp DIR / LLAMA_CPP_DIR given; llama.cpp rows skipped")
-        elif not self.llama_bench or not self.llama_quantize:
+        elif not self.llama_bench_bin or not self.llama_quantize:
             self.note(f"llama.cpp: llama-bench/llama-quantize not found under {a.llama_cpp}; skipped")
-            self.llama_bench = None
-        if self.llama_bench:
+            self.llama_bench_bin = None
+        if self.llama_bench_bin:
             r = run([self.llama_quantize, "--help"])
             known = (r.stdout or "") + (r.stderr or "")
             for typ in ["q1_0", "tq1_0", "tq2_0"]:
@@ -250,7 +250,7 @@ class Runner:
                 elif v in BWLA_PACKED:
                     paths[v] = self.packed(preset, ckpt, BWLA_PACKED[v]) if has_pack else (None, "skipped")
                 elif v in LLAMA_TYPES:
-                    paths[v] = self.gguf(preset, ckpt, v) if self.llama_bench else (None, "skipped")
+                    paths[v] = self.gguf(preset, ckpt, v) if self.llama_bench_bin else (None, "skipped")
             for t in self.threads:
                 for v in variants:
                     path, err = paths[v]
