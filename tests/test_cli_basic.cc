@@ -276,6 +276,20 @@ TEST(CliQuantize, AbitsContradictsNoActQuant) {
   EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
 }
 
+TEST(CliQuantize, RankTooLargeIsRejectedBeforeAnyWork) {
+  REQUIRE_MODEL();
+  TempDir tmp;
+  const std::string out = tmp.file("q");
+  RunResult r = run_bwla({"quantize", shared_path(kModel), "--method", "bwla", "--rank", "64",
+                          "-o", out, "-t", "1"});
+  expect_clean_error(r);
+  EXPECT_TRUE(contains(r.err, "--rank 64 is too large")) << describe(r);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
+  RunResult g = run_bwla({"quantize", shared_path(kModel), "--method", "arb-x", "--groups", "-o", out});
+  EXPECT_NE(g.code, 0) << "unknown flag must fail\n" << describe(g);
+}
+
 // ---------------------------------------------------------------- --help
 
 TEST(CliHelp, EverySubcommandPrintsUsage) {

@@ -92,6 +92,12 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   BWLA_CHECK(opt.calib.seq_len <= c.max_pos,
              "calibration length {} exceeds the model's max_position_embeddings {}",
              opt.calib.seq_len, c.max_pos);
+  if (opt.psp && opt.rank_ratio <= 0)  // a fixed --rank must fit every linear (checked before any work)
+    for (int id = 0; id < 7; ++id)
+      BWLA_CHECK(opt.psp_opt.rank < std::min(c.linear_out(id), c.linear_in(id)),
+                 "--rank {} is too large for '{}': linear {} is {}x{}, so the rank must be below {}",
+                 opt.psp_opt.rank, model_dir, id, c.linear_out(id), c.linear_in(id),
+                 std::min(c.linear_out(id), c.linear_in(id)));
   auto tok = Tokenizer::load_dir(model_dir);
   auto segs = sample_calibration(*tok, opt.calib);
   const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
