@@ -66,7 +66,8 @@ TEST_F(Packed, GenerateRuns) {
 }
 
 TEST_F(Packed, BenchReportsPackedSizes) {
-  auto r = run_bwla({"bench", td->file("packed"), "--pp", "16", "--tg", "4", "--reps", "1", "--json", "-t", "1"});
+  auto r = run_bwla({"bench", td->file("packed"), "--pp", "16", "--tg", "4", "--reps", "1", "--json",
+                     "-t", "1", "--threads-list", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(r.out);
   for (const char* k : {"pp16_tps", "tg4_tps", "bits_per_weight", "model_bytes", "peak_rss_bytes"})
@@ -76,6 +77,8 @@ TEST_F(Packed, BenchReportsPackedSizes) {
   EXPECT_LT(j["bits_per_weight"].get<double>(), 32.0);
   EXPECT_GT(j["packed_bytes"]["embeddings_norms_head"].get<double>(), 0.0);
   EXPECT_EQ(j["embedding_dtype"], "F32");
+  ASSERT_TRUE(j.contains("by_threads")) << r.out;
+  EXPECT_GT(j["by_threads"]["1"]["tg4_tps"].get<double>(), 0.0);
 }
 
 TEST_F(Packed, BadInputFailsWithAMessage) {

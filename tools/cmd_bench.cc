@@ -1,4 +1,4 @@
-// bwla bench MODEL [-t N] [--pp 128,512] [--tg 128] [--reps 3] [--json] [--bandwidth]
+// bwla bench MODEL [-t N] [--threads-list 1,2] [--pp 128,512] [--tg 128] [--reps 3] [--json] [--bandwidth]
 // Prefill / decode tokens per second with random token ids, model sizes,
 // bits per weight, peak RSS; optionally a DRAM read-bandwidth probe and the
 // memory-bandwidth bound for decode that follows from it.
@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "cli_common.h"
@@ -108,7 +109,7 @@ Runner register_bench(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "bench", "prefill/decode tokens per second, model size, bits per weight, peak RSS");
   static std::string dir;
-  static std::vector<int> pp = {128, 512}, tg = {128};
+  static std::vector<int> pp = {128, 512}, tg = {128}, threads_list;
   static int reps = 3, tg_prompt = 8, bw_mib = 1024;
   static uint64_t seed = 1;
   static bool bandwidth = false;
@@ -125,6 +126,11 @@ Runner register_bench(CLI::App& app) {
   sub->add_option("--tg-prompt", tg_prompt, "untimed prompt tokens before decode")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--seed", seed, "seed of the random token ids");
+  sub->add_option("--threads-list", threads_list,
+                  "also measure at each of these thread counts, e.g. 1,2 (table rows and "
+                  "JSON by_threads)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--bandwidth", bandwidth,
                 "also probe DRAM read bandwidth at 1 and 2 threads (and -t) and report the "
                 "bandwidth bound for decode");
@@ -136,7 +142,7 @@ Runner register_bench(CLI::App& app) {
     BWLA_CHECK(!dir.empty() || bandwidth, "bench: give a model directory and/or --bandwidth");
     const int threads = num_threads();
     json j = {{"threads", threads}, {"reps", reps}};
-    std::vector<std::pair<std::string, double>> rows;  // test name, tokens/s
+    std::vector<std::tuple<std::string, int, double>> rows;  // test name, threads, tokens/s
     size_t decode_bytes = 0;
     if (!dir.empty()) {
       auto model = Model::load(dir);
@@ -172,10 +178,37 @@ Runner register_bench(CLI::App& app) {
         const double m = median(tps);
         j[name + "_tps"] = m;
         samples[name] = tps;
-        rows.push_back({name, m});
+        rows.push_back({name, threads, m});
       };
       for (size_t i = 0; i < pp.size(); ++i) add(fmt::format("pp{}", pp[i]), pp[i], pp_s[i]);
       for (size_t i = 0; i < tg.size(); ++i) add(fmt::format("tg{}", tg[i]), tg[i], tg_s[i]);
+      // Further thread counts: same token ids, same protocol (warm-up, median of reps).
+      json by_threads = json::object();
+      for (int t : threads_list) {
+        set_num_threads(t);
+        time_prefill(*model, random_tokens(std::min(16, c.max_pos), c.vocab, rng), logits);
+        time_decode(*model, {}, random_tokens(std::min(2, c.max_pos), c.vocab, rng), logits);
+        std::vector<std::vector<double>> ps(pp.size()), ts(tg.size());
+        for (int r = 0; r < reps; ++r) {
+          for (size_t i = 0; i < pp.size(); ++i) ps[i].push_back(time_prefill(*model, pp_toks[i], logits));
+          for (size_t i = 0; i < tg.size(); ++i)
+            ts[i].push_back(time_decode(*model, prompt, tg_toks[i], logits));
+        }
+        json e = json::object();
+        auto put = [&](const std::string& name, int n, const std::vector<double>& secs) {
+          std::vector<double> tps;
+          for (double sec : secs) tps.push_back(n / sec);
+          e[name + "_tps"] = median(tps);
+          rows.push_back({name, t, median(tps)});
+        };
+        for (size_t i = 0; i < pp.size(); ++i) put(fmt::format("pp{}", pp[i]), pp[i], ps[i]);
+        for (size_t i = 0; i < tg.size(); ++i) put(fmt::format("tg{}", tg[i]), tg[i], ts[i]);
+        by_threads[std::to_string(t)] = e;
+      }
+      if (!threads_list.empty()) {
+        j["by_threads"] = by_threads;
+        set_num_threads(threads);
+      }
 
       // Bits per weight of the decoder linears.
       json bpw = nullptr;
@@ -263,7 +296,7 @@ Runner register_bench(CLI::App& app) {
       fmt::print("peak RSS       {}\n", human_bytes(j["peak_rss_bytes"].get<double>()));
       fmt::print("threads {}, median of {} reps, random token ids (seed {})\n\n", threads, reps, seed);
       fmt::print("| test | threads | tokens/s |\n|---|---|---|\n");
-      for (auto& [name, tps] : rows) fmt::print("| {} | {} | {:.2f} |\n", name, threads, tps);
+      for (auto& [name, t, tps] : rows) fmt::print("| {} | {} | {:.2f} |\n", name, t, tps);
     }
     if (bandwidth) {
       fmt::print("\nread bandwidth ({}): ", human_bytes(j["bandwidth_buffer_bytes"].get<double>()));
