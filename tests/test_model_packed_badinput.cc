@@ -146,6 +146,15 @@ TEST_F(PackedBadInput, WrongScaleDtype) {
   EXPECT_HAS(m, "I16");
 }
 
+TEST_F(PackedBadInput, NonFiniteScale) {
+  const std::string m = load_error(rewrite("nan", [](const std::string& n, DType&, auto&, auto& b) {
+    if (n == "model.layers.1.self_attn.k_proj.mu") b[2 * 5 + 1] = 0x7e;  // F16 NaN at row 5
+    return true;
+  }));
+  EXPECT_HAS(m, "model.layers.1.self_attn.k_proj.mu");
+  EXPECT_HAS(m, "non-finite");
+}
+
 TEST_F(PackedBadInput, PaddingBitsSet) {
   const std::string m = load_error(rewrite("pad", [](const std::string& n, DType&, auto&, auto& b) {
     if (n == "model.layers.1.self_attn.o_proj.qweight") b[8 + 3] |= 0x40;  // row 0, column 64+30 ≥ 80

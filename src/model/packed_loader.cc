@@ -1,4 +1,5 @@
 // Loading a packed bwla model (docs/FORMAT.md) into PackedLinear layers.
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -94,6 +95,10 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
   const int64_t nb = blocks > 1 ? blocks : 1;
   auto alpha = floats(need(st, p + ".alpha", DType::F16, DType::F32, {planes, out, nb}, why));
   auto mu = floats(need(st, p + ".mu", DType::F16, DType::F32, {planes, out, nb}, why));
+  for (size_t i = 0; i < alpha.size(); ++i)
+    BWLA_CHECK(std::isfinite(alpha[i]) && std::isfinite(mu[i]),
+               "'{}': tensor '{}' or '{}' holds a non-finite value at index {}", ta.file,
+               p + ".alpha", p + ".mu", i);
   PackedParts pp;
   pp.abits = abits;
   pp.keep_alive = keep;
