@@ -172,12 +172,14 @@ TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
     set_active_isa(isa);
     const auto got = logits_of(*pk, toks);
     const double d = max_diff(ref, got), scale = max_abs(ref);
-    // Same quantized weights (exact in fp16), same activation grid; only float
-    // summation order differs (and, rarely, an activation exactly on a rounding
-    // boundary lands one level apart).
-    EXPECT_LE(d, 1e-4 * scale) << isa_name(isa) << " max |Δlogit| " << d << " of " << scale;
+    // Same quantized weights (exact in fp16), same activation quantizer; only
+    // float summation order differs (BLAS vs integer sums). A level flip at a
+    // rounding boundary (possible with another BLAS kernel) would move a few
+    // logits by ~1%, hence 2e-2 rather than the 1e-6 measured here.
+    std::printf("%s: max |dlogit| %.3g of %.3g\n", isa_name(isa), d, scale);
+    EXPECT_LE(d, 2e-2 * scale) << isa_name(isa) << " max |Δlogit| " << d << " of " << scale;
     if (first.empty()) first = got;
-    EXPECT_LE(max_diff(first, got), 1e-5 * scale) << isa_name(isa);
+    EXPECT_LE(max_diff(first, got), 2e-2 * scale) << isa_name(isa);
   }
   set_active_isa(best);
 }
