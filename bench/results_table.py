@@ -155,8 +155,10 @@ def qtime(a):
     for preset in a.presets.split(","):
         model = os.path.join(a.work, f"random-{preset}-bf16")
         if not os.path.exists(os.path.join(model, "config.json")):
-            sh([a.bwla, "make-random", "--preset", preset, "--dtype", "bf16", "-o", model,
-                "--json", "-q"])
+            tok = os.path.join(os.path.dirname(a.data), "..", "..", "tokenizers",
+                               "smollm-bpe" if preset.startswith("smollm") else "llama2-sentencepiece")
+            subprocess.run([a.bwla, "make-random", "--preset", preset, "--dtype", "bf16", "-o",
+                            model, "--tokenizer", tok, "-q"], check=True)
         ckpt = dir_bytes(model)
         for method in a.methods.split(","):
             out = os.path.join(a.work, f"qtime-{preset}-{method}")
