@@ -9,7 +9,9 @@ For each model shape and thread count it runs, back to back:
   * bwla fp32 (`bwla bench CKPT --bandwidth`: the read-bandwidth probe runs in the
     same process right after the model bench);
   * bwla W1A8 / W1A6 packed models (`bwla quantize --method bwla` with a small
-    calibration, then `bwla pack`), when this bwla has `pack`; skipped otherwise;
+    calibration, then `bwla pack`), when this bwla has `pack`; skipped otherwise
+    (artefacts are cached: a packed model already at WORK/<preset>-bwla-w1a<A>-packed
+    is used as is, so a slow quantization can be made once beforehand);
   * llama.cpp F16 / Q4_0 / TQ2_0 / TQ1_0 / Q1_0 (if its llama-quantize knows the
     type) through `bwla export-gguf` + `llama-quantize` + `llama-bench -o json`.
 llama.cpp binaries come from DIR (or $LLAMA_CPP_DIR): DIR, DIR/bin or
@@ -267,6 +269,9 @@ class Runner:
                         row.update({k: res[k] for k in res if k != "raw"})
                         row["raw"] = res["raw"]
                     self.results.append(row)
+                    if self.a.json_out:  # partial results survive an interrupted run
+                        with open(self.a.json_out, "w") as f:
+                            json.dump({"results": self.results, "notes": self.notes}, f, indent=1)
         self.load_after = os.getloadavg()
         return self.render()
 
