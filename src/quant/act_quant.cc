@@ -1,5 +1,7 @@
 #include "quant/act_quant.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -59,7 +61,9 @@ double act_quant_output_error(const float* x, long n, int dim, const MatrixRM& w
   MatrixRM d = xm;
   fake_quant_acts(d.data(), n, dim, bits, clip);
   d = xm - d;  // X − Q(X)
-  MatrixRM e = d * w.transpose();
+  MatrixRM e(n, w.rows());  // (X − Q(X))·Wᵀ through OpenBLAS
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w.rows(), dim, 1.0f, d.data(),
+              dim, w.data(), dim, 0.0f, e.data(), (int)w.rows());
   return e.cast<double>().squaredNorm();
 }
 
