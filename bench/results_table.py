@@ -163,7 +163,7 @@ def qtime(a):
         for method in a.methods.split(","):
             out = os.path.join(a.work, f"qtime-{preset}-{method}")
             cmd = [a.bwla, "quantize", model, "-o", out, "--method", method, "--wbits", "1",
-                   "--abits", "6", "--calib", a.calib, "--nsamples", str(a.nsamples), "--seqlen",
+                   "--abits", "6", "--calib", "random-tokens", "--nsamples", str(a.nsamples), "--seqlen",
                    str(a.seqlen), "-t", str(a.threads), "--json", "--no-resume"]
             load0 = os.getloadavg()[0]
             t = time.time()
@@ -177,7 +177,7 @@ def qtime(a):
             print(f"  {preset} {method}: {wall:.0f}s, RSS {j['peak_rss_bytes'] / 2**30:.2f} GiB",
                   file=sys.stderr, flush=True)
             subprocess.run(["rm", "-rf", out])
-    out = (f"`bwla quantize RANDOM --method M --wbits 1 --abits 6 --calib {a.calib} --nsamples "
+    out = (f"`bwla quantize RANDOM --method M --wbits 1 --abits 6 --calib random-tokens --nsamples "
            f"{a.nsamples} --seqlen {a.seqlen} -t {a.threads}` on random bf16 checkpoints "
            f"(`bwla make-random --preset P --dtype bf16`), {cpu_name()} ({os.cpu_count()} cores). "
            f"The machine is shared: the 1-minute load average before/after each run is shown; "

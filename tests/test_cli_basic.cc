@@ -231,6 +231,27 @@ TEST(CliMakeRandom, TinyQwen3RoundTripsThroughInfo) {
   EXPECT_EQ(j.value("dtype", ""), "F32") << j.dump();
 }
 
+// Random checkpoints without tokenizer files quantize with random-token
+// calibration (timing runs); text calibration names the missing tokenizer.
+TEST(CliMakeRandom, QuantizeWithoutTokenizerUsesRandomTokens) {
+  TempDir tmp;
+  const std::string model = tmp.file("m"), out = tmp.file("q");
+  ASSERT_EQ(run_bwla({"make-random", "--preset", "tiny-llama", "-o", model, "-t", "1"}).code, 0);
+  RunResult bad = run_bwla({"quantize", model, "--method", "arb-x", "--abits", "6", "-o", out,
+                            "--nsamples", "2", "--seqlen", "32", "-t", "1"});
+  expect_clean_error(bad);
+  EXPECT_TRUE(contains(bad.err, "tokenizer")) << describe(bad);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  RunResult r = run_bwla({"quantize", model, "--method", "arb-x", "--abits", "6", "-o", out,
+                          "--calib", "random-tokens", "--nsamples", "2", "--seqlen", "32", "-t",
+                          "1", "--json", "-q"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  json j = parse_stdout(r);
+  EXPECT_EQ(j["settings"]["calibration"]["source"], "random-tokens") << j.dump();
+  EXPECT_GT(j.value("bits_per_weight", 0.0), 1.0) << j.dump();
+  EXPECT_TRUE(std::filesystem::exists(out + "/config.json"));
+}
+
 TEST(CliMakeRandom, UnknownPresetIsAnError) {
   TempDir tmp;
   const std::string out = tmp.file("x");

@@ -47,7 +47,7 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--arb-iters", o.wq.arb_iters, "ARB refinement iterations");
   sub->add_option("--damp", o.wq.damp, "GPTQ damping (fraction of mean diag)");
   sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
-  sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext or a file");
+  sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext, a file, or random-tokens (timing runs without a tokenizer)");
   sub->add_option("--nsamples", o.calib.n_segments, "calibration segments");
   sub->add_option("--seqlen", o.calib.seq_len, "calibration segment length");
   sub->add_option("--shared", o.calib.shared_dir, "directory holding data/ (default ../shared)");

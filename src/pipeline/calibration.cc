@@ -74,4 +74,15 @@ std::vector<std::vector<int>> sample_calibration(const Tokenizer& tok, const Cal
   return segs;
 }
 
+std::vector<std::vector<int>> random_token_calibration(int vocab, const CalibOptions& o) {
+  BWLA_CHECK(vocab > 0, "random-token calibration: vocabulary size must be positive, got {}", vocab);
+  BWLA_CHECK(o.n_segments > 0 && o.seq_len > 0, "calibration needs N > 0 segments of L > 0 tokens, got {} x {}",
+             o.n_segments, o.seq_len);
+  Rng rng(o.seed ^ 0x7261'6e64'746f'6bull);
+  std::vector<std::vector<int>> segs((size_t)o.n_segments, std::vector<int>((size_t)o.seq_len));
+  for (auto& s : segs)
+    for (int& t : s) t = (int)rng.below((uint64_t)vocab);
+  return segs;
+}
+
 }  // namespace bwla

@@ -98,8 +98,15 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                  "--rank {} is too large for '{}': linear {} is {}x{}, so the rank must be below {}",
                  opt.psp_opt.rank, model_dir, id, c.linear_out(id), c.linear_in(id),
                  std::min(c.linear_out(id), c.linear_in(id)));
-  auto tok = Tokenizer::load_dir(model_dir);
-  auto segs = sample_calibration(*tok, opt.calib);
+  std::vector<std::vector<int>> segs;
+  if (is_random_token_calibration(opt.calib)) {
+    log_info("calibration: {} x {} uniform random token ids (timing runs; no tokenizer used)",
+             opt.calib.n_segments, opt.calib.seq_len);
+    segs = random_token_calibration(c.vocab, opt.calib);
+  } else {
+    auto tok = Tokenizer::load_dir(model_dir);
+    segs = sample_calibration(*tok, opt.calib);
+  }
   const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
   const long rows = (long)S * L;
 
