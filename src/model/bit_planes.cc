@@ -44,6 +44,9 @@ bool uniform_grid(const std::vector<float>& v, RowCode& rc, int max_planes) {
 void thermometer(const std::vector<float>& v, RowCode& rc) {
   const int p = std::max(1, (int)v.size() - 1);
   rc.planes = p;
+  // More planes than the format allows (max 8): the caller reports it; the
+  // codes below would not fit a 32-bit word, so none are built.
+  if (p > 8) return;
   rc.code.assign(v.size(), 0);
   for (size_t k = 0; k < v.size(); ++k) rc.code[k] = k == 0 ? 0u : (1u << k) - 1u;  // planes < k set
   rc.step.assign(p, 0.0);
