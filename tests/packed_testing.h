@@ -8,6 +8,8 @@
 //   layer 1: plain binary rows; gate has 64-column scale blocks (config
 //            weight_quantizer.block_size 64); up has constant rows; down has PSP rank 2.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,9 +18,30 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/forward.h"
 #include "model/model.h"
 
 namespace bwla::test {
+
+// Logits of every position of toks through m's forward (fresh KV cache).
+inline std::vector<float> logits_of(const Model& m, const std::vector<int>& toks) {
+  KVCache cache(m.cfg, (int)toks.size());
+  std::vector<float> out(toks.size() * (size_t)m.cfg.vocab);
+  forward_tokens(m, toks.data(), (int)toks.size(), cache, out.data(), true);
+  return out;
+}
+
+inline double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, (double)std::fabs(x));
+  return m;
+}
+
+inline double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (double)std::fabs(a[i] - b[i]));
+  return m;
+}
 
 inline json tiny_packed_test_config(int abits = 6) {
   return {{"architectures", {"Qwen2ForCausalLM"}},

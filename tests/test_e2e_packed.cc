@@ -34,12 +34,16 @@
 #include "model/packed_model.h"
 #include "model/tokenizer.h"
 #include "pipeline/quantize.h"
+#include "packed_testing.h"
 #include "shared_data.h"
 #include "tmpdir.h"
 
 using namespace bwla;
 
 namespace {
+using test::logits_of;
+using test::max_abs;
+using test::max_diff;
 
 const char* kModel = "models/stories260K-hf/model.safetensors";
 std::string model_dir() { return test::shared_path("models/stories260K-hf"); }
@@ -64,18 +68,6 @@ std::vector<int> text_ids(const std::string& dir, size_t chars) {
   return tok->encode(text, true);
 }
 
-std::vector<float> logits_of(const Model& m, const std::vector<int>& toks) {
-  KVCache cache(m.cfg, (int)toks.size());
-  std::vector<float> out(toks.size() * (size_t)m.cfg.vocab);
-  forward_tokens(m, toks.data(), (int)toks.size(), cache, out.data(), true);
-  return out;
-}
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, (double)std::fabs(x));
-  return m;
-}
 
 // Per token: max_j |Δlogit|, relative to max |logit| of the reference.
 struct Diff {
@@ -172,7 +164,9 @@ void check_config(const std::string& method, int abits, bool groups = true) {
                 d.max_rel, d.mean_rel, 100 * d.frac_over, p, ref_ppl, rel);
     EXPECT_LE(lin, f32 ? 1e-5 : 2e-3) << method << " " << dtype_name(sd);
     EXPECT_LE(rel, f32 ? 1e-2 : 5e-2) << method << " " << dtype_name(sd);
-    if (f32) EXPECT_LE(d.mean_rel, 2e-2) << method;
+    if (f32) {
+      EXPECT_LE(d.mean_rel, 2e-2) << method;
+    }
     if (!f32) continue;
     // Forced lower ISAs: the same packed model; integer sums are bit-exact, the
     // fp32 transform / low-rank paths differ in FMA use only.

@@ -19,6 +19,9 @@
 using namespace bwla;
 
 namespace {
+using test::logits_of;
+using test::max_abs;
+using test::max_diff;
 
 TEST(BitPlanes, BinaryRowsAreOnePlaneWithMidpointAndHalfRange) {
   const float w[] = {0.5f, -0.25f, 0.5f, 0.5f, -0.25f,  // v_lo = −0.25, v_hi = 0.5
@@ -112,23 +115,6 @@ TEST(PackedFormat, GoldenBytes) {
   EXPECT_EQ(ch, 14731597375492444152ull) << qcs;
 }
 
-std::vector<float> logits_of(const Model& m, const std::vector<int>& toks) {
-  KVCache cache(m.cfg, (int)toks.size());
-  std::vector<float> out(toks.size() * (size_t)m.cfg.vocab);
-  forward_tokens(m, toks.data(), (int)toks.size(), cache, out.data(), true);
-  return out;
-}
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, (double)std::fabs(x));
-  return m;
-}
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (double)std::fabs(a[i] - b[i]));
-  return m;
-}
 
 TEST(PackedFormat, EveryLinearMatchesItsFakeQuantLinear) {
   test::TempDir td;

@@ -138,19 +138,25 @@ void binary_gemm_omp(const PackedBinary& w, const QuantActs& a, float* y, Binary
   if (k == BinaryKernel::Auto) k = default_binary_kernel(a.bits, a.tokens);
   BWLA_CHECK(binary_kernel_available(k), "binary kernel {} needs ISA above active {}",
              binary_kernel_name(k), isa_name(active_isa()));
+  detail::for_row_ranges(w.rows, [&](int r0, int r1) { binary_gemm(w, a, y, r0, r1, k); });
+}
+
+namespace detail {
+void for_row_ranges(int rows, const std::function<void(int, int)>& fn) {
   const int nt = omp_get_max_threads();
-  if (nt <= 1 || w.rows < 32) {
-    binary_gemm(w, a, y, 0, w.rows, k);
+  if (nt <= 1 || rows < 32) {
+    fn(0, rows);
     return;
   }
-  const int units = (w.rows + 15) / 16;
+  const int units = (rows + 15) / 16;
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), n = omp_get_num_threads();
     const int u0 = (int)((long)units * tid / n), u1 = (int)((long)units * (tid + 1) / n);
-    const int r0 = std::min(w.rows, u0 * 16), r1 = std::min(w.rows, u1 * 16);
-    if (r1 > r0) binary_gemm(w, a, y, r0, r1, k);
+    const int r0 = std::min(rows, u0 * 16), r1 = std::min(rows, u1 * 16);
+    if (r1 > r0) fn(r0, r1);
   }
 }
+}  // namespace detail
 
 }  // namespace bwla

@@ -7,6 +7,7 @@
 // epilogue is shared, so y is bit-identical across ISAs and kernels.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "kernels/act_quant.h"
 #include "kernels/packed_binary.h"
@@ -43,6 +44,11 @@ void binary_gemm_omp(const PackedBinary& w, const QuantActs& a, float* y,
                      BinaryKernel k = BinaryKernel::Auto);
 
 namespace detail {
+// Calls fn(r0, r1) for contiguous row ranges covering [0, rows), one per OpenMP
+// thread, each a multiple of 16 rows (static partitioning); serially as fn(0, rows)
+// with one thread or fewer than 32 rows.
+void for_row_ranges(int rows, const std::function<void(int, int)>& fn);
+
 // Integer masked sums for `rows` rows starting at `bits` (row stride wstride words),
 // `tokens` tokens starting at `q` (row stride qstride bytes), over the first
 // `nwords` 64-bit words of each row; writes S[t*ldS + i].

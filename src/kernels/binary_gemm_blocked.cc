@@ -1,7 +1,5 @@
 #include "kernels/binary_gemm_blocked.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "core/cpu.h"
@@ -102,19 +100,7 @@ void binary_gemm_blocked(const PackedBinary& w, const BlockScales& s, const Quan
     const uint8_t* q = a.row(t);
     for (int j = 0; j < a.cols; ++j) Qb[(size_t)t * s.blocks + j / s.block_cols] += q[j];
   }
-  const int nt = omp_get_max_threads();
-  if (nt <= 1 || w.rows < 32) {
-    rows_range(w, s, a, Qb, y, 0, w.rows, k);
-    return;
-  }
-  const int units = (w.rows + 15) / 16;
-#pragma omp parallel num_threads(nt)
-  {
-    const int tid = omp_get_thread_num(), n = omp_get_num_threads();
-    const int u0 = (int)((long)units * tid / n), u1 = (int)((long)units * (tid + 1) / n);
-    const int r0 = std::min(w.rows, u0 * 16), r1 = std::min(w.rows, u1 * 16);
-    if (r1 > r0) rows_range(w, s, a, Qb, y, r0, r1, k);
-  }
+  detail::for_row_ranges(w.rows, [&](int r0, int r1) { rows_range(w, s, a, Qb, y, r0, r1, k); });
 }
 
 }  // namespace bwla
