@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "error_of.h"
 #include "gguf_test_reader.h"
 #include "io/gguf_writer.h"
 #include "tmpdir.h"
@@ -17,15 +18,7 @@
 using namespace bwla;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 std::vector<float> iota_f(size_t n, float scale) {
   std::vector<float> v(n);

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "error_of.h"
 #include "gguf_test_reader.h"
 #include "io/safetensors.h"
 #include "model/gguf_export.h"
@@ -23,15 +24,7 @@
 using namespace bwla;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // HF Llama: pairs (j, j + d/2) rotated by angle pos * theta^(-2j/d).
 std::vector<double> rope_rotate_half(const std::vector<double>& x, int d, int pos, double theta) {
