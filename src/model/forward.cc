@@ -140,6 +140,7 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
   if (cap) {
     cap->tensor(layer, "mlp_act", g.data(), n, F);
     cap->linear_input(layer, 3, g.data(), n, F);
+    if (cap->inputs_only()) return;
   }
   L.lin[kDown]->forward(g.data(), n, o.data());
   if (cap) cap->tensor(layer, "mlp_out", o.data(), n, H);

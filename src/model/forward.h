@@ -26,6 +26,10 @@ class Capture {
   // Named intermediates: "attn_norm", "q", "k", "v" (after norm/RoPE), "attn",
   // "attn_out", "mlp_norm", "mlp_act", "mlp_out", "out".
   virtual void tensor(int layer, const char* name, const float* x, int n, int dim) {}
+  // When true, layer_forward returns right after the last linear input (slot 3)
+  // is captured, skipping down_proj: x then holds the post-attention residual,
+  // not the layer output (statistics passes that need only the inputs).
+  virtual bool inputs_only() const { return false; }
 };
 
 // Runs decoder layer L on hidden states x [n_seq * seq_len, hidden] in place.

@@ -1,5 +1,7 @@
 #include "pipeline/linear_quantizer.h"
 
+#include <cblas.h>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -44,6 +46,12 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
                                                  const LinearStats& st, const QuantizeOptions& o,
                                                  uint64_t transform_seed, LinearQuantReport& rep) {
   Timer timer;
+  Timer phase;
+  json times;  // seconds per phase, for the report
+  auto lap = [&](const char* name) {
+    times[name] = phase.seconds();
+    phase.reset();
+  };
   const int out = (int)w.rows(), in = (int)w.cols();
   BWLA_CHECK(w.allFinite(), "{}: weights contain NaN/Inf", rep.name);
   FakeQuantParts parts;
@@ -66,6 +74,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
   }
   if (parts.transform) side_bits += parts.transform->storage_bits();
   MatrixD s_rot = parts.transform ? rotate_xtx(*parts.transform, st.xtx) : st.xtx;
+  lap("transform");
   const MatrixD* sp = st.n_tokens > 0 ? &s_rot : nullptr;
   // 2. Weights (optionally with the PSP branch).
   WeightQuantOptions wq = o.wq;
@@ -100,19 +109,23 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     rep.extra["paper_bits_per_weight"] = r.paper_bits / (double)w.size();
   }
   BWLA_CHECK(parts.w_hat.allFinite(), "{}: quantized weights contain NaN/Inf", rep.name);
+  lap("weights");
   // 3. Activation clip ratio on the transformed sample.
   if (o.abits < 16 && o.clip_search && st.sample.rows() > 0) {
     MatrixRM xs = st.sample;
     if (parts.transform) parts.transform->apply_rows(xs.data(), xs.rows());
     parts.act_clip = search_act_clip(xs.data(), xs.rows(), in, parts.w_hat, o.abits);
   }
+  lap("act_clip");
   side_bits += 32;  // act clip ratio
   parts.storage_bits = wbits_total + side_bits;
   auto lin = std::make_unique<FakeQuantLinear>(std::move(parts));
   // 4. Errors on the sample.
   if (st.sample.rows() > 0) {
     const long n = st.sample.rows();
-    MatrixRM ref = st.sample * w.transpose();
+    MatrixRM ref(n, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, st.sample.data(), in,
+                w.data(), in, 0.0f, ref.data(), out);
     MatrixRM got(n, out);
     FakeQuantParts wo = lin->parts();
     wo.abits = 16;
@@ -126,6 +139,8 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     f2.forward(st.sample.data(), (int)n, got.data());
     rep.rel_out_error = rel_err(ref, got);
   }
+  lap("errors");
+  rep.extra["phase_seconds"] = times;
   rep.storage_bits = lin->parts().storage_bits;
   rep.n_weights = (long)w.size();
   rep.act_clip = lin->parts().act_clip;

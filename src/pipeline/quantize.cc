@@ -46,6 +46,8 @@ class StatsCapture : public Capture {
     }
   }
   void set_row_offset(long off) { offset_ = off; }
+  void set_inputs_only(bool v) { inputs_only_ = v; }
+  bool inputs_only() const override { return inputs_only_; }
   void linear_input(int, int slot, const float* x, int n, int dim) override {
     acc_[slot].add(x, n);
     long& filled = filled_[slot];
@@ -67,6 +69,7 @@ class StatsCapture : public Capture {
   long filled_[kNumInputSlots] = {0, 0, 0, 0};
   std::vector<char> take_;
   long offset_ = 0;
+  bool inputs_only_ = false;
 };
 
 MatrixRM dense_matrix(const Linear& l) {
@@ -140,23 +143,34 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     Timer lt;
     const std::string ldir = layer_dir(partial, l);
     json lrep;
+    // fp32 outputs of this layer for the first chunk only (the block error is
+    // measured there; the other chunks skip down_proj in the statistics pass).
+    const int ns0 = std::min(opt.chunk_segments, S);
     std::vector<float> y_fp;
     const bool have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
+    json phases;
     if (have) {
       TensorStore st(ldir);
       model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
       lrep = load_json_file(ldir + "/report.json");
       lrep["resumed"] = true;
     } else {
+      Timer pt;
       LayerWeights fp = load_dense_layer(*model->store, c, l);
-      // Statistics and fp32 outputs of this layer on the (quantized-so-far) stream.
+      // Statistics of this layer's linear inputs on the (quantized-so-far) stream.
       StatsCapture cap(c, rows, opt.act_sample_rows, opt.seed * 7919 + l);
-      y_fp = x;
+      std::vector<float> buf((size_t)opt.chunk_segments * L * H);
       for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
         int ns = std::min(opt.chunk_segments, S - s0);
+        std::copy(x.begin() + (size_t)s0 * L * H, x.begin() + (size_t)(s0 + ns) * L * H, buf.begin());
         cap.set_row_offset((long)s0 * L);
-        layer_forward(c, *model->rope, fp, l, y_fp.data() + (size_t)s0 * L * H, ns, L, nullptr, &cap);
+        cap.set_inputs_only(s0 > 0);
+        layer_forward(c, *model->rope, fp, l, buf.data(), ns, L, nullptr, &cap);
+        if (s0 == 0) y_fp.assign(buf.begin(), buf.begin() + (size_t)ns * L * H);
       }
+      buf = std::vector<float>();
+      phases["stats"] = pt.seconds();
+      pt.reset();
       LayerWeights q;
       q.attn_norm = fp.attn_norm;
       q.mlp_norm = fp.mlp_norm;
@@ -183,26 +197,30 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       add_layer_tensors(w, *model, l);
       fs::create_directories(ldir);
       w.write(ldir + "/model.safetensors");
+      phases["quantize"] = pt.seconds();
     }
-    // Propagate through the quantized layer.
-    std::vector<float> y_q = x;
+    // Propagate through the quantized layer, in place: x becomes the next layer's input.
+    Timer pt;
     for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
       int ns = std::min(opt.chunk_segments, S - s0);
-      layer_forward(c, *model->rope, model->layers[l], l, y_q.data() + (size_t)s0 * L * H, ns, L,
+      layer_forward(c, *model->rope, model->layers[l], l, x.data() + (size_t)s0 * L * H, ns, L,
                     nullptr, nullptr);
     }
-    for (float v : y_q)
+    for (float v : x)
       BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
     if (!have) {
+      phases["propagate"] = pt.seconds();
       double num = 0, den = 0;
-      for (size_t i = 0; i < y_q.size(); ++i) {
-        double d = (double)y_q[i] - y_fp[i];
+      for (size_t i = 0; i < y_fp.size(); ++i) {
+        double d = (double)x[i] - y_fp[i];
         num += d * d;
         den += (double)y_fp[i] * y_fp[i];
       }
       lrep["layer"] = l;
       lrep["block_rel_error"] = den > 0 ? std::sqrt(num / den) : 0.0;
+      lrep["block_error_tokens"] = (long)ns0 * L;
       lrep["seconds"] = lt.seconds();
+      lrep["phase_seconds"] = phases;
       write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
     }
     for (int id = 0; id < kNumLinears; ++id) {
@@ -210,7 +228,6 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       total_bits += fq->parts().storage_bits;
       total_weights += (long)fq->parts().w_hat.size();
     }
-    x.swap(y_q);
     layer_reports.push_back(lrep);
     model->layers[l] = LayerWeights();  // free: it is on disk now
     prog.update(l + 1, fmt::format("block err {:.4f}", lrep.value("block_rel_error", 0.0)));

@@ -1,41 +1,20 @@
 #include "quant/billm.h"
 
+#include <cblas.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 #include "core/error.h"
 #include "quant/binarize.h"
+#include "quant/xnor_error.h"
 
 namespace bwla {
 
 namespace {
-
-// Σ ω_i (v_i − v̂_i)² for the closed-form XNOR fit of v (μ = mean, α =
-// mean|v − μ|), in two passes: with d = v − μ, s = sign(d),
-// Σω(d − αs)² = Σωd² − 2αΣω|d| + α²Σω and Σωd² = Σωv² − 2μΣωv + μ²Σω.
-// Entries with sel[i] != want are skipped (sel == nullptr: all).
-double wxnor_err(const float* v, const float* om, int n, const uint8_t* sel = nullptr,
-                 uint8_t want = 1) {
-  double cnt = 0, sv = 0, sw = 0, swv = 0, swv2 = 0;
-  for (int i = 0; i < n; ++i) {
-    if (sel && sel[i] != want) continue;
-    const double x = v[i], o = om[i];
-    cnt += 1, sv += x, sw += o, swv += o * x, swv2 += o * x * x;
-  }
-  if (cnt == 0) return 0.0;
-  const double mu = sv / cnt;
-  double sa = 0, swa = 0;
-  for (int i = 0; i < n; ++i) {
-    if (sel && sel[i] != want) continue;
-    const double a = std::fabs((double)v[i] - mu);
-    sa += a, swa += om[i] * a;
-  }
-  const double alpha = sa / cnt;
-  const double e = swv2 - 2 * mu * swv + mu * mu * sw - 2 * alpha * swa + alpha * alpha * sw;
-  return std::max(e, 0.0);
-}
 
 // Weighted error of residual (two-plane) XNOR binarization.
 double wresid_err(const float* v, const float* om, int n, std::vector<float>& tmp) {
@@ -104,21 +83,18 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
     std::vector<double> serr(nc, 0.0);
 #pragma omp parallel
     {
+      SortedRow sr;
       std::vector<float> v, vw;
-      std::vector<uint8_t> sel;
       std::vector<double> local(nc, 0.0);
 #pragma omp for schedule(static)
       for (long i = 0; i < R; ++i) {
         v.clear(), vw.clear();
         for (int j = 0; j < C; ++j)
           if (!is_sal[j]) v.push_back(w(i, j)), vw.push_back(om[j]);
-        const int n = (int)v.size();
-        sel.resize(n);
+        sr.build(v.data(), vw.data(), (int)v.size());
         for (int t = 0; t < nc; ++t) {
           const float thr = maxabs * (float)(t + 1) / (float)(nc + 1);
-          for (int q = 0; q < n; ++q) sel[q] = std::fabs(v[q]) <= thr ? 1 : 2;
-          local[t] += wxnor_err(v.data(), vw.data(), n, sel.data(), 1) +
-                      wxnor_err(v.data(), vw.data(), n, sel.data(), 2);
+          local[t] += sr.split_err(thr);
         }
       }
 #pragma omp critical
@@ -158,76 +134,137 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
     }
   } else {
     // Effective output metric of the block for ArbX.
+    const bool refit = cfg_.refine == BinRefine::ArbX;
     MatrixD sF;
-    if (cfg_.refine == BinRefine::ArbX) {
+    if (refit) {
       MatrixD uf = ublk.cast<double>();
       MatrixD uinv = MatrixD::Identity(C, C);
       uf.triangularView<Eigen::Upper>().solveInPlace(uinv);
       sF = uinv * uinv.transpose();
     }
+    // ArbX: each row's basis V_i (per group a sign-plane vector and a mask
+    // vector, a second sign plane for the salient group: at most kMaxBasis
+    // columns, zero outside the group) and the coefficients of the current fit
+    // (ŵ_i = V_i·c). Rows are taken in chunks; S_F·[V_i | w_i] for the whole
+    // chunk is one BLAS product, the K×K systems are then solved per row.
+    constexpr int kMaxBasis = 7;
+    constexpr int KB = kMaxBasis + 1;  // column kMaxBasis holds w_i itself
+    const long chunk = std::min<long>(R, 512);
+    MatrixD V, SV;
+    std::vector<int> nbasis;
+    std::vector<std::array<double, kMaxBasis>> coef0;
     long kept = 0, tried = 0;
-#pragma omp parallel reduction(+ : scale_count, kept, tried)
-    {
-      std::vector<float> v, r, vh, vh2;
-      std::vector<int> idx;
+    for (long r0 = 0; r0 < R; r0 += chunk) {
+      const long nr = std::min(chunk, R - r0);
+      if (refit) {
+        V.setZero(C, nr * KB);
+        nbasis.assign(nr, 0);
+        coef0.assign(nr, {});
+      }
+#pragma omp parallel reduction(+ : scale_count)
+      {
+        std::vector<float> v, r, vh, vh2;
+        std::vector<int> idx;
 #pragma omp for schedule(static)
-      for (long i = 0; i < R; ++i) {
-        // basis for ArbX: per plane sign vectors and per group mask vectors
-        std::vector<Eigen::VectorXd> basis;
-        for (int g = 0; g < 3; ++g) {
-          idx.clear();
-          for (int j = 0; j < C; ++j)
-            if (gid(i, j) == g) idx.push_back(j);
-          const int n = (int)idx.size();
-          if (!n) continue;
-          v.resize(n), vh.resize(n);
-          for (int t = 0; t < n; ++t) v[t] = w(i, idx[t]);
-          BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters);
-          binary_apply(v.data(), n, f1, vh.data());
-          Eigen::VectorXd b1 = Eigen::VectorXd::Zero(C), m = Eigen::VectorXd::Zero(C);
-          for (int t = 0; t < n; ++t) {
-            b1[idx[t]] = v[t] >= f1.mu ? 1.0 : -1.0;
-            m[idx[t]] = 1.0;
-          }
-          if (g == 0) {
-            r.resize(n), vh2.resize(n);
-            for (int t = 0; t < n; ++t) r[t] = v[t] - vh[t];
-            BinaryFit f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
-            binary_apply(r.data(), n, f2, vh2.data());
-            Eigen::VectorXd b2 = Eigen::VectorXd::Zero(C);
-            for (int t = 0; t < n; ++t) {
-              vh[t] += vh2[t];
-              b2[idx[t]] = r[t] >= f2.mu ? 1.0 : -1.0;
+        for (long ii = 0; ii < nr; ++ii) {
+          const long i = r0 + ii;
+          int K = 0;
+          auto col = [&](int k) { return V.col(ii * KB + k).data(); };
+          for (int g = 0; g < 3; ++g) {
+            idx.clear();
+            for (int j = 0; j < C; ++j)
+              if (gid(i, j) == g) idx.push_back(j);
+            const int n = (int)idx.size();
+            if (!n) continue;
+            v.resize(n), vh.resize(n);
+            for (int t = 0; t < n; ++t) v[t] = w(i, idx[t]);
+            BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters);
+            binary_apply(v.data(), n, f1, vh.data());
+            int mask_k = -1;
+            if (refit) {
+              double* b1 = col(K);
+              double* m = col(K + 1);
+              for (int t = 0; t < n; ++t) {
+                b1[idx[t]] = v[t] >= f1.mu ? 1.0 : -1.0;
+                m[idx[t]] = 1.0;
+              }
+              coef0[ii][K] = f1.alpha;
+              coef0[ii][K + 1] = f1.mu;
+              mask_k = K + 1;
+              K += 2;
             }
-            basis.push_back(b2);
-            scale_count += 3;
-          } else {
-            scale_count += 2;
+            if (g == 0) {  // second plane on the residual of the salient entries
+              r.resize(n), vh2.resize(n);
+              for (int t = 0; t < n; ++t) r[t] = v[t] - vh[t];
+              BinaryFit f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
+              binary_apply(r.data(), n, f2, vh2.data());
+              for (int t = 0; t < n; ++t) vh[t] += vh2[t];
+              if (refit) {
+                double* b2 = col(K);
+                for (int t = 0; t < n; ++t) b2[idx[t]] = r[t] >= f2.mu ? 1.0 : -1.0;
+                coef0[ii][K] = f2.alpha;
+                coef0[ii][mask_k] += f2.mu;  // the second plane's offset folds into μ
+                K += 1;
+              }
+              scale_count += 3;
+            } else {
+              scale_count += 2;
+            }
+            for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
           }
-          basis.push_back(b1);
-          basis.push_back(m);
-          for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
+          if (refit) {
+            double* wc = col(kMaxBasis);
+            for (int j = 0; j < C; ++j) wc[j] = w(i, j);
+            nbasis[ii] = K;
+          }
         }
-        if (cfg_.refine == BinRefine::ArbX && !basis.empty()) {
-          const int K = (int)basis.size();
-          Eigen::MatrixXd V(C, K);
-          for (int q = 0; q < K; ++q) V.col(q) = basis[q];
-          const Eigen::VectorXd wv = w.row(i).transpose().cast<double>();
-          const Eigen::MatrixXd SV = sF * V;
-          Eigen::MatrixXd G = V.transpose() * SV;
-          const Eigen::VectorXd rhs = SV.transpose() * wv;
-          G.diagonal().array() += 1e-10 * std::max(G.trace() / K, 1e-30);
-          const Eigen::VectorXd coef = G.ldlt().solve(rhs);
-          ++tried;
-          if (coef.allFinite()) {
-            const Eigen::VectorXd cand = V * coef;
-            const Eigen::VectorXd d_old = wv - wh.row(i).transpose().cast<double>();
-            const Eigen::VectorXd d_new = wv - cand;
-            if (d_new.dot(sF * d_new) < d_old.dot(sF * d_old)) {
-              wh.row(i) = cand.transpose().cast<float>();
-              ++kept;
-            }
+      }
+      if (!refit) continue;
+      SV.resize(C, V.cols());
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, C, (int)V.cols(), C, 1.0, sF.data(), C,
+                  V.data(), C, 0.0, SV.data(), C);
+#pragma omp parallel for schedule(static) reduction(+ : kept, tried)
+      for (long ii = 0; ii < nr; ++ii) {
+        const int K = nbasis[ii];
+        if (!K) continue;
+        const long i = r0 + ii;
+        const double* base = V.col(ii * KB).data();
+        const double* sbase = SV.col(ii * KB).data();
+        auto vcol = [&](int k) { return base + (size_t)k * C; };
+        auto scol = [&](int k) { return sbase + (size_t)k * C; };
+        auto dot = [&](const double* a, const double* b) {
+          double acc = 0;
+          for (int j = 0; j < C; ++j) acc += a[j] * b[j];
+          return acc;
+        };
+        // With ŵ = V·c: (w − ŵ)ᵀS_F(w − ŵ) = wᵀS_Fw − 2cᵀ(VᵀS_Fw) + cᵀ(VᵀS_FV)c.
+        Eigen::MatrixXd G(K, K);
+        Eigen::VectorXd rhs(K), c0(K);
+        for (int p = 0; p < K; ++p) {
+          rhs[p] = dot(vcol(p), scol(kMaxBasis));
+          c0[p] = coef0[ii][p];
+          for (int q = 0; q <= p; ++q) G(p, q) = G(q, p) = dot(vcol(p), scol(q));
+        }
+        const double wsw = dot(vcol(kMaxBasis), scol(kMaxBasis));
+        auto metric = [&](const Eigen::VectorXd& c) {  // plain loops: no BLAS call per row
+          double m = wsw;
+          for (int p = 0; p < K; ++p) {
+            m -= 2 * c[p] * rhs[p];
+            for (int q = 0; q < K; ++q) m += c[p] * G(p, q) * c[q];
           }
+          return m;
+        };
+        Eigen::MatrixXd Gr = G;
+        Gr.diagonal().array() += 1e-10 * std::max(G.trace() / K, 1e-30);
+        const Eigen::VectorXd coef = Gr.ldlt().solve(rhs);
+        ++tried;
+        if (coef.allFinite() && metric(coef) < metric(c0)) {
+          for (int j = 0; j < C; ++j) {
+            double acc = 0;
+            for (int p = 0; p < K; ++p) acc += vcol(p)[j] * coef[p];
+            wh(i, j) = (float)acc;
+          }
+          ++kept;
         }
       }
     }

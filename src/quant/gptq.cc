@@ -1,5 +1,7 @@
 #include "quant/gptq.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -30,7 +32,12 @@ void gptq_sweep(MatrixRM& w, const MatrixRM& u, int block_size, ColumnQuantizer&
         w1.rightCols(rest).noalias() -= err.col(jj) * u.row(j).segment(j + 1, rest);
     }
     w.middleCols(c0, nb) = w1;
-    if (c1 < in) w.rightCols(in - c1).noalias() -= err * u.block(c0, c1, nb, in - c1);
+    // Trailing update W[:, c1:] −= Err·U[c0:c1, c1:] through OpenBLAS (Eigen's own
+    // GEMM is compiled for SSE2 in the portable build). Err is column-major.
+    if (c1 < in)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)(in - c1), (int)nb, -1.0f,
+                  err.data(), (int)out, u.data() + c0 * in + c1, (int)in, 1.0f, w.data() + c1,
+                  (int)in);
   }
 }
 

@@ -1,9 +1,18 @@
 #include "quant/hessian.h"
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 
 #include "core/error.h"
 #include "core/log.h"
+
+// LAPACK (provided by OpenBLAS); trailing arguments are the Fortran string lengths.
+extern "C" {
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t);
+void dtrtri_(const char* uplo, const char* diag, const int* n, double* a, const int* lda,
+             int* info, size_t, size_t);
+}
 
 namespace bwla {
 
@@ -13,22 +22,28 @@ namespace {
 // H⁻¹ = V⁻ᵀ·V⁻¹ and U = V⁻¹ = J·L⁻¹·J.
 // For H = PSD + λI every Cholesky pivot² is >= λ; a smaller pivot means H
 // was indefinite (or numerically so), and is treated as a failure.
-// Memory: about three n×n double matrices at peak (H, the factor, L⁻¹).
+// Memory: two n×n double matrices at peak (H and the in-place factor).
 bool upper_chol_of_inverse(const MatrixD& h, double lambda, MatrixRM& u) {
   const long n = h.rows();
+  BWLA_CHECK(n <= INT32_MAX, "Hessian of dimension {} is too large for LAPACK", n);
   MatrixD f = h.reverse();  // J·H·J (reverse both rows and columns)
   f.diagonal().array() += lambda;
-  Eigen::LLT<Eigen::Ref<MatrixD>> llt(f);  // in place: f's lower triangle becomes L
-  if (llt.info() != Eigen::Success) return false;
+  // LAPACK (OpenBLAS: blocked, multi-threaded, run-time-dispatched kernels):
+  // lower Cholesky factor in place, then its inverse in place.
+  const char lo = 'L', nonunit = 'N';
+  const int ni = (int)n;
+  int info = 0;
+  dpotrf_(&lo, &ni, f.data(), &ni, &info, 1);
+  if (info != 0) return false;
   for (long i = 0; i < n; ++i)
     if (!(f(i, i) > 0) || !std::isfinite(f(i, i)) || f(i, i) * f(i, i) < 0.5 * lambda) return false;
-  MatrixD linv = MatrixD::Identity(n, n);
-  f.triangularView<Eigen::Lower>().solveInPlace(linv);
-  f.resize(0, 0);
-  if (!linv.allFinite()) return false;
-  u = linv.reverse().cast<float>();
+  dtrtri_(&lo, &nonunit, &ni, f.data(), &ni, &info, 1, 1);
+  if (info != 0) return false;
+  // f's lower triangle is L⁻¹; its strict upper triangle still holds H's entries
+  // and lands in U's strict lower triangle, which is cleared.
+  u = f.reverse().cast<float>();
   u.triangularView<Eigen::StrictlyLower>().setZero();
-  return true;
+  return u.allFinite();
 }
 }  // namespace
 

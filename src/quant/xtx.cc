@@ -33,12 +33,15 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
                count_ + t0, count_ + t0 + nt, dim_);
     // Upper triangle of chunkᵀ·chunk with OpenBLAS SYRK (half the flops of a GEMM,
     // and its run-time-dispatched AVX2/AVX-512 kernels), folded into the fp64 sum.
+    // Row i of the row-major upper triangle is column i of acc_'s (column-major)
+    // lower triangle, so the fold streams both contiguously.
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim_, (int)nt, 1.0f, x + t0 * dim_, dim_,
                 0.0f, part.data(), dim_);
-#pragma omp parallel for schedule(static) if (dim_ >= 256)
+#pragma omp parallel for schedule(dynamic, 16) if (dim_ >= 256)
     for (int i = 0; i < dim_; ++i) {
       const float* pr = part.data() + (size_t)i * dim_;
-      for (int j = i; j < dim_; ++j) acc_(i, j) += pr[j];
+      double* col = acc_.col(i).data();
+      for (int j = i; j < dim_; ++j) col[j] += pr[j];
     }
   }
   count_ += n_tokens;
@@ -47,9 +50,9 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
 
 const MatrixD& XtxAccumulator::xtx() {
   if (dirty_) {
-    // Only the upper triangle is accumulated; mirror it (exactly symmetric).
-    for (int i = 0; i < dim_; ++i)
-      for (int j = 0; j < i; ++j) acc_(i, j) = acc_(j, i);
+    // Only the lower triangle is accumulated; mirror it (exactly symmetric).
+    for (int j = 0; j < dim_; ++j)
+      for (int i = 0; i < j; ++i) acc_(i, j) = acc_(j, i);
     dirty_ = false;
   }
   return acc_;

@@ -1,7 +1,7 @@
 // Streaming accumulation of the calibration Gram matrix XᵀX of a linear
 // layer's inputs (X: [N tokens, in]). Tokens are never stored: each add()
 // folds its chunk in. Chunks of up to kChunk tokens are multiplied in fp32
-// (Eigen GEMM, multi-threaded) and summed into a double accumulator, so the
+// (OpenBLAS SYRK, multi-threaded) and summed into a double accumulator, so the
 // rounding error is that of a kChunk-term fp32 dot product per chunk, never
 // that of an N-term one.
 #pragma once
@@ -11,7 +11,7 @@ namespace bwla {
 
 class XtxAccumulator {
  public:
-  static constexpr long kChunk = 256;
+  static constexpr long kChunk = 1024;
   explicit XtxAccumulator(int dim);
   // x: n_tokens rows of dim() floats each (row-major). Non-finite input -> bwla::Error.
   void add(const float* x, long n_tokens);
