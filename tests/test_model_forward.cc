@@ -265,3 +265,33 @@ TEST(Forward, LazySixteenBitWeightsMatchEagerFp32) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
 }
 }  // namespace
+
+namespace {
+struct SlotInputs : Capture {
+  bool only = false;
+  std::vector<float> slot[kNumInputSlots];
+  void linear_input(int, int s, const float* x, int n, int dim) override {
+    slot[s].assign(x, x + (size_t)n * dim);
+  }
+  bool inputs_only() const override { return only; }
+};
+}  // namespace
+
+TEST(Forward, InputsOnlyCaptureSeesTheSameLinearInputs) {
+  test::TempDir td;
+  auto m = make_model("tiny-llama", td);
+  const int L = 6, H = m->cfg.hidden;
+  std::vector<int> toks = {1, 5, 9, 2, 7, 3, 4, 8, 6, 1, 2, 3};  // 2 segments of 6
+  std::vector<float> x0(toks.size() * H);
+  embed_tokens(*m, toks.data(), (int)toks.size(), x0.data());
+  SlotInputs full, part;
+  part.only = true;
+  std::vector<float> xf = x0, xp = x0;
+  layer_forward(m->cfg, *m->rope, m->layers[0], 0, xf.data(), 2, L, nullptr, &full);
+  layer_forward(m->cfg, *m->rope, m->layers[0], 0, xp.data(), 2, L, nullptr, &part);
+  for (int s = 0; s < kNumInputSlots; ++s) {
+    ASSERT_FALSE(full.slot[s].empty()) << s;
+    EXPECT_EQ(full.slot[s], part.slot[s]) << "slot " << s;
+  }
+  EXPECT_NE(xf, xp);  // the full pass added down_proj's output, the other stopped before it
+}
