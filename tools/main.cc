@@ -10,22 +10,31 @@
 #include "core/error.h"
 
 namespace {
-// Debian's OpenBLAS mis-detects some AVX-512 CPUs and falls back to slow
-// kernels; it reads OPENBLAS_CORETYPE when the library loads, so set it and
-// re-execute once (only if the user has not set it).
-void fix_openblas_coretype(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("BWLA_NO_REEXEC")) return;
-  const auto& f = bwla::cpu_features();
-  const char* core = f.avx512f && f.avx512bw ? "SkylakeX" : f.avx2 ? "Haswell" : nullptr;
-  if (!core) return;
-  setenv("OPENBLAS_CORETYPE", core, 1);
+// OpenBLAS reads its settings from the environment when the library loads, so
+// bwla sets them and re-executes itself once (never overriding the user's):
+//  * OPENBLAS_CORETYPE: Debian's OpenBLAS mis-detects some AVX-512 CPUs and
+//    falls back to slow kernels;
+//  * OPENBLAS_THREAD_TIMEOUT: idle BLAS workers spin on sched_yield for ~2^28
+//    cycles by default, stealing the cores from bwla's own OpenMP regions that
+//    run between GEMMs (on a 2-core machine it cost ~15% of a quantization run
+//    in kernel scheduling); 2^4 cycles lets them sleep at once.
+void configure_openblas(char** argv) {
+  if (std::getenv("BWLA_NO_REEXEC")) return;
+  bool changed = false;
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    const auto& f = bwla::cpu_features();
+    const char* core = f.avx512f && f.avx512bw ? "SkylakeX" : f.avx2 ? "Haswell" : nullptr;
+    if (core) setenv("OPENBLAS_CORETYPE", core, 1), changed = true;
+  }
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1), changed = true;
+  if (!changed) return;
   setenv("BWLA_NO_REEXEC", "1", 1);
   execv("/proc/self/exe", argv);  // on failure just continue
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  fix_openblas_coretype(argv);
+  configure_openblas(argv);
   CLI::App app{"bwla: 1-bit weights, low-bit activations for LLMs on CPU"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, bwla::cli::Runner>> cmds;

@@ -24,8 +24,11 @@ FakeQuantLinear::FakeQuantLinear(FakeQuantParts p) : p_(std::move(p)) {
 
 void FakeQuantLinear::forward(const float* x, int n, float* y) const {
   const int in = in_features(), out = out_features();
-  std::vector<float> xq((size_t)n * in);
-  std::memcpy(xq.data(), x, sizeof(float) * xq.size());
+  // Per-thread scratch that only grows: a fresh multi-MB vector per call would be
+  // mmap'd and page-faulted in every time.
+  thread_local std::vector<float> xq;
+  if (xq.size() < (size_t)n * in) xq.resize((size_t)n * in);
+  std::memcpy(xq.data(), x, sizeof(float) * (size_t)n * in);
   if (p_.transform) p_.transform->apply_rows(xq.data(), n);
   if (p_.abits < 16) fake_quant_acts(xq.data(), n, in, p_.abits, p_.act_clip);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, xq.data(), in,

@@ -25,7 +25,8 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
   BWLA_CHECK(n_tokens >= 0, "XtxAccumulator::add: negative token count {}", n_tokens);
   if (n_tokens == 0) return;
   BWLA_CHECK(x != nullptr, "XtxAccumulator::add: null input");
-  std::vector<float> part((size_t)dim_ * dim_);
+  std::vector<float>& part = part_;  // kept between calls (no page faults per call)
+  if (part.size() < (size_t)dim_ * dim_) part.resize((size_t)dim_ * dim_);
   for (long t0 = 0; t0 < n_tokens; t0 += kChunk) {
     const long nt = std::min(kChunk, n_tokens - t0);
     Eigen::Map<const MatrixRM> chunk(x + t0 * dim_, nt, dim_);

@@ -5,6 +5,8 @@
 // rounding error is that of a kChunk-term fp32 dot product per chunk, never
 // that of an N-term one.
 #pragma once
+#include <vector>
+
 #include "quant/matrix.h"
 
 namespace bwla {
@@ -24,6 +26,7 @@ class XtxAccumulator {
  private:
   int dim_;
   long count_ = 0;
+  std::vector<float> part_;  // one chunk's fp32 product
   MatrixD acc_;     // full product, symmetrised lazily by xtx()
   bool dirty_ = false;
 };
