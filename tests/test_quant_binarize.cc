@@ -175,6 +175,21 @@ TEST_F(BinarizeLayer, CompensationHelps) {
   EXPECT_LT(err(with_h.w_hat), err(no_h.w_hat));
 }
 
+TEST_F(BinarizeLayer, HessianCacheIsReusedAndChangesNothing) {
+  WeightQuantOptions o;
+  o.method = "arb-x";
+  PreparedHessian cache;
+  auto plain = quantize_weight(w, &s, x.rows(), o);
+  auto first = quantize_weight(w, &s, x.rows(), o, &cache);
+  ASSERT_EQ(cache.u.rows(), w.cols());  // filled by the first call
+  const MatrixRM u0 = cache.u;
+  MatrixRM w2 = w * 0.5f;  // a different weight, same statistics (as in PSP)
+  auto second = quantize_weight(w2, &s, x.rows(), o, &cache);
+  EXPECT_EQ(cache.u, u0);
+  EXPECT_EQ(first.w_hat, plain.w_hat);
+  EXPECT_EQ(second.w_hat, quantize_weight(w2, &s, x.rows(), o).w_hat);
+}
+
 TEST(Binarize, RankDeficientDeadColumnsNoCrash) {
   MatrixRM x = test::gaussian(12, 128, 20);
   x.col(7).setZero();

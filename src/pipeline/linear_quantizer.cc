@@ -87,8 +87,9 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     BWLA_CHECK(po.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
                rep.name, po.rank, std::min(out, in));
     double last_bits = 0;
+    PreparedHessian hcache;  // S_rot is the same for every PSP iteration
     Binarizer bin = [&](const MatrixRM& m) {
-      WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq);
+      WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq, &hcache);
       last_bits = r.storage_bits;
       return r.w_hat;
     };

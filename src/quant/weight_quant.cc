@@ -56,7 +56,7 @@ MatrixRM rtn_sign(const MatrixRM& w) {
 }  // namespace
 
 WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_tokens,
-                                  const WeightQuantOptions& opt) {
+                                  const WeightQuantOptions& opt, PreparedHessian* hessian_cache) {
   const std::string ctx = opt.layer.empty() ? std::string("quantize_weight") : opt.layer;
   const std::string& m = opt.method;
   const auto methods = weight_methods();
@@ -96,8 +96,13 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
     r.paper_bits = opt.wbits * nw;
   } else {
     const bool use_h = xtx != nullptr;
-    PreparedHessian hp = use_h ? prepare_hessian(*xtx, n_tokens, opt.damp, false, ctx)
-                               : identity_hessian((int)in, false);
+    PreparedHessian local;
+    const bool cached = hessian_cache && hessian_cache->u.rows() == in;
+    if (!cached)
+      local = use_h ? prepare_hessian(*xtx, n_tokens, opt.damp, false, ctx)
+                    : identity_hessian((int)in, false);
+    if (hessian_cache && !cached) *hessian_cache = local;
+    const PreparedHessian& hp = cached ? *hessian_cache : local;
     if (m == "gptq") {
       r.w_hat = gptq_quantize(w, hp, opt.wbits, opt.wbits == 1 ? 0 : opt.group_size,
                               opt.block_size);

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/hessian.h"
 #include "quant/matrix.h"
 
 namespace bwla {
@@ -66,8 +67,12 @@ struct WeightQuantResult {
 // xtx may be null for methods that do not need it (see above). Errors
 // (bwla::Error): unknown method, unsupported wbits, shape mismatch, NaN/Inf in
 // W or XᵀX, missing XᵀX, non-finite Ŵ.
+// hessian_cache (optional): the prepared Hessian of xtx is computed into it on
+// the first call and reused by later calls with the same xtx and damping (PSP
+// binarizes the same layer many times).
 WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_tokens,
-                                  const WeightQuantOptions& opt);
+                                  const WeightQuantOptions& opt,
+                                  PreparedHessian* hessian_cache = nullptr);
 
 std::vector<std::string> weight_methods();
 // wbits accepted by a method (empty for an unknown method).
