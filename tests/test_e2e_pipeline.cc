@@ -2,12 +2,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "core/error.h"
 #include "eval/perplexity.h"
 #include "io/mmap.h"
 #include "model/fake_quant_linear.h"
+#include "model/forward.h"
+#include "model/random_checkpoint.h"
 #include "model/tokenizer.h"
 #include "pipeline/quantize.h"
 #include "shared_data.h"
@@ -144,3 +148,35 @@ TEST(Pipeline, ActivationQuantizationIsApplied) {
 }
 
 }  // namespace
+
+TEST(Pipeline, SixteenBitCheckpointKeepsItsEmbeddingBytesAndMatchesFp32AtEightBits) {
+  // bf16 checkpoint, untied lm_head: embeddings/norm/lm_head are copied as stored,
+  // and 8-bit GPTQ gives (nearly) the fp32 model's logits.
+  test::TempDir td;
+  RandomCheckpointSpec spec;
+  spec.preset = "tiny-llama";
+  spec.dtype = DType::BF16;
+  spec.seed = 5;
+  write_random_checkpoint(spec, td.file("m"));
+  QuantizeOptions o = small_opts("gptq");
+  o.wbits = 8;
+  o.calib.source = "random-tokens";
+  quantize_model(td.file("m"), o, td.file("q"));
+  SafeTensorsFile a(td.file("m") + "/model.safetensors"), b(td.file("q") + "/model.safetensors");
+  for (const char* n : {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}) {
+    if (!a.has(n)) continue;
+    const TensorView &ta = a.get(n), &tb = b.get(n);
+    ASSERT_EQ(ta.dtype, tb.dtype) << n;
+    ASSERT_EQ(ta.nbytes, tb.nbytes) << n;
+    EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.nbytes), 0) << n;
+  }
+  auto fp = Model::load(td.file("m")), q = Model::load(td.file("q"));
+  std::vector<int> toks = {1, 7, 3, 9, 2, 11, 4, 5};
+  KVCache c1(fp->cfg, 16), c2(q->cfg, 16);
+  std::vector<float> l1((size_t)toks.size() * fp->cfg.vocab), l2(l1.size());
+  forward_tokens(*fp, toks.data(), (int)toks.size(), c1, l1.data(), true);
+  forward_tokens(*q, toks.data(), (int)toks.size(), c2, l2.data(), true);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < l1.size(); ++i) num += (l1[i] - l2[i]) * (l1[i] - l2[i]), den += l1[i] * l1[i];
+  EXPECT_LT(std::sqrt(num / den), 0.05);
+}

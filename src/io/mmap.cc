@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -43,6 +44,17 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  if (!data_ || n == 0) return;
+  const uintptr_t lo = std::max((uintptr_t)p, (uintptr_t)data_);
+  const uintptr_t hi = std::min((uintptr_t)p + n, (uintptr_t)data_ + size_);
+  if (lo >= hi) return;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t a = lo & ~(page - 1), b = (hi + page - 1) & ~(page - 1);
+  // Read-only private file mapping: dropping pages loses nothing.
+  ::madvise((void*)a, b - a, MADV_DONTNEED);
 }
 
 MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }

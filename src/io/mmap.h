@@ -18,6 +18,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the pages covering [p, p + n) from this process's resident set (they
+  // are re-read from the file if touched again). Ranges outside the mapping are
+  // clipped; a no-op for an empty mapping.
+  void release(const void* p, size_t n) const;
 
  private:
   std::string path_;

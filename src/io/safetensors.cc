@@ -194,7 +194,8 @@ std::vector<std::string> SafeTensorsFile::names() const {
 
 
 void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vector<int64_t> shape,
-                                 const void* data, size_t nbytes) {
+                                 const void* data, size_t nbytes,
+                                 std::function<void()> after_write) {
   int64_t n = 1;
   for (auto d : shape) n *= d;
   BWLA_ASSERT((size_t)n * dtype_size(dtype) == nbytes, "tensor {} size mismatch {} vs {}", name,
@@ -202,6 +203,7 @@ void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vect
   Entry e{name, dtype, std::move(shape), {}};
   e.view = (const uint8_t*)data;
   e.view_n = nbytes;
+  e.after_write = std::move(after_write);
   entries_.push_back(std::move(e));
 }
 
@@ -296,10 +298,12 @@ void SafeTensorsWriter::write(const std::string& path) const {
     f.write(header_str.data(), (std::streamsize)header_str.size());
     std::vector<char> zeros(align_ + 8, 0);
     for (auto& p : placed) {
-      if (p.e)
+      if (p.e) {
         f.write((const char*)p.e->ptr(), (std::streamsize)p.e->size());
-      else
+        if (p.e->after_write) p.e->after_write();
+      } else {
         f.write(zeros.data(), (std::streamsize)(p.en - p.b));
+      }
     }
     if (!f) fail("write failed for '{}'", tmp);
   }
@@ -337,10 +341,20 @@ TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
   }
 }
 
+void SafeTensorsFile::release(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it != tensors_.end()) file_.release(it->second.data, it->second.nbytes);
+}
+
 const TensorView& TensorStore::get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail("'{}': missing tensor '{}'", dir_, name);
   return it->second->get(name);
+}
+
+void TensorStore::release(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it != where_.end()) it->second->release(name);
 }
 
 std::vector<std::string> TensorStore::names() const {

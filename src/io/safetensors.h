@@ -4,6 +4,7 @@
 // then the data buffer; offsets are relative to the buffer start.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,8 @@ class SafeTensorsFile {
   const TensorView& get(const std::string& name) const;
   std::vector<std::string> names() const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Drops a tensor's pages from the resident set (see MappedFile::release).
+  void release(const std::string& name) const;
 
  private:
   MappedFile file_;
@@ -73,8 +76,10 @@ class SafeTensorsWriter {
            size_t nbytes);
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
   // Non-owning: data must stay valid until write() returns (e.g. an mmap).
+  // after_write (optional) runs once the bytes are written, e.g. to release
+  // the mapped pages so that assembling a large file keeps the RSS small.
   void add_view(const std::string& name, DType dtype, std::vector<int64_t> shape,
-                const void* data, size_t nbytes);
+                const void* data, size_t nbytes, std::function<void()> after_write = {});
   // Converts fp32 to the given float dtype (F32, F16, BF16).
   void add_from_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
                     const float* data);
@@ -91,6 +96,7 @@ class SafeTensorsWriter {
     std::vector<uint8_t> bytes;
     const uint8_t* view = nullptr;
     size_t view_n = 0;
+    std::function<void()> after_write;
     size_t size() const { return view ? view_n : bytes.size(); }
     const uint8_t* ptr() const { return view ? view : bytes.data(); }
   };
@@ -111,6 +117,8 @@ class TensorStore {
   // dtype of the first floating tensor (for `info`).
   std::string main_dtype() const;
   size_t total_bytes() const;
+  // Drops a tensor's mapped pages from the resident set (after converting it).
+  void release(const std::string& name) const;
 
  private:
   std::string dir_;

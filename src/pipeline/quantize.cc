@@ -134,6 +134,9 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   // Layer-0 inputs: embeddings of the calibration tokens.
   std::vector<float> x((size_t)rows * H);
   for (int s = 0; s < S; ++s) embed_tokens(*model, segs[s].data(), L, x.data() + (size_t)s * L * H);
+  // Not needed again (the output copies them from the checkpoint): free the fp32 copies.
+  model->lm_head.reset();
+  model->embed = std::vector<float>();
 
   json layer_reports = json::array();
   double total_bits = 0;
@@ -157,6 +160,11 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     } else {
       Timer pt;
       LayerWeights fp = load_dense_layer(*model->store, c, l);
+      // The layer is converted to fp32 now: drop its mapped checkpoint pages so
+      // the resident set does not grow by the whole checkpoint over the run.
+      const std::string prefix = fmt::format("model.layers.{}.", l);
+      for (const auto& n : model->store->names())
+        if (n.rfind(prefix, 0) == 0) model->store->release(n);
       // Statistics of this layer's linear inputs on the (quantized-so-far) stream.
       StatsCapture cap(c, rows, opt.act_sample_rows, opt.seed * 7919 + l);
       std::vector<float> buf((size_t)opt.chunk_segments * L * H);
@@ -244,19 +252,23 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   // Assemble the final directory from the per-layer files (no full copy in RAM).
   {
     SafeTensorsWriter w;
-    w.add_view("model.embed_tokens.weight", DType::F32, {c.vocab, H}, model->embed.data(),
-               model->embed.size() * 4);
-    w.add_view("model.norm.weight", DType::F32, {H}, model->final_norm.data(), H * 4);
-    if (!c.tie_embeddings) {
-      const auto* d = dynamic_cast<const DenseLinear*>(model->lm_head.get());
-      w.add_view("lm_head.weight", DType::F32, {c.vocab, H}, d->weight(), (size_t)c.vocab * H * 4);
+    // Embeddings, final norm and lm_head are not quantized: their checkpoint
+    // bytes are copied as stored (same dtype), straight from the mapping.
+    const TensorStore& src = *model->store;
+    std::vector<std::string> keep = {"model.embed_tokens.weight", "model.norm.weight"};
+    if (!c.tie_embeddings) keep.push_back("lm_head.weight");
+    for (const auto& n : keep) {
+      const TensorView& t = src.get(n);
+      w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [&src, n] { src.release(n); });
     }
     std::vector<std::unique_ptr<SafeTensorsFile>> files;
     for (int l = 0; l < c.n_layers; ++l) {
       files.push_back(std::make_unique<SafeTensorsFile>(layer_dir(partial, l) + "/model.safetensors"));
-      for (auto& n : files.back()->names()) {
-        const TensorView& t = files.back()->get(n);
-        w.add_view(n, t.dtype, t.shape, t.data, t.nbytes);
+      const SafeTensorsFile* f = files.back().get();
+      for (auto& n : f->names()) {
+        const TensorView& t = f->get(n);
+        // Released once written: only one tensor of the output is resident at a time.
+        w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [f, n] { f->release(n); });
       }
     }
     json cfg = c.raw;
