@@ -149,10 +149,20 @@ def dir_bytes(d):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs
                if f.endswith(".safetensors"))
 
+def cpu_steal():
+    """(steal, total) jiffies from /proc/stat: the hypervisor's share taken from this VM."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[7] if len(v) > 7 else 0), sum(v)
+
 def qtime(a):
     """Quantization wall time and peak RSS on random real-shape bf16 checkpoints."""
     rows = []
-    for preset in a.presets.split(","):
+    if a.pairs:
+        pairs = [p.split(":") for p in a.pairs.split(",")]
+    else:
+        pairs = [(p, m) for p in a.presets.split(",") for m in a.methods.split(",")]
+    for preset in dict.fromkeys(p for p, _ in pairs):
         model = os.path.join(a.work, f"random-{preset}-bf16")
         if not os.path.exists(os.path.join(model, "config.json")):
             tok = os.path.join(os.path.dirname(a.data), "..", "..", "tokenizers",
@@ -160,20 +170,27 @@ def qtime(a):
             subprocess.run([a.bwla, "make-random", "--preset", preset, "--dtype", "bf16", "-o",
                             model, "--tokenizer", tok, "-q"], check=True)
         ckpt = dir_bytes(model)
-        for method in a.methods.split(","):
+        for method in [m for p, m in pairs if p == preset]:
             out = os.path.join(a.work, f"qtime-{preset}-{method}")
             cmd = [a.bwla, "quantize", model, "-o", out, "--method", method, "--wbits", "1",
                    "--abits", "6", "--calib", "random-tokens", "--nsamples", str(a.nsamples), "--seqlen",
                    str(a.seqlen), "-t", str(a.threads), "--json", "--no-resume"]
             load0 = os.getloadavg()[0]
+            st0 = cpu_steal()
             t = time.time()
             r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             if r.returncode != 0:
                 sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}")
             j = json.loads(r.stdout)
             wall = time.time() - t
+            st1 = cpu_steal()
+            steal = 100.0 * (st1[0] - st0[0]) / max(1, st1[1] - st0[1])
+            ph = {}
+            for lay in j.get("layers", []):
+                for k, v in lay.get("phase_seconds", {}).items():
+                    ph[k] = ph.get(k, 0.0) + v
             rows.append((preset, method, ckpt, wall, j["peak_rss_bytes"], j["bits_per_weight"],
-                         load0, os.getloadavg()[0]))
+                         load0, os.getloadavg()[0], steal, ph))
             print(f"  {preset} {method}: {wall:.0f}s, RSS {j['peak_rss_bytes'] / 2**30:.2f} GiB",
                   file=sys.stderr, flush=True)
             subprocess.run(["rm", "-rf", out])
@@ -181,12 +198,16 @@ def qtime(a):
            f"{a.nsamples} --seqlen {a.seqlen} -t {a.threads}` on random bf16 checkpoints "
            f"(`bwla make-random --preset P --dtype bf16`), {cpu_name()} ({os.cpu_count()} cores). "
            f"The machine is shared: the 1-minute load average before/after each run is shown; "
-           f"times under load are upper bounds.\nCommand: `{' '.join(sys.argv)}`\n\n"
-           "| shape | method | bf16 checkpoint | wall | peak RSS | RSS / checkpoint | bits/weight | load before/after |\n"
-           "|---|---|---:|---:|---:|---:|---:|---:|\n")
-    for preset, method, ckpt, wall, rss, bits, l0, l1 in rows:
-        out += (f"| {preset} | {method} | {ckpt / 2**30:.2f} GiB | {wall / 60:.1f} min | "
-                f"{rss / 2**30:.2f} GiB | {rss / ckpt:.2f} | {bits:.3f} | {l0:.1f} / {l1:.1f} |\n")
+           f"times under load are upper bounds. `steal` is the share of CPU time the hypervisor "
+           f"took from this VM during the run (from /proc/stat); phases are summed over layers "
+           f"(statistics pass / weight quantization / propagation through the quantized layer).\n"
+           f"Command: `{' '.join(sys.argv)}`\n\n"
+           "| shape | method | bf16 checkpoint | wall | stats / quantize / propagate | peak RSS | RSS / checkpoint | bits/weight | load before/after | steal |\n"
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    for preset, method, ckpt, wall, rss, bits, l0, l1, steal, ph in rows:
+        phs = " / ".join(f"{ph.get(k, 0) / 60:.1f}" for k in ("stats", "quantize", "propagate"))
+        out += (f"| {preset} | {method} | {ckpt / 2**30:.2f} GiB | {wall / 60:.1f} min | {phs} min | "
+                f"{rss / 2**30:.2f} GiB | {rss / ckpt:.2f} | {bits:.3f} | {l0:.1f} / {l1:.1f} | {steal:.0f}% |\n")
     return out
 
 def fp32(a):
@@ -246,6 +267,7 @@ def main():
     p.add_argument("--jobs", type=int, default=1, help="grid cells run at once")
     p.add_argument("--presets", default="smollm2-135m,tinyllama-1.1b", help="qtime: random shapes")
     p.add_argument("--methods", default="arb-x,bwla", help="qtime: methods")
+    p.add_argument("--pairs", default="", help="qtime: explicit preset:method list (overrides --presets x --methods)")
     p.add_argument("--work", default="/tmp/bwla-results")
     p.add_argument("--limit", type=int, default=0, help="eval: items per task (0 = all)")
     p.add_argument("--from-json", default="", help="eval: format this saved `bwla eval --json` output")
