@@ -186,7 +186,9 @@ def qtime(a):
             st1 = cpu_steal()
             steal = 100.0 * (st1[0] - st0[0]) / max(1, st1[1] - st0[1])
             ph = {}
-            for lay in j.get("layers", []):
+            rep_path = os.path.join(out, "quantize_report.json")  # the per-layer report
+            rep = json.load(open(rep_path)) if os.path.exists(rep_path) else {}
+            for lay in rep.get("layers", []):
                 for k, v in lay.get("phase_seconds", {}).items():
                     ph[k] = ph.get(k, 0.0) + v
             rows.append((preset, method, ckpt, wall, j["peak_rss_bytes"], j["bits_per_weight"],

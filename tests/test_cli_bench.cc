@@ -48,6 +48,17 @@ TEST(CliBench, JsonReportOnTinyModel) {
   EXPECT_EQ(j["bits_per_weight"].get<double>(), 32.0);
 }
 
+TEST(CliBench, ZeroLengthSkipsThatTest) {
+  BWLA_REQUIRE_SHARED("models/stories260K-hf");
+  const std::string dir = bwla::test::shared_path("models/stories260K-hf");
+  auto r = run("bench " + dir + " --pp 0 --tg 4 --reps 1 --json -t 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  bwla::json j;
+  ASSERT_NO_THROW(j = bwla::json::parse(r.out)) << r.out;
+  EXPECT_TRUE(j.contains("tg4_tps")) << r.out;
+  for (auto& [k, v] : j.items()) EXPECT_NE(k.rfind("pp", 0), 0u) << k;
+}
+
 TEST(CliBench, MissingModelDirFails) {
   auto r = run("bench /nonexistent/bwla-bench-model --pp 4 --tg 2 --reps 1 --json -t 1");
   EXPECT_NE(r.status, 0);

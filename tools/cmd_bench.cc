@@ -115,12 +115,12 @@ Runner register_bench(CLI::App& app) {
   static bool bandwidth = false;
   static Common common;
   sub->add_option("model", dir, "model directory (fp32/bf16 checkpoint or bwla quantized)");
-  sub->add_option("--pp", pp, "prefill lengths, comma-separated (empty: none)")
+  sub->add_option("--pp", pp, "prefill lengths, comma-separated (0: none)")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--tg", tg, "decode lengths, comma-separated (empty: none)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--tg", tg, "decode lengths, comma-separated (0: none)")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--reps", reps, "repetitions (median reported; tests interleaved)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--tg-prompt", tg_prompt, "untimed prompt tokens before decode")
@@ -139,6 +139,8 @@ Runner register_bench(CLI::App& app) {
   add_common(sub, common);
   return [] {
     apply_common(common);
+    std::erase(pp, 0);  // "--pp 0" / "--tg 0": skip that test
+    std::erase(tg, 0);
     BWLA_CHECK(!dir.empty() || bandwidth, "bench: give a model directory and/or --bandwidth");
     const int threads = num_threads();
     json j = {{"threads", threads}, {"reps", reps}};
