@@ -80,15 +80,6 @@ void head_rmsnorm(float* x, int n, int heads, int hd, const std::vector<float>& 
   rmsnorm(x, w.data(), x, n * heads, hd, eps);
 }
 
-// Buffers whose capacity only grows; get(i, n) has at least n elements.
-struct LayerScratch {
-  std::vector<float> buf[8];
-  std::vector<float>& get(int i, size_t n) {
-    if (buf[i].size() < n) buf[i].resize(n);
-    return buf[i];
-  }
-};
-
 }  // namespace
 
 void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
@@ -98,13 +89,12 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
             F = c.intermediate;
   // Scratch reused across calls (per thread): fresh multi-MB vectors would be
   // mmap'd and page-faulted in (zeroed by the kernel) on every call.
-  thread_local LayerScratch scratch;
-  auto& h = scratch.get(0, (size_t)n * H);
-  auto& q = scratch.get(1, (size_t)n * qd);
-  auto& k = scratch.get(2, (size_t)n * kvd);
-  auto& v = scratch.get(3, (size_t)n * kvd);
-  auto& att = scratch.get(4, (size_t)n * qd);
-  auto& o = scratch.get(5, (size_t)n * H);
+  thread_local std::vector<float> h, q, k, v, att, o, g, u;
+  auto fit = [](std::vector<float>& b, size_t size) {
+    if (b.size() < size) b.resize(size);
+  };
+  fit(h, (size_t)n * H), fit(q, (size_t)n * qd), fit(k, (size_t)n * kvd), fit(v, (size_t)n * kvd);
+  fit(att, (size_t)n * qd), fit(o, (size_t)n * H), fit(g, (size_t)n * F), fit(u, (size_t)n * F);
   rmsnorm(x, L.attn_norm.data(), h.data(), n, H, c.rms_eps);
   if (cap) {
     cap->tensor(layer, "attn_norm", h.data(), n, H);
@@ -149,8 +139,6 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
     cap->tensor(layer, "mlp_norm", h.data(), n, H);
     cap->linear_input(layer, 2, h.data(), n, H);
   }
-  auto& g = scratch.get(6, (size_t)n * F);
-  auto& u = scratch.get(7, (size_t)n * F);
   L.lin[kGate]->forward(h.data(), n, g.data());
   L.lin[kUp]->forward(h.data(), n, u.data());
   silu_mul(g.data(), u.data(), (long)n * F);

@@ -25,8 +25,7 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
   BWLA_CHECK(n_tokens >= 0, "XtxAccumulator::add: negative token count {}", n_tokens);
   if (n_tokens == 0) return;
   BWLA_CHECK(x != nullptr, "XtxAccumulator::add: null input");
-  std::vector<float>& part = part_;  // kept between calls (no page faults per call)
-  if (part.size() < (size_t)dim_ * dim_) part.resize((size_t)dim_ * dim_);
+  if (part_.size() < (size_t)dim_ * dim_) part_.resize((size_t)dim_ * dim_);  // kept between calls
   for (long t0 = 0; t0 < n_tokens; t0 += kChunk) {
     const long nt = std::min(kChunk, n_tokens - t0);
     Eigen::Map<const MatrixRM> chunk(x + t0 * dim_, nt, dim_);
@@ -37,10 +36,10 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
     // Row i of the row-major upper triangle is column i of acc_'s (column-major)
     // lower triangle, so the fold streams both contiguously.
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim_, (int)nt, 1.0f, x + t0 * dim_, dim_,
-                0.0f, part.data(), dim_);
+                0.0f, part_.data(), dim_);
 #pragma omp parallel for schedule(dynamic, 16) if (dim_ >= 256)
     for (int i = 0; i < dim_; ++i) {
-      const float* pr = part.data() + (size_t)i * dim_;
+      const float* pr = part_.data() + (size_t)i * dim_;
       double* col = acc_.col(i).data();
       for (int j = i; j < dim_; ++j) col[j] += pr[j];
     }
