@@ -43,7 +43,7 @@ inline double max_diff(const std::vector<float>& a, const std::vector<float>& b)
   return m;
 }
 
-inline json tiny_packed_test_config(int abits = 6) {
+inline json tiny_packed_test_config(int abits = 6, bool tied = true) {
   return {{"architectures", {"Qwen2ForCausalLM"}},
           {"model_type", "qwen2"},
           {"hidden_size", 80},
@@ -56,7 +56,7 @@ inline json tiny_packed_test_config(int abits = 6) {
           {"max_position_embeddings", 64},
           {"rms_norm_eps", 1e-5},
           {"rope_theta", 10000.0},
-          {"tie_word_embeddings", true},
+          {"tie_word_embeddings", tied},
           {"torch_dtype", "float32"},
           {"quantization_config",
            {{"quant_method", "bwla"}, {"format_version", 1}, {"abits", abits}, {"wbits", 1},
@@ -102,9 +102,9 @@ inline std::vector<float> tiny_weight(int out, int in, int kind, Rng& r) {
   return w;
 }
 
-inline void write_tiny_fake_quant(const std::string& dir, int abits = 6) {
+inline void write_tiny_fake_quant(const std::string& dir, int abits = 6, bool tied = true) {
   std::filesystem::create_directories(dir);
-  const json cj = tiny_packed_test_config(abits);
+  const json cj = tiny_packed_test_config(abits, tied);
   write_text_file_atomic(dir + "/config.json", cj.dump(2));
   const ModelConfig c = ModelConfig::load(dir);
   Rng r(20260522);
@@ -112,6 +112,11 @@ inline void write_tiny_fake_quant(const std::string& dir, int abits = 6) {
   std::vector<float> emb((size_t)c.vocab * c.hidden);
   for (auto& v : emb) v = grid(r, -64, 64, 1.0f / 64);
   w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, emb.data());
+  if (!tied) {
+    std::vector<float> head((size_t)c.vocab * c.hidden);
+    for (auto& v : head) v = (float)r.normal() * 0.05f;
+    w.add_f32("lm_head.weight", {c.vocab, c.hidden}, head.data());
+  }
   std::vector<float> ones(c.hidden, 1.0f);
   w.add_f32("model.norm.weight", {c.hidden}, ones.data());
   for (int l = 0; l < c.n_layers; ++l) {

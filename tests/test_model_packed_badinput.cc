@@ -97,9 +97,9 @@ TEST_F(PackedBadInput, TamperedHeaderOffsets) {
 }
 
 TEST_F(PackedBadInput, UnknownVersion) {
-  const std::string m = load_error(with_config("v2", [](json& c) { c["quantization_config"]["format_version"] = 2; }));
+  const std::string m = load_error(with_config("v3", [](json& c) { c["quantization_config"]["format_version"] = 3; }));
   EXPECT_HAS(m, "config.json");
-  EXPECT_HAS(m, "format_version 2");
+  EXPECT_HAS(m, "format_version 3");
 }
 
 TEST_F(PackedBadInput, BitsConfigMismatch) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "model/forward.h"
 #include "model/packed_linear.h"
 #include "model/packed_model.h"
+#include "model/q8_linear.h"
 #include "packed_testing.h"
 #include "tmpdir.h"
 
@@ -103,16 +105,18 @@ TEST(PackedFormat, GoldenBytes) {
   const json cfg = load_json_file(td.file("packed/config.json"));
   const json& qc = cfg["quantization_config"];
   EXPECT_EQ(qc["quant_method"], "bwla-packed");
-  EXPECT_EQ(qc["format_version"], 1);
+  EXPECT_EQ(qc["format_version"], 2);
   EXPECT_EQ(qc["scale_block_cols"], 64);
+  EXPECT_EQ(qc["head_dtype"], "F16");
+  EXPECT_EQ(h["model.embed_tokens.weight"]["dtype"], "F16");
   const std::string qcs = qc.dump();
   const uint64_t hh = test::fnv1a(header.data(), header.size());
   const uint64_t fh = test::fnv1a(bytes.data(), bytes.size());
   const uint64_t ch = test::fnv1a(qcs.data(), qcs.size());
-  EXPECT_EQ(bytes.size(), 85248u);
-  EXPECT_EQ(hh, 2109316731061742903ull) << header;
-  EXPECT_EQ(fh, 13171332829723358244ull);
-  EXPECT_EQ(ch, 14731597375492444152ull) << qcs;
+  EXPECT_EQ(bytes.size(), 77568u);
+  EXPECT_EQ(hh, 6041267463344281618ull) << header;
+  EXPECT_EQ(fh, 10127162955323839853ull);
+  EXPECT_EQ(ch, 2906391321475858703ull) << qcs;
 }
 
 
@@ -171,3 +175,91 @@ TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
 }
 
 }  // namespace
+
+// Head / embedding storage (format version 2): keep, f16, q8 on a tied and an
+// untied model; the loaded head kind, the tensors written, the byte split,
+// and the logits against the fake-quant model.
+TEST(PackedFormat, HeadAndEmbeddingDtypes) {
+  for (bool tied : {true, false}) {
+    test::TempDir td;
+    test::write_tiny_fake_quant(td.file("fq"), 6, tied);
+    auto fq = Model::load(td.file("fq"));
+    std::vector<int> toks;
+    for (int i = 0; i < 24; ++i) toks.push_back((i * 7 + 3) % 48);
+    const auto ref = logits_of(*fq, toks);
+    const double scale = max_abs(ref);
+    for (const char* head : {"keep", "f16", "q8"}) {
+      SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + head);
+      PackOptions po;
+      po.head_dtype = head;
+      po.embed_dtype = "q8";
+      const std::string dir = td.file(std::string("p-") + head);
+      PackReport r = pack_quantized_dir(td.file("fq"), dir, po);
+      const std::string want = std::string(head) == "keep" ? "F32" : std::string(head) == "f16" ? "F16" : "Q8";
+      EXPECT_EQ(r.head_dtype, want);
+      EXPECT_EQ(r.embed_dtype, tied ? want : "Q8");
+      const long vh = 48L * 80;
+      const long table = want == "F32" ? 4 * vh : want == "F16" ? 2 * vh : vh + 48 * 4;
+      EXPECT_EQ((long)r.embed_bytes, tied ? table : vh + 48 * 4);
+      EXPECT_EQ((long)r.head_bytes, tied ? 0 : table);
+      const json qc = load_json_file(dir + "/config.json")["quantization_config"];
+      EXPECT_EQ(qc["head_dtype"], want);
+      EXPECT_EQ(qc["format_version"], kPackedFormatVersion);
+      TensorStore st(dir);
+      const std::string hname = tied ? "model.embed_tokens.weight" : "lm_head.weight";
+      EXPECT_EQ(st.get(hname).dtype == DType::I8, want == "Q8");
+      EXPECT_EQ(st.has(hname + "_scale"), want == "Q8");
+      auto pk = Model::load(dir);
+      EXPECT_EQ(dynamic_cast<const Q8Linear*>(pk->lm_head.get()) != nullptr, want == "Q8");
+      EXPECT_EQ(pk->head_shares_embedding(), tied && want != "Q8");
+      const auto got = logits_of(*pk, toks);
+      const double d = max_diff(ref, got);
+      std::printf("%s head %s: max |dlogit| %.3g of %.3g\n", tied ? "tied" : "untied", head, d, scale);
+      // fp32/f16 heads: as in TinyModelForwardMatchesFakeQuantUnderEveryIsa; int8
+      // (step max|w|/127 per row, embeddings too when tied): a few percent.
+      EXPECT_LE(d, (want == "Q8" || !tied ? 6e-2 : 2e-2) * scale);
+      EXPECT_GT(d, 0.0);
+      // Decode streams the head whole and one embedding row.
+      const size_t head_b = want == "F32" ? 4 * vh : want == "F16" ? 4 * vh : vh + 48 * 4;
+      EXPECT_EQ(pk->decode_bytes_per_token() - pk->param_bytes() + pk->embed.size() * 4 -
+                    (pk->head_shares_embedding() ? head_b : 0),
+                80u * 4) << "decode bytes " << pk->decode_bytes_per_token();
+    }
+  }
+}
+
+TEST(PackedFormat, Int8HeadWithoutScaleOrOutsideAPackedModelIsAnError) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"), 6, /*tied=*/false);
+  PackOptions po;
+  po.head_dtype = "q8";
+  pack_quantized_dir(td.file("fq"), td.file("p"), po);
+  // Drop the scale tensor by renaming it in the header (same length).
+  std::string bytes = read_text_file(td.file("p/model.safetensors"));
+  const size_t at = bytes.find("\"lm_head.weight_scale\"");
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, 22, "\"lm_head.weight_scalX\"");
+  {
+    std::ofstream f(td.file("p/model.safetensors"), std::ios::binary | std::ios::trunc);
+    f << bytes;
+  }
+  try {
+    Model::load(td.file("p"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("lm_head.weight_scale"), std::string::npos) << m;
+    EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+  }
+  // The same I8 head under a non-packed config.
+  pack_quantized_dir(td.file("fq"), td.file("p2"), po);
+  json cfg = load_json_file(td.file("p2/config.json"));
+  cfg["quantization_config"]["quant_method"] = "bwla";
+  write_text_file_atomic(td.file("p2/config.json"), cfg.dump());
+  try {
+    Model::load(td.file("p2"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("only read from bwla-packed"), std::string::npos) << e.what();
+  }
+}

@@ -234,9 +234,7 @@ Runner register_bench(CLI::App& app) {
       }
       const size_t model_bytes = model->store ? model->store->total_bytes() : 0;
       const size_t param_bytes = model->param_bytes();
-      // Bytes one decode step streams: everything but the embedding table, which
-      // is read one row at a time unless it doubles as the head.
-      decode_bytes = param_bytes - (c.tie_embeddings ? 0 : model->embed.size() * 4);
+      decode_bytes = model->decode_bytes_per_token();
       j["model"] = dir;
       j["architecture"] = c.arch_name;
       j["parameters"] = c.n_params();

@@ -1,4 +1,4 @@
-// bwla pack QDIR -o OUT [--scale-dtype f16|f32] [--max-planes N]: real 1-bit
+// bwla pack QDIR -o OUT [--scale-dtype f16|f32] [--max-planes N] [--head-dtype q8|f16|keep]: real 1-bit
 // storage (docs/FORMAT.md) from a fake-quant directory written by `bwla quantize`.
 #include <fmt/format.h>
 
@@ -22,6 +22,13 @@ Runner register_pack(CLI::App& app) {
   sub->add_option("--max-planes", opt.max_planes,
                   "most bit planes per linear (rows with more distinct values are an error)")
       ->check(CLI::Range(1, kPackedMaxPlanesLimit));
+  sub->add_option("--head-dtype", opt.head_dtype,
+                  "output head (and the embedding table when tied): f16 (default), q8 (int8, fp32 "
+                  "scale per row: half the bytes, slightly lossy), or keep (the source's dtype)")
+      ->check(CLI::IsMember({"q8", "f16", "keep"}));
+  sub->add_option("--embed-dtype", opt.embed_dtype,
+                  "embedding table of an untied model: f16 (default), q8 or keep")
+      ->check(CLI::IsMember({"q8", "f16", "keep"}));
   add_common(sub, common);
   return [] {
     apply_common(common);
@@ -42,7 +49,10 @@ Runner register_pack(CLI::App& app) {
                  r.bits_per_weight, r.decoder_linear_bytes, r.decoder_linear_weights,
                  r.max_planes_used, r.max_planes_used == 1 ? "" : "s",
                  dtype_name(opt.scale_dtype), r.fake_quant_bits_per_weight);
-      fmt::print("embeddings, norms, head  {} bytes (dtype as in the source)\n", r.other_bytes);
+      fmt::print("embeddings, norms, head  {} bytes (embeddings {} bytes {}, head {})\n",
+                 r.other_bytes, r.embed_bytes, r.embed_dtype,
+                 r.head_bytes ? fmt::format("{} bytes {}", r.head_bytes, r.head_dtype)
+                              : std::string("tied to the embeddings"));
       fmt::print("model.safetensors        {} bytes\n", r.file_bytes);
     }
     return 0;

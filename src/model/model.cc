@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "model/ops.h"
 #include "model/packed_model.h"
+#include "model/q8_linear.h"
 #include "model/quant_model.h"
 
 namespace bwla {
@@ -71,20 +73,71 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l
   return L;
 }
 
+namespace {
+
+// An I8 tensor of a packed model (docs/FORMAT.md, version 2) with its per-row
+// scale `<name>_scale` (F32 [rows]): a view into the mapping plus the scales.
+struct Q8Tensor {
+  const int8_t* w;
+  std::vector<float> scale;
+};
+
+Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string& name,
+                 int64_t rows, int64_t cols) {
+  const TensorView& t = st.get(name);
+  BWLA_CHECK(is_packed_config(c),
+             "'{}': tensor '{}' is I8; 8-bit embeddings and heads are only read from {} models",
+             t.file, name, kPackedQuantMethod);
+  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, cols}),
+             "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", t.file, name,
+             t.shape_str(), rows, cols);
+  BWLA_CHECK(st.has(name + "_scale"), "'{}': I8 tensor '{}' has no per-row scale tensor '{}'",
+             t.file, name, name + "_scale");
+  const TensorView& s = st.get(name + "_scale");
+  BWLA_CHECK(s.dtype == DType::F32 && s.shape == std::vector<int64_t>{rows},
+             "'{}': tensor '{}' has dtype {} shape {}, expected F32 [{}]", s.file, s.name,
+             dtype_name(s.dtype), s.shape_str(), rows);
+  Q8Tensor q{reinterpret_cast<const int8_t*>(t.data), s.to_f32()};
+  for (size_t i = 0; i < q.scale.size(); ++i)
+    BWLA_CHECK(std::isfinite(q.scale[i]) && q.scale[i] > 0,
+               "'{}': tensor '{}' row {} has scale {} (must be finite and > 0)", s.file, s.name, i,
+               q.scale[i]);
+  return q;
+}
+
+}  // namespace
+
 std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   auto m = std::make_unique<Model>();
   m->dir = dir;
   m->cfg = ModelConfig::load(dir);
   m->store = std::make_shared<TensorStore>(dir);
   const auto& c = m->cfg;
+  const TensorStore& st = *m->store;
   m->rope = std::make_shared<Rope>(c);
-  m->embed = read_f32(*m->store, "model.embed_tokens.weight", {c.vocab, c.hidden});
-  m->final_norm = read_f32(*m->store, "model.norm.weight", {c.hidden});
-  if (c.tie_embeddings) {
-    m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, m->embed.data());
+  const std::string ename = "model.embed_tokens.weight";
+  if (st.get(ename).dtype == DType::I8) {
+    Q8Tensor q = read_q8(st, c, ename, c.vocab, c.hidden);
+    m->embed.resize((size_t)c.vocab * c.hidden);
+    for (int64_t i = 0; i < c.vocab; ++i)
+      for (int64_t j = 0; j < c.hidden; ++j)
+        m->embed[(size_t)i * c.hidden + j] = q.scale[i] * (float)q.w[(size_t)i * c.hidden + j];
+    if (c.tie_embeddings)
+      m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
   } else {
-    auto w = read_f32(*m->store, "lm_head.weight", {c.vocab, c.hidden});
-    m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, std::move(w));
+    m->embed = read_f32(st, ename, {c.vocab, c.hidden});
+    if (c.tie_embeddings)
+      m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, m->embed.data());
+  }
+  m->final_norm = read_f32(st, "model.norm.weight", {c.hidden});
+  if (!c.tie_embeddings) {
+    if (st.get("lm_head.weight").dtype == DType::I8) {
+      Q8Tensor q = read_q8(st, c, "lm_head.weight", c.vocab, c.hidden);
+      m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
+    } else {
+      auto w = read_f32(st, "lm_head.weight", {c.vocab, c.hidden});
+      m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, std::move(w));
+    }
   }
   m->layers.resize(c.n_layers);
   return m;
@@ -105,14 +158,26 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   return m;
 }
 
+bool Model::head_shares_embedding() const {
+  auto* d = dynamic_cast<const DenseLinear*>(lm_head.get());
+  return d && d->weight() == embed.data();
+}
+
 size_t Model::param_bytes() const {
   size_t b = embed.size() * 4 + final_norm.size() * 4;
-  if (!cfg.tie_embeddings) b += lm_head->param_bytes();
+  if (!head_shares_embedding()) b += lm_head->param_bytes();
   for (auto& L : layers) {
     b += (L.attn_norm.size() + L.mlp_norm.size() + L.q_norm.size() + L.k_norm.size()) * 4;
     for (auto& lin : L.lin)
       if (lin) b += lin->param_bytes();
   }
+  return b;
+}
+
+size_t Model::decode_bytes_per_token() const {
+  // Every parameter is read once per token except the embedding table (one row).
+  size_t b = param_bytes() - embed.size() * 4 + (size_t)cfg.hidden * 4;
+  if (head_shares_embedding()) b += lm_head->param_bytes();
   return b;
 }
 

@@ -58,7 +58,13 @@ class Model {
   // (the pipeline loads one layer at a time with load_dense_layer).
   static std::unique_ptr<Model> load_skeleton(const std::string& dir);
 
+  // Bytes of parameters held (embedding table counted once, also when tied).
   size_t param_bytes() const;
+  // Bytes one decode step streams: every parameter except the embedding table,
+  // of which one row is read (the head is read whole, also when tied).
+  size_t decode_bytes_per_token() const;
+  // Whether lm_head is the fp32 embedding table itself (tied, not re-stored).
+  bool head_shares_embedding() const;
 };
 
 }  // namespace bwla

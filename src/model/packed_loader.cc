@@ -152,9 +152,9 @@ void load_packed_layers(Model& m) {
   const json& q = m.cfg.raw["quantization_config"];
   const std::string file = m.dir + "/config.json";
   const int ver = q.value("format_version", -1);
-  BWLA_CHECK(ver == kPackedFormatVersion,
+  BWLA_CHECK(ver >= 1 && ver <= kPackedFormatVersion,
              "'{}': quantization_config.format_version {} of a {} model is not supported (this "
-             "build reads {})",
+             "build reads 1 to {})",
              file, ver, kPackedQuantMethod, kPackedFormatVersion);
   const int abits = q.value("abits", -1);
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8,

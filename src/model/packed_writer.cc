@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kernels/q8_gemm.h"
 #include "model/bit_planes.h"
 #include "model/packed_model.h"
 #include "model/quant_model.h"
@@ -23,6 +24,10 @@ json PackReport::summary() const {
           {"decoder_linear_bytes", decoder_linear_bytes},
           {"decoder_linear_weights", decoder_linear_weights},
           {"other_bytes", other_bytes},
+          {"embedding_bytes", embed_bytes},
+          {"head_bytes", head_bytes},
+          {"embedding_dtype", embed_dtype},
+          {"head_dtype", head_dtype},
           {"file_bytes", file_bytes},
           {"max_planes_used", max_planes_used}};
 }
@@ -37,6 +42,33 @@ namespace {
 void copy_view(SafeTensorsWriter& w, const TensorView& t, size_t& bytes) {
   w.add_view(t.name, t.dtype, t.shape, t.data, t.nbytes);
   bytes += t.nbytes;
+}
+
+// Writes a [rows, cols] embedding/head tensor in the requested form ("keep",
+// "f16", "q8"); returns the dtype written ("Q8" for I8 + `<name>_scale`).
+std::string write_table(SafeTensorsWriter& w, const TensorView& t, const std::string& how,
+                        size_t& bytes) {
+  if (how == "keep") {
+    copy_view(w, t, bytes);
+    return dtype_name(t.dtype);
+  }
+  BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file, t.name,
+             t.shape_str());
+  const int rows = (int)t.shape[0], cols = (int)t.shape[1];
+  const std::vector<float> v = t.to_f32();
+  if (how == "f16") {
+    w.add_from_f32(t.name, DType::F16, t.shape, v.data());
+    bytes += v.size() * 2;
+    return "F16";
+  }
+  BWLA_CHECK(how == "q8", "pack: table dtype must be keep, f16 or q8, got '{}'", how);
+  std::vector<int8_t> q(v.size());
+  std::vector<float> sc(rows);
+  q8_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
+  w.add(t.name, DType::I8, t.shape, q.data(), q.size());
+  w.add(t.name + "_scale", DType::F32, {rows}, sc.data(), sc.size() * 4);
+  bytes += q.size() + sc.size() * 4;
+  return "Q8";
 }
 
 size_t plane_bytes(const BitPlanes& b, size_t scale_size) {
@@ -113,6 +145,9 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
                               const PackOptions& opt) {
   BWLA_CHECK(opt.scale_dtype == DType::F16 || opt.scale_dtype == DType::F32,
              "pack: scale dtype must be F16 or F32, got {}", dtype_name(opt.scale_dtype));
+  for (const std::string* d : {&opt.head_dtype, &opt.embed_dtype})
+    BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8",
+               "pack: head/embedding dtype must be keep, f16 or q8, got '{}'", *d);
   BWLA_CHECK(opt.max_planes >= 1 && opt.max_planes <= kPackedMaxPlanesLimit,
              "pack: --max-planes {} must be in [1, {}]", opt.max_planes, kPackedMaxPlanesLimit);
   BWLA_CHECK(fs::weakly_canonical(qdir) != fs::weakly_canonical(out_dir),
@@ -162,10 +197,20 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
     return std::binary_search(linear_prefixes.begin(), linear_prefixes.end(), n.substr(0, pos));
   };
   std::sort(linear_prefixes.begin(), linear_prefixes.end());
+  const std::string ename = "model.embed_tokens.weight";
   for (auto& n : st.names()) {
     if (n.rfind("__pad", 0) == 0 || is_linear_tensor(n)) continue;
-    copy_view(w, st.get(n), rep.other_bytes);
+    if (n == ename) {
+      rep.embed_dtype = write_table(w, st.get(n), c.tie_embeddings ? opt.head_dtype : opt.embed_dtype,
+                                    rep.embed_bytes);
+      if (c.tie_embeddings) rep.head_dtype = rep.embed_dtype;
+    } else if (n == "lm_head.weight" && !c.tie_embeddings) {
+      rep.head_dtype = write_table(w, st.get(n), opt.head_dtype, rep.head_bytes);
+    } else {
+      copy_view(w, st.get(n), rep.other_bytes);
+    }
   }
+  rep.other_bytes += rep.embed_bytes + rep.head_bytes;
   for (int l = 0; l < c.n_layers; ++l)
     for (int id = 0; id < kNumLinears; ++id) {
       const std::string p = linear_tensor_prefix(l, id);
@@ -195,10 +240,13 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   if (used_blocks) qc["scale_block_cols"] = block;
   qc["bits_per_weight"] = rep.bits_per_weight;
   qc["fake_quant_bits_per_weight"] = rep.fake_quant_bits_per_weight;
-  qc["embedding_dtype"] = dtype_name(st.get("model.embed_tokens.weight").dtype);
+  qc["embedding_dtype"] = rep.embed_dtype;
+  qc["head_dtype"] = rep.head_dtype;
   qc["packed_bytes"] = {{"decoder_linears", rep.decoder_linear_bytes},
                         {"decoder_linear_weights", rep.decoder_linear_weights},
-                        {"embeddings_norms_head", rep.other_bytes}};
+                        {"embeddings_norms_head", rep.other_bytes},
+                        {"embeddings", rep.embed_bytes},
+                        {"lm_head", rep.head_bytes}};
   cfg["quantization_config"] = qc;
 
   const std::string tmp = out_dir + ".tmp";

@@ -1,0 +1,168 @@
+#include "kernels/q8_gemm.h"
+
+// GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "kernels/binary_gemm.h"  // detail::for_row_ranges
+
+#define BWLA_T256 __attribute__((target("avx2,fma")))
+#define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+namespace bwla {
+
+void q8_quantize_rows(const float* w, int rows, int cols, int8_t* q, float* scale) {
+  BWLA_CHECK(rows >= 0 && cols > 0, "q8_quantize_rows: bad shape {}x{}", rows, cols);
+  for (int i = 0; i < rows; ++i) {
+    const float* r = w + (size_t)i * cols;
+    float mx = 0.0f;
+    for (int j = 0; j < cols; ++j) {
+      BWLA_CHECK(std::isfinite(r[j]), "q8_quantize_rows: non-finite weight {} at row {} column {}",
+                 r[j], i, j);
+      mx = std::max(mx, std::fabs(r[j]));
+    }
+    const float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+    scale[i] = s;
+    for (int j = 0; j < cols; ++j) {
+      const float v = std::nearbyint(r[j] / s);
+      q[(size_t)i * cols + j] = (int8_t)std::min(127.0f, std::max(-127.0f, v));
+    }
+  }
+}
+
+namespace detail {
+
+void q8_rows_scalar(const Q8Matrix& m, const float* x, int tokens, int r0, int r1, float* y) {
+  for (int t = 0; t < tokens; ++t) {
+    const float* xt = x + (size_t)t * m.cols;
+    for (int i = r0; i < r1; ++i) {
+      const int8_t* wr = m.w + (size_t)i * m.stride;
+      float s = 0.0f;
+      for (int j = 0; j < m.cols; ++j) s += (float)wr[j] * xt[j];
+      y[(size_t)t * m.rows + i] = m.scale[i] * s;
+    }
+  }
+}
+
+namespace {
+
+// One row against T tokens (T ≤ 4): each 16 converted weights feed T FMAs.
+template <int T>
+BWLA_T512 void row_avx512(const int8_t* wr, const float* x, size_t ldx, int cols, float sc,
+                          float* y, size_t ldy) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    const __m512 wv =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + j))));
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * ldx + j), acc[t]);
+  }
+  if (j < cols) {
+    const __mmask16 k = (__mmask16)((1u << (cols - j)) - 1);
+    const __m512 wv =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, wr + j)));
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + t * ldx + j), acc[t]);
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = sc * _mm512_reduce_add_ps(acc[t]);
+}
+
+BWLA_T256 inline float hsum256(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+template <int T>
+BWLA_T256 void row_avx2(const int8_t* wr, const float* x, size_t ldx, int cols, float sc, float* y,
+                        size_t ldy) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    const __m256 wv = _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(wr + j))));
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + j), acc[t]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float s = hsum256(acc[t]);
+    for (int jj = j; jj < cols; ++jj) s += (float)wr[jj] * x[t * ldx + jj];
+    y[t * ldy] = sc * s;
+  }
+}
+
+template <typename RowFn>
+void rows_tiled(const Q8Matrix& m, const float* x, int tokens, int r0, int r1, float* y,
+                const RowFn& fn) {
+  // Token blocks of 4 (weights converted once per block); rows in tiles of 64
+  // so a block's weight rows stay in L2 across its token blocks.
+  constexpr int kRowTile = 64;
+  for (int i0 = r0; i0 < r1; i0 += kRowTile) {
+    const int i1 = std::min(r1, i0 + kRowTile);
+    for (int t0 = 0; t0 < tokens; t0 += 4) {
+      const int nt = std::min(4, tokens - t0);
+      for (int i = i0; i < i1; ++i)
+        fn(nt, m.w + (size_t)i * m.stride, x + (size_t)t0 * m.cols, m.scale[i],
+           y + (size_t)t0 * m.rows + i);
+    }
+  }
+}
+
+}  // namespace
+
+BWLA_T512 void q8_rows_avx512(const Q8Matrix& m, const float* x, int tokens, int r0, int r1,
+                              float* y) {
+  const size_t ldx = m.cols, ldy = m.rows;
+  rows_tiled(m, x, tokens, r0, r1, y, [&](int nt, const int8_t* wr, const float* xt, float sc, float* yt) {
+    switch (nt) {
+      case 1: row_avx512<1>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      case 2: row_avx512<2>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      case 3: row_avx512<3>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      default: row_avx512<4>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+    }
+  });
+}
+
+BWLA_T256 void q8_rows_avx2(const Q8Matrix& m, const float* x, int tokens, int r0, int r1,
+                            float* y) {
+  const size_t ldx = m.cols, ldy = m.rows;
+  rows_tiled(m, x, tokens, r0, r1, y, [&](int nt, const int8_t* wr, const float* xt, float sc, float* yt) {
+    switch (nt) {
+      case 1: row_avx2<1>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      case 2: row_avx2<2>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      case 3: row_avx2<3>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+      default: row_avx2<4>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
+    }
+  });
+}
+
+}  // namespace detail
+
+void q8_gemm(const Q8Matrix& m, const float* x, int tokens, float* y) {
+  BWLA_CHECK(m.rows > 0 && m.cols > 0 && m.stride >= (size_t)m.cols && tokens >= 0,
+             "q8_gemm: bad shape rows={} cols={} stride={} tokens={}", m.rows, m.cols, m.stride,
+             tokens);
+  if (tokens == 0) return;
+  const Isa isa = active_isa();
+  auto fn = isa == Isa::Avx512 ? detail::q8_rows_avx512
+            : isa == Isa::Avx2 ? detail::q8_rows_avx2
+                               : detail::q8_rows_scalar;
+  if ((size_t)m.rows * m.cols < (1u << 16)) {
+    fn(m, x, tokens, 0, m.rows, y);
+    return;
+  }
+  detail::for_row_ranges(m.rows, [&](int r0, int r1) { fn(m, x, tokens, r0, r1, y); });
+}
+
+}  // namespace bwla
