@@ -180,10 +180,34 @@ class Runner:
                 return None, f"bwla quantize did not finish within --quant-timeout {self.a.quant_timeout} s"
             if r.returncode != 0:
                 return None, "bwla quantize failed: " + first_line_error(r)
-        r = run([self.a.bwla, "pack", q, "-o", p])
+        r = run([self.a.bwla, "pack", q, "-o", p] + shlex.split(self.a.pack_args))
         if r.returncode != 0:
             return None, "bwla pack failed: " + first_line_error(r)
         return p, None
+
+    def describe_packed(self, preset, v, path):
+        """One note per packed model: how it was quantized and packed (from its config)."""
+        try:
+            with open(os.path.join(path, "config.json")) as f:
+                qc = json.load(f)["quantization_config"]
+        except (OSError, KeyError, ValueError):
+            return
+        wq = qc.get("weight_quantizer", {})
+        okt = qc.get("okt", {})
+        pb = qc.get("packed_bytes", {})
+        self.note(
+            f"{preset} {LABEL[v]}: `{path}`: method {qc.get('method')} (binarizer "
+            f"{qc.get('binarizer', wq.get('method'))}, groups {wq.get('groups')}, transform "
+            f"{qc.get('transform')}{', OKT iters ' + str(okt.get('iters')) if okt else ''}, PSP "
+            f"{'rank ratio ' + str(qc.get('psp_rank_ratio')) + ', iters ' + str(qc.get('psp_iters')) if qc.get('psp') else 'off'}), "
+            f"W1A{qc.get('abits')}, calibration {qc.get('calibration', {}).get('source')} "
+            f"{qc.get('calibration', {}).get('segments')}×{qc.get('calibration', {}).get('seq_len')}; "
+            f"packed v{qc.get('format_version')}: {qc.get('bits_per_weight', 0):.3f} bits per decoder "
+            f"weight (every side tensor counted: scales {qc.get('scale_dtype')}, OKT factors, PSP), "
+            f"{pb.get('decoder_linears', 0) / 2**20:.1f} MiB decoder linears; embeddings "
+            f"{qc.get('embedding_dtype')} {pb.get('embeddings', 0) / 2**20:.1f} MiB, head "
+            f"{qc.get('head_dtype')} {pb.get('lm_head', 0) / 2**20:.1f} MiB"
+            f"{' (tied: the embedding table)' if not pb.get('lm_head') else ''}.")
 
     # ---- measurements -----------------------------------------------------------------------
     def bwla_bench(self, path, t, bandwidth):
@@ -251,6 +275,8 @@ class Runner:
                     paths[v] = (ckpt, None)
                 elif v in BWLA_PACKED:
                     paths[v] = self.packed(preset, ckpt, BWLA_PACKED[v]) if has_pack else (None, "skipped")
+                    if paths[v][0]:
+                        self.describe_packed(preset, v, paths[v][0])
                 elif v in LLAMA_TYPES:
                     paths[v] = self.gguf(preset, ckpt, v) if self.llama_bench_bin else (None, "skipped")
             for t in self.threads:
@@ -290,8 +316,8 @@ class Runner:
             rows = [r for r in self.results if r["model"] == preset]
             out.append(f"\n**{preset} shape** (random bf16 checkpoint, `bwla make-random --preset {preset}`)\n\n")
             out.append(f"| threads | engine | pp{a.pp} t/s | tg{a.tg} t/s | bits/weight | MiB read/token "
-                       f"| tg bound t/s | tg/bound | pp vs llama F16 | tg vs llama F16 | tg vs TQ2_0 |\n")
-            out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+                       f"| tg bound t/s | tg/bound | pp vs llama F16 | tg vs llama F16 | tg vs TQ2_0 | tg vs bwla fp32 |\n")
+            out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for t in self.threads:
                 trows = [r for r in rows if r["threads"] == t]
                 bw = next((r.get("bw") for r in trows if r["variant"] == "fp32" and r.get("bw")), None)
@@ -304,7 +330,7 @@ class Runner:
                 for r in trows:
                     if r.get("error") == "skipped" or (not r.get("pp") and not r.get("tg")):
                         why = "skipped" if r.get("error") == "skipped" else "failed (see notes)"
-                        out.append(f"| {t} | {LABEL[r['variant']]} | {why} | | | | | | | | |\n")
+                        out.append(f"| {t} | {LABEL[r['variant']]} | {why} | | | | | | | | | |\n")
                         continue
                     db = r.get("decode_bytes")
                     bound = bw * 1e9 / db if bw and db else None
@@ -315,17 +341,18 @@ class Runner:
                         f"{fnum(db / 2**20 if db else None)} | {fnum(bound, 2)} | "
                         f"{fnum(r['tg'] / bound if bound and r.get('tg') else None, 2)} | "
                         f"{ratio(r.get('pp'), 'f16', 'pp')} | {ratio(r.get('tg'), 'f16', 'tg')} | "
-                        f"{ratio(r.get('tg'), 'tq2_0', 'tg')} |\n")
+                        f"{ratio(r.get('tg'), 'tq2_0', 'tg')} | {ratio(r.get('tg'), 'fp32', 'tg')} |\n")
                 if bw:
-                    out.append(f"| {t} | *read bandwidth* | | | | | {bw:.1f} GB/s | | | | |\n")
+                    out.append(f"| {t} | *read bandwidth* | | | | | {bw:.1f} GB/s | | | | | |\n")
         out.append("\nRead bandwidth: `bwla bench --bandwidth` (compiled multi-stream read of a 1 GiB "
                    "buffer, median), in the same process right after the bwla fp32 model bench of that "
                    "row group. tg bound = bandwidth / bytes one decode step reads (bwla: "
                    "`decode_bytes_per_token` of `bwla bench`, fp32 weights for the fp32 path; llama.cpp: "
                    "GGUF tensor bytes except `token_embd`, which is read one row per token unless it is "
                    "also the output head); the KV cache is ignored. bits/weight: bwla's decoder linears "
-                   "(16 = bf16 checkpoint computed in fp32); llama.cpp: file size × 8 / parameters "
-                   "(embeddings and head included). llama.cpp pp/tg are `llama-bench -o json` avg_ts; "
+                   "(16 = bf16 checkpoint computed in fp32; packed: every side tensor of the decoder "
+                   "linears counted, embeddings and head listed in the notes); llama.cpp: file size × 8 / "
+                   "parameters (embeddings and head included). llama.cpp pp/tg are `llama-bench -o json` avg_ts; "
                    "bwla's are medians of --reps runs.\n")
         if self.notes:
             out.append("\nNotes:\n" + "".join(f"- {n}\n" for n in self.notes))
@@ -357,7 +384,12 @@ def main():
     p.add_argument("--variants", default="fp32,w1a8,w1a6,f16,q4_0,tq2_0,tq1_0,q1_0")
     p.add_argument("--nsamples", default="8", help="calibration segments for the packed models")
     p.add_argument("--seqlen", default="128", help="calibration segment length")
-    p.add_argument("--quant-args", default="", help="extra `bwla quantize` arguments")
+    p.add_argument("--quant-args",
+                   default="--no-groups --binarizer rtn-sign --okt-iters 2 --psp-iters 2 --calib random-tokens",
+                   help="extra `bwla quantize` arguments. The default makes BWLA's packed layout "
+                        "(OKT factors, one sign plane with whole-row α/μ, PSP branch) quickly: speed "
+                        "depends on the layout, not on how well the weights were fitted")
+    p.add_argument("--pack-args", default="--head-dtype q8", help="extra `bwla pack` arguments")
     p.add_argument("--quant-timeout", type=float, default=1800, help="seconds allowed per quantization")
     p.add_argument("--results", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     p.add_argument("--section", default="llamacpp")

@@ -16,7 +16,7 @@ TEST(LowRank, MatchesDoubleReferenceEveryIsa) {
   Rng rng(21);
   struct S { int tokens, in, rank, out; };
   for (S s : {S{1, 1, 1, 1}, S{3, 17, 4, 9}, S{1, 2048, 16, 2048}, S{5, 513, 33, 65},
-              S{8, 100, 7, 31}, S{2, 64, 64, 64}}) {
+              S{8, 100, 7, 31}, S{2, 64, 64, 64}, S{37, 130, 10, 77}}) {
     for (int off : {0, 1}) {
       auto xb = random_floats(rng, (size_t)s.tokens * s.in + off, -1.0f, 1.0f);
       auto B = random_floats(rng, (size_t)s.rank * s.in, -0.5f, 0.5f);
@@ -46,7 +46,10 @@ TEST(LowRank, MatchesDoubleReferenceEveryIsa) {
         set_active_isa(isa);
         std::vector<float> yb = y0;
         float* y = yb.data() + off;
-        lowrank_add(x, s.tokens, s.in, B.data(), A.data(), s.rank, s.out, y);
+        std::vector<float> At((size_t)s.rank * s.out);
+        for (int i = 0; i < s.out; ++i)
+          for (int k = 0; k < s.rank; ++k) At[(size_t)k * s.out + i] = A[(size_t)i * s.rank + k];
+        lowrank_add(x, s.tokens, s.in, B.data(), At.data(), s.rank, s.out, y);
         for (size_t i = 0; i < ref.size(); ++i)
           ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i] + 1e-6)
               << isa_name(isa) << " in=" << s.in << " rank=" << s.rank << " i=" << i;

@@ -85,6 +85,53 @@ BWLA_T512 void lincomb_avx512(const float* coef, long cs, int terms, const float
   }
 }
 
+// NR output rows at once: out[r·os + j] = Σ_c coef[r·crs + c·ccs]·rows[c·rs + j].
+// 64-column blocks (4 vectors, masked at the tail) × NR rows: NR·4 independent
+// FMA chains, and each loaded row vector feeds NR FMAs.
+template <int NR>
+BWLA_T512 void lincomb_rows_avx512(const float* coef, long crs, long ccs, int terms,
+                                   const float* rows, long rs, int n, float* out, long os) {
+  for (int j = 0; j < n; j += 64) {
+    __mmask16 m[4];
+    for (int v = 0; v < 4; ++v) {
+      const int w = n - j - 16 * v;
+      m[v] = w >= 16 ? (__mmask16)0xFFFF : w > 0 ? (__mmask16)((1u << w) - 1) : (__mmask16)0;
+    }
+    __m512 acc[NR][4];
+    for (int r = 0; r < NR; ++r)
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int c = 0; c < terms; ++c) {
+      const float* rr = rows + c * rs + j;
+      __m512 x[4];
+      for (int v = 0; v < 4; ++v) x[v] = _mm512_maskz_loadu_ps(m[v], rr + 16 * v);
+      for (int r = 0; r < NR; ++r) {
+        const __m512 k = _mm512_set1_ps(coef[r * crs + c * ccs]);
+        for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(k, x[v], acc[r][v]);
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int v = 0; v < 4; ++v)
+        if (m[v]) _mm512_mask_storeu_ps(out + r * os + j + 16 * v, m[v], acc[r][v]);
+  }
+}
+
+namespace {
+// All `nrows` output rows of one product step, 4 at a time on AVX-512.
+void lincomb_block(Isa isa, const float* coef, long crs, long ccs, int nrows, int terms,
+                   const float* rows, long rs, int n, float* out, long os) {
+  if (isa == Isa::Avx512) {
+    int r = 0;
+    for (; r + 4 <= nrows; r += 4)
+      lincomb_rows_avx512<4>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
+    for (; r < nrows; ++r)
+      lincomb_rows_avx512<1>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
+    return;
+  }
+  auto lincomb = isa == Isa::Avx2 ? lincomb_avx2 : lincomb_scalar;
+  for (int r = 0; r < nrows; ++r) lincomb(coef + r * crs, ccs, terms, rows, rs, n, out + r * os);
+}
+}  // namespace
+
 }  // namespace detail
 
 void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, const float* R2,
@@ -92,19 +139,18 @@ void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, c
   BWLA_CHECK(tokens >= 0 && n1 > 0 && n2 > 0, "kron_apply: bad shape t={} n1={} n2={}", tokens,
              n1, n2);
   const Isa isa = active_isa();
-  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
-                 : isa == Isa::Avx2 ? detail::lincomb_avx2
-                                    : detail::lincomb_scalar;
   const size_t n = (size_t)n1 * n2;
-  thread_local std::vector<float> tmp;
-  tmp.resize(n);
+  // Tokens are independent: OpenMP over tokens (static) when there are enough.
+#pragma omp parallel for schedule(static) if (tokens >= 8 && n >= 256)
   for (int t = 0; t < tokens; ++t) {
-    const float* V = x + t * n;
-    float* out = y + t * n;
+    thread_local std::vector<float> tmp;
+    if (tmp.size() < n) tmp.resize(n);
+    const float* V = x + (size_t)t * n;
+    float* out = y + (size_t)t * n;
     // T = V·R2: T[a][:] = Σ_k V[a][k]·R2[k][:]
-    for (int a = 0; a < n1; ++a) lincomb(V + (size_t)a * n2, 1, n2, R2, n2, n2, tmp.data() + (size_t)a * n2);
+    detail::lincomb_block(isa, V, n2, 1, n1, n2, R2, n2, n2, tmp.data(), n2);
     // out = R1ᵀ·T: out[a][:] = Σ_c R1[c][a]·T[c][:]  (reads only tmp, so x may alias y)
-    for (int a = 0; a < n1; ++a) lincomb(R1 + a, n1, n1, tmp.data(), n2, n2, out + (size_t)a * n2);
+    detail::lincomb_block(isa, R1, 1, n1, n1, n1, tmp.data(), n2, n2, out, n2);
   }
 }
 

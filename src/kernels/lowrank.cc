@@ -9,6 +9,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernels/kron.h"  // detail::lincomb_*
 
 #define BWLA_T256 __attribute__((target("avx2,fma")))
 #define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -57,7 +58,7 @@ BWLA_T512 float dot_avx512(const float* a, const float* b, int n) {
 
 }  // namespace detail
 
-void lowrank_add(const float* x, int tokens, int in, const float* B, const float* A, int rank,
+void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
                  int out, float* y) {
   BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0, "lowrank_add: bad shape t={} in={} r={} out={}",
              tokens, in, rank, out);
@@ -66,13 +67,19 @@ void lowrank_add(const float* x, int tokens, int in, const float* B, const float
   auto dot = isa == Isa::Avx512 ? detail::dot_avx512
              : isa == Isa::Avx2 ? detail::dot_avx2
                                 : detail::dot_scalar;
-  thread_local std::vector<float> u;
-  u.resize((size_t)rank);
+  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
+                 : isa == Isa::Avx2 ? detail::lincomb_avx2
+                                    : detail::lincomb_scalar;
+#pragma omp parallel for schedule(static) if (tokens >= 4)
   for (int t = 0; t < tokens; ++t) {
+    thread_local std::vector<float> u, d;
+    u.resize((size_t)rank);
+    d.resize((size_t)out);
     const float* xt = x + (size_t)t * in;
     for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
+    lincomb(u.data(), 1, rank, At, out, out, d.data());  // d = Σ_k u_k·At[k, :]
     float* yt = y + (size_t)t * out;
-    for (int i = 0; i < out; ++i) yt[i] += dot(A + (size_t)i * rank, u.data(), rank);
+    for (int i = 0; i < out; ++i) yt[i] += d[i];
   }
 }
 

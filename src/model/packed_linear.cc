@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/act_quant.h"
 #include "kernels/binary_gemm.h"
+#include "kernels/kron.h"
 #include "kernels/lowrank.h"
 
 namespace bwla {
@@ -25,6 +26,10 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   BWLA_ASSERT(p_.abits >= 2 && p_.abits <= 8, "abits {}", p_.abits);
   BWLA_ASSERT(p_.block_scales.empty() || p_.block_scales.size() == p_.planes.size(),
               "block scales {} for {} planes", p_.block_scales.size(), p_.planes.size());
+  lr_at_.resize(p_.lr_a.size());
+  for (int i = 0; i < out; ++i)
+    for (int k = 0; k < p_.rank; ++k) lr_at_[(size_t)k * out + i] = p_.lr_a[(size_t)i * p_.rank + k];
+  if (auto* kt = dynamic_cast<const KroneckerTransform*>(p_.transform.get())) kron_ = kt;
 }
 
 void PackedLinear::forward(const float* x, int n, float* y) const {
@@ -32,7 +37,12 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
   thread_local std::vector<float> xr, tmp;
   thread_local QuantActs qa;
   const float* src = x;
-  if (p_.transform) {
+  if (kron_) {
+    xr.resize((size_t)n * in);
+    kron_apply(x, xr.data(), n, kron_->r1().data(), (int)kron_->r1().rows(), kron_->r2().data(),
+               (int)kron_->r2().rows());
+    src = xr.data();
+  } else if (p_.transform) {
     xr.resize((size_t)n * in);
     std::memcpy(xr.data(), x, sizeof(float) * xr.size());
     p_.transform->apply_rows(xr.data(), n);
@@ -53,7 +63,7 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
       for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
     }
   }
-  if (p_.rank > 0) lowrank_add(x, n, in, p_.lr_b.data(), p_.lr_a.data(), p_.rank, out, y);
+  if (p_.rank > 0) lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), p_.rank, out, y);
   if (!p_.bias.empty())
     for (int t = 0; t < n; ++t)
       for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
@@ -66,7 +76,7 @@ size_t PackedLinear::param_bytes() const {
          pl.row_popcount.size() * 4;
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
-  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4;
+  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4;  // lr_at_ counted as lr_a
 }
 
 std::string PackedLinear::describe() const {

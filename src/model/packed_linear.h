@@ -43,6 +43,8 @@ class PackedLinear : public Linear {
 
  private:
   PackedParts p_;
+  std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
+  const KroneckerTransform* kron_ = nullptr;      // p_.transform when it is OKT
 };
 
 }  // namespace bwla

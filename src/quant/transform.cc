@@ -1,6 +1,7 @@
 #include "quant/transform.h"
 
 #include "core/error.h"
+#include "kernels/kron.h"
 
 namespace bwla {
 
@@ -16,26 +17,18 @@ KroneckerTransform::KroneckerTransform(MatrixRM r1, MatrixRM r2)
   BWLA_CHECK(r1_.rows() == r1_.cols() && r2_.rows() == r2_.cols(),
              "Kronecker factors must be square, got {}x{} and {}x{}", r1_.rows(), r1_.cols(),
              r2_.rows(), r2_.cols());
+  r1t_ = r1_.transpose();
+  r2t_ = r2_.transpose();
 }
 
 void KroneckerTransform::apply_rows(float* x, long rows) const {
-  const long n1 = r1_.rows(), n2 = r2_.rows();
-#pragma omp parallel for schedule(static) if (rows >= 16)
-  for (long r = 0; r < rows; ++r) {
-    Eigen::Map<MatrixRM> v(x + r * n1 * n2, n1, n2);
-    MatrixRM t = r1_.transpose() * v * r2_;
-    v = t;
-  }
+  // R1ᵀ·V·R2 per token (kernels/kron.h; in place, OpenMP over tokens).
+  kron_apply(x, x, (int)rows, r1_.data(), (int)r1_.rows(), r2_.data(), (int)r2_.rows());
 }
 
 void KroneckerTransform::apply_rows_inverse(float* x, long rows) const {
-  const long n1 = r1_.rows(), n2 = r2_.rows();
-#pragma omp parallel for schedule(static) if (rows >= 16)
-  for (long r = 0; r < rows; ++r) {
-    Eigen::Map<MatrixRM> v(x + r * n1 * n2, n1, n2);
-    MatrixRM t = r1_ * v * r2_.transpose();
-    v = t;
-  }
+  // R1·V·R2ᵀ = (R1ᵀ)ᵀ·V·(R2ᵀ).
+  kron_apply(x, x, (int)rows, r1t_.data(), (int)r1_.rows(), r2t_.data(), (int)r2_.rows());
 }
 
 }  // namespace bwla

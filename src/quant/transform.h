@@ -43,6 +43,7 @@ class KroneckerTransform : public InputTransform {
 
  private:
   MatrixRM r1_, r2_;
+  MatrixRM r1t_, r2t_;  // transposes, for apply_rows_inverse
 };
 
 }  // namespace bwla
