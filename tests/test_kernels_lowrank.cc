@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/half.h"
 #include "kernels/lowrank.h"
 #include "kernels_test_util.h"
 
@@ -62,4 +63,49 @@ TEST(LowRank, ZeroRankIsNoOp) {
   std::vector<float> x(10, 1.0f), y(4, 3.0f);
   lowrank_add(x.data(), 1, 10, nullptr, nullptr, 0, 4, y.data());
   for (float v : y) EXPECT_EQ(v, 3.0f);
+}
+
+TEST(LowRank, Fp16FactorsMatchDoubleReferenceEveryIsa) {
+  IsaGuard guard;
+  Rng rng(33);
+  struct S { int tokens, in, rank, out; };
+  for (S s : {S{1, 1, 1, 1}, S{3, 17, 4, 9}, S{1, 2048, 10, 2048}, S{5, 513, 33, 65},
+              S{6, 100, 7, 31}, S{2, 40, 1, 23}}) {
+    auto xb = random_floats(rng, (size_t)s.tokens * s.in + 1, -1.0f, 1.0f);
+    const float* x = xb.data() + 1;  // misaligned
+    std::vector<uint16_t> B((size_t)s.rank * s.in + 1), At((size_t)s.rank * s.out + 1);
+    for (auto& v : B) v = f32_to_f16(rng.uniformf(-0.5f, 0.5f));
+    for (auto& v : At) v = f32_to_f16(rng.uniformf(-0.5f, 0.5f));
+    const uint16_t* b = B.data() + 1;  // odd offsets
+    const uint16_t* at = At.data() + 1;
+    auto y0 = random_floats(rng, (size_t)s.tokens * s.out, -1.0f, 1.0f);
+    std::vector<double> ref(y0.size()), mag(y0.size());
+    for (int t = 0; t < s.tokens; ++t) {
+      std::vector<double> u(s.rank), um(s.rank);
+      for (int k = 0; k < s.rank; ++k)
+        for (int j = 0; j < s.in; ++j) {
+          const double p = (double)f16_to_f32(b[(size_t)k * s.in + j]) * x[(size_t)t * s.in + j];
+          u[k] += p;
+          um[k] += std::fabs(p);
+        }
+      for (int i = 0; i < s.out; ++i) {
+        double acc = y0[(size_t)t * s.out + i], m = std::fabs(acc);
+        for (int k = 0; k < s.rank; ++k) {
+          const double a = f16_to_f32(at[(size_t)k * s.out + i]);
+          acc += a * u[k];
+          m += std::fabs(a) * um[k];
+        }
+        ref[(size_t)t * s.out + i] = acc;
+        mag[(size_t)t * s.out + i] = m;
+      }
+    }
+    for (Isa isa : available_isas()) {
+      set_active_isa(isa);
+      std::vector<float> y = y0;
+      lowrank_add_f16(x, s.tokens, s.in, b, at, s.rank, s.out, y.data());
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i] + 1e-6)
+            << isa_name(isa) << " in=" << s.in << " rank=" << s.rank << " out=" << s.out << " i=" << i;
+    }
+  }
 }

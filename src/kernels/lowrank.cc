@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/half.h"
 #include "core/error.h"
 #include "kernels/kron.h"  // detail::lincomb_*
 
 #define BWLA_T256 __attribute__((target("avx2,fma")))
+#define BWLA_T256C __attribute__((target("avx2,fma,f16c")))
 #define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 namespace bwla {
@@ -56,6 +58,91 @@ BWLA_T512 float dot_avx512(const float* a, const float* b, int n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+float dot_f16_scalar(const uint16_t* a, const float* b, int n) {
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i) s += f16_to_f32(a[i]) * b[i];
+  return s;
+}
+
+BWLA_T256C float dot_f16_avx2(const uint16_t* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))),
+                         _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i + 8))),
+                         _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))),
+                         _mm256_loadu_ps(b + i), s0);
+  s0 = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float s = _mm_cvtss_f32(h);
+  for (; i < n; ++i) s += f16_to_f32(a[i]) * b[i];
+  return s;
+}
+
+BWLA_T512 float dot_f16_avx512(const uint16_t* a, const float* b, int n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i))),
+                         _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i + 16))),
+                         _mm512_loadu_ps(b + i + 16), s1);
+  }
+  for (; i < n; i += 16) {
+    const int m = n - i < 16 ? n - i : 16;
+    const __mmask16 k = (__mmask16)((1u << m) - 1);
+    s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, a + i)),
+                         _mm512_maskz_loadu_ps(k, b + i), s0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+void axpy_rows_f16_scalar(const float* u, int terms, const uint16_t* rows, int n, float* y) {
+  for (int j = 0; j < n; ++j) {
+    float s = 0.0f;
+    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * n + j]);
+    y[j] += s;
+  }
+}
+
+BWLA_T256C void axpy_rows_f16_avx2(const float* u, int terms, const uint16_t* rows, int n,
+                                   float* y) {
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int k = 0; k < terms; ++k)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(u[k]),
+                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(rows + (size_t)k * n + j))),
+                            acc);
+    _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j), acc));
+  }
+  for (; j < n; ++j) {
+    float s = 0.0f;
+    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * n + j]);
+    y[j] += s;
+  }
+}
+
+BWLA_T512 void axpy_rows_f16_avx512(const float* u, int terms, const uint16_t* rows, int n,
+                                    float* y) {
+  for (int j = 0; j < n; j += 16) {
+    const int m = n - j < 16 ? n - j : 16;
+    const __mmask16 msk = (__mmask16)((1u << m) - 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < terms; ++k)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(u[k]),
+                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, rows + (size_t)k * n + j)),
+                            acc);
+    _mm512_mask_storeu_ps(y + j, msk, _mm512_add_ps(_mm512_maskz_loadu_ps(msk, y + j), acc));
+  }
+}
+
 }  // namespace detail
 
 void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
@@ -80,6 +167,28 @@ void lowrank_add(const float* x, int tokens, int in, const float* B, const float
     lincomb(u.data(), 1, rank, At, out, out, d.data());  // d = Σ_k u_k·At[k, :]
     float* yt = y + (size_t)t * out;
     for (int i = 0; i < out; ++i) yt[i] += d[i];
+  }
+}
+
+void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, const uint16_t* At,
+                     int rank, int out, float* y) {
+  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0,
+             "lowrank_add_f16: bad shape t={} in={} r={} out={}", tokens, in, rank, out);
+  if (rank == 0 || tokens == 0) return;
+  const Isa isa = active_isa();
+  auto dot = isa == Isa::Avx512 ? detail::dot_f16_avx512
+             : isa == Isa::Avx2 ? detail::dot_f16_avx2
+                                : detail::dot_f16_scalar;
+  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_f16_avx512
+              : isa == Isa::Avx2 ? detail::axpy_rows_f16_avx2
+                                 : detail::axpy_rows_f16_scalar;
+#pragma omp parallel for schedule(static) if (tokens >= 4)
+  for (int t = 0; t < tokens; ++t) {
+    thread_local std::vector<float> u;
+    u.resize((size_t)rank);
+    const float* xt = x + (size_t)t * in;
+    for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
+    axpy(u.data(), rank, At, out, y + (size_t)t * out);
   }
 }
 

@@ -2,6 +2,7 @@
 // A is passed transposed (At = Aᵀ, [rank, out]) so that each token's update is
 // one linear combination of contiguous rows.
 #pragma once
+#include <cstdint>
 
 namespace bwla {
 
@@ -11,10 +12,22 @@ namespace bwla {
 void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
                  int out, float* y);
 
+// Same with B and At stored as IEEE fp16 bits (converted in registers): the
+// packed model keeps an F16 PSP branch at half the bytes per decode step.
+void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, const uint16_t* At,
+                     int rank, int out, float* y);
+
 namespace detail {
 float dot_scalar(const float* a, const float* b, int n);
 float dot_avx2(const float* a, const float* b, int n);
 float dot_avx512(const float* a, const float* b, int n);
+float dot_f16_scalar(const uint16_t* a, const float* b, int n);
+float dot_f16_avx2(const uint16_t* a, const float* b, int n);
+float dot_f16_avx512(const uint16_t* a, const float* b, int n);
+// y[0..n) += Σ_k u[k]·rows[k·n + 0..n) for fp16 rows.
+void axpy_rows_f16_scalar(const float* u, int terms, const uint16_t* rows, int n, float* y);
+void axpy_rows_f16_avx2(const float* u, int terms, const uint16_t* rows, int n, float* y);
+void axpy_rows_f16_avx512(const float* u, int terms, const uint16_t* rows, int n, float* y);
 }  // namespace detail
 
 }  // namespace bwla

@@ -20,15 +20,23 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
                 out, in);
   BWLA_ASSERT(!p_.transform || p_.transform->dim() == in, "transform dim {} vs in {}",
               p_.transform->dim(), in);
-  BWLA_ASSERT(p_.lr_a.size() == (size_t)out * p_.rank && p_.lr_b.size() == (size_t)p_.rank * in,
-              "low-rank sizes {} {} rank {}", p_.lr_a.size(), p_.lr_b.size(), p_.rank);
+  const bool f16 = !p_.lr_a16.empty() || !p_.lr_b16.empty();
+  const auto& la = f16 ? p_.lr_a16.size() : p_.lr_a.size();
+  const auto& lb = f16 ? p_.lr_b16.size() : p_.lr_b.size();
+  BWLA_ASSERT(la == (size_t)out * p_.rank && lb == (size_t)p_.rank * in &&
+                  (!f16 || (p_.lr_a.empty() && p_.lr_b.empty())),
+              "low-rank sizes {} {} rank {} (fp16 {})", la, lb, p_.rank, f16);
   BWLA_ASSERT(p_.bias.empty() || p_.bias.size() == (size_t)out, "bias {}", p_.bias.size());
   BWLA_ASSERT(p_.abits >= 2 && p_.abits <= 8, "abits {}", p_.abits);
   BWLA_ASSERT(p_.block_scales.empty() || p_.block_scales.size() == p_.planes.size(),
               "block scales {} for {} planes", p_.block_scales.size(), p_.planes.size());
   lr_at_.resize(p_.lr_a.size());
+  lr_at16_.resize(p_.lr_a16.size());
   for (int i = 0; i < out; ++i)
-    for (int k = 0; k < p_.rank; ++k) lr_at_[(size_t)k * out + i] = p_.lr_a[(size_t)i * p_.rank + k];
+    for (int k = 0; k < p_.rank; ++k) {
+      if (f16) lr_at16_[(size_t)k * out + i] = p_.lr_a16[(size_t)i * p_.rank + k];
+      else lr_at_[(size_t)k * out + i] = p_.lr_a[(size_t)i * p_.rank + k];
+    }
   if (auto* kt = dynamic_cast<const KroneckerTransform*>(p_.transform.get())) kron_ = kt;
 }
 
@@ -63,7 +71,10 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
       for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
     }
   }
-  if (p_.rank > 0) lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), p_.rank, out, y);
+  if (p_.rank > 0 && !lr_at16_.empty())
+    lowrank_add_f16(x, n, in, p_.lr_b16.data(), lr_at16_.data(), p_.rank, out, y);
+  else if (p_.rank > 0)
+    lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), p_.rank, out, y);
   if (!p_.bias.empty())
     for (int t = 0; t < n; ++t)
       for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
@@ -76,7 +87,9 @@ size_t PackedLinear::param_bytes() const {
          pl.row_popcount.size() * 4;
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
-  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4;  // lr_at_ counted as lr_a
+  // Low-rank factors as read per token (lr_at_ / lr_at16_ stand in for lr_a).
+  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4 +
+         (p_.lr_a16.size() + p_.lr_b16.size()) * 2;
 }
 
 std::string PackedLinear::describe() const {
@@ -85,7 +98,7 @@ std::string PackedLinear::describe() const {
                      p_.block_scales.empty() ? "" : fmt::format(" {}-col scale blocks", p_.block_scales[0].block_cols),
                      p_.abits, p_.act_clip,
                      p_.transform ? fmt::format(" {}", p_.transform->kind()) : std::string(),
-                     p_.rank ? fmt::format(" lowrank {}", p_.rank) : "");
+                     p_.rank ? fmt::format(" lowrank {}{}", p_.rank, lr_at16_.empty() ? "" : " f16") : "");
 }
 
 }  // namespace bwla

@@ -25,7 +25,8 @@ struct PackedParts {
   int abits = 8;
   float act_clip = 1.0f;
   int rank = 0;
-  std::vector<float> lr_a, lr_b;  // [out, rank], [rank, in]
+  std::vector<float> lr_a, lr_b;  // [out, rank], [rank, in] (fp32 factors)
+  std::vector<uint16_t> lr_a16, lr_b16;  // the same as fp16 bits (F16 file): used instead
   std::vector<float> bias;
   size_t file_bytes = 0;  // bytes of this linear's tensors in the packed file
   std::shared_ptr<const void> keep_alive;  // owner of memory-mapped plane bits
@@ -44,6 +45,7 @@ class PackedLinear : public Linear {
  private:
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
+  std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed
   const KroneckerTransform* kron_ = nullptr;      // p_.transform when it is OKT
 };
 
