@@ -58,7 +58,10 @@ QuantizeOptions opts(const std::string& method, int abits) {
   o.act_sample_rows = 256;
   o.okt.iters = 4;
   o.psp_opt.iters = 2;
-  if (method == "bwla") o.wq.groups = false;  // --no-groups: one bit plane per block
+  if (method == "bwla") {
+    o.wq.groups = false;  // --no-groups: one bit plane per block
+    o.psp = true;         // as the CLI sets for bwla (rank max(1, 0.005·64) = 1)
+  }
   return o;
 }
 
@@ -160,7 +163,11 @@ void check_config(const std::string& method, int abits, bool groups = true) {
         lowrank16 += lin->describe().find("f16") != std::string::npos;
       }
     // An F16 file's PSP factors stay fp16 in memory (lowrank_add_f16).
-    if (method == "bwla") EXPECT_EQ(lowrank16 > 0, sd == DType::F16) << lowrank16;
+    if (method == "bwla")
+      EXPECT_EQ(lowrank16 > 0, sd == DType::F16) << lowrank16 << " " << pm->layers[0].lin[0]->describe();
+    if (method == "bwla")
+      EXPECT_NE(pm->layers[0].lin[0]->describe().find("lowrank"), std::string::npos)
+          << pm->layers[0].lin[0]->describe();
     const auto got = logits_of(*pm, toks);
     const Diff d = diff(ref, got, V);
     const double lin = worst_linear(*fm, *pm, toks);
