@@ -24,7 +24,7 @@ import argparse, datetime, json, os, re, shlex, struct, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from results_table import cpu_name, write_section  # noqa: E402
+from results_table import cpu_name, cpu_steal, write_section  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # Tokenizers the random checkpoints get (their vocab sizes match the presets).
@@ -283,14 +283,17 @@ class Runner:
                 for v in variants:
                     path, err = paths[v]
                     res = None
+                    st0, tot0 = cpu_steal()
                     if path:
                         if v in LLAMA_TYPES:
                             res, err = self.llama_bench(path, str(t))
                         else:
                             res, err = self.bwla_bench(path, str(t), bandwidth=(v == "fp32"))
+                    st1, tot1 = cpu_steal()
                     if err and err != "skipped":
                         self.note(f"{preset} {LABEL[v]} {t}T: {err}")
-                    row = {"model": preset, "threads": t, "variant": v, "error": err}
+                    row = {"model": preset, "threads": t, "variant": v, "error": err,
+                           "steal": (st1 - st0) / (tot1 - tot0) if tot1 > tot0 else None}
                     if res:
                         row.update({k: res[k] for k in res if k != "raw"})
                         row["raw"] = res["raw"]
@@ -316,8 +319,8 @@ class Runner:
             rows = [r for r in self.results if r["model"] == preset]
             out.append(f"\n**{preset} shape** (random bf16 checkpoint, `bwla make-random --preset {preset}`)\n\n")
             out.append(f"| threads | engine | pp{a.pp} t/s | tg{a.tg} t/s | bits/weight | MiB read/token "
-                       f"| tg bound t/s | tg/bound | pp vs llama F16 | tg vs llama F16 | tg vs TQ2_0 | tg vs bwla fp32 |\n")
-            out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+                       f"| tg bound t/s | tg/bound | pp vs llama F16 | tg vs llama F16 | tg vs TQ2_0 | tg vs bwla fp32 | steal % |\n")
+            out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for t in self.threads:
                 trows = [r for r in rows if r["threads"] == t]
                 bw = next((r.get("bw") for r in trows if r["variant"] == "fp32" and r.get("bw")), None)
@@ -330,7 +333,7 @@ class Runner:
                 for r in trows:
                     if r.get("error") == "skipped" or (not r.get("pp") and not r.get("tg")):
                         why = "skipped" if r.get("error") == "skipped" else "failed (see notes)"
-                        out.append(f"| {t} | {LABEL[r['variant']]} | {why} | | | | | | | | | |\n")
+                        out.append(f"| {t} | {LABEL[r['variant']]} | {why} | | | | | | | | | | |\n")
                         continue
                     db = r.get("decode_bytes")
                     bound = bw * 1e9 / db if bw and db else None
@@ -341,9 +344,10 @@ class Runner:
                         f"{fnum(db / 2**20 if db else None)} | {fnum(bound, 2)} | "
                         f"{fnum(r['tg'] / bound if bound and r.get('tg') else None, 2)} | "
                         f"{ratio(r.get('pp'), 'f16', 'pp')} | {ratio(r.get('tg'), 'f16', 'tg')} | "
-                        f"{ratio(r.get('tg'), 'tq2_0', 'tg')} | {ratio(r.get('tg'), 'fp32', 'tg')} |\n")
+                        f"{ratio(r.get('tg'), 'tq2_0', 'tg')} | {ratio(r.get('tg'), 'fp32', 'tg')} | "
+                        f"{fnum(100 * r['steal'] if r.get('steal') is not None else None, 0)} |\n")
                 if bw:
-                    out.append(f"| {t} | *read bandwidth* | | | | | {bw:.1f} GB/s | | | | | |\n")
+                    out.append(f"| {t} | *read bandwidth* | | | | | {bw:.1f} GB/s | | | | | | |\n")
         out.append("\nRead bandwidth: `bwla bench --bandwidth` (compiled multi-stream read of a 1 GiB "
                    "buffer, median), in the same process right after the bwla fp32 model bench of that "
                    "row group. tg bound = bandwidth / bytes one decode step reads (bwla: "
@@ -353,7 +357,9 @@ class Runner:
                    "(16 = bf16 checkpoint computed in fp32; packed: every side tensor of the decoder "
                    "linears counted, embeddings and head listed in the notes); llama.cpp: file size × 8 / "
                    "parameters (embeddings and head included). llama.cpp pp/tg are `llama-bench -o json` avg_ts; "
-                   "bwla's are medians of --reps runs.\n")
+                   "bwla's are medians of --reps runs. steal %: share of this VM's CPU time the "
+                   "hypervisor took during that row (/proc/stat); rows with high steal are slowed, "
+                   "and ratios between rows of different steal are unreliable.\n")
         if self.notes:
             out.append("\nNotes:\n" + "".join(f"- {n}\n" for n in self.notes))
         return "".join(out)
@@ -370,9 +376,8 @@ def git_commit():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_bwla = next((c for c in [os.path.join(ROOT, d, "bwla") for d in ("build-bench", "build")]
-                         if os.path.isfile(c)), os.path.join(ROOT, "build", "bwla"))
-    p.add_argument("--bwla", default=os.environ.get("BWLA", default_bwla))
+    # The README's build directory (scripts/bootstrap.sh keeps it current).
+    p.add_argument("--bwla", default=os.environ.get("BWLA", os.path.join(ROOT, "build", "bwla")))
     p.add_argument("--llama-cpp", default=os.environ.get("LLAMA_CPP_DIR", ""))
     p.add_argument("--llama-cpp-commit", default="", help="llama.cpp commit to state in the table")
     p.add_argument("--work", default="/tmp/bwla-compare", help="checkpoints, GGUFs, packed models (cached)")

@@ -221,9 +221,31 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
       EXPECT_GT(d, 0.0);
       // Decode streams the head whole and one embedding row.
       const size_t head_b = want == "F32" ? 4 * vh : want == "F16" ? 4 * vh : vh + 48 * 4;
-      EXPECT_EQ(pk->decode_bytes_per_token() - pk->param_bytes() + pk->embed.size() * 4 -
+      // Tied F32/F16 tables are held as fp32 (they are the head); I8 and untied
+      // F16 tables stay mapped.
+      auto want_embed_bytes = [&](const std::string& d) -> size_t {
+        if (d == "Q8") return vh + 48 * 4;
+        if (d == "F16" && !tied) return 2 * vh;
+        return 4 * vh;
+      };
+      const size_t tbytes = pk->embed_table_bytes();
+      EXPECT_EQ(tbytes, want_embed_bytes(tied ? want : "Q8"));
+      EXPECT_EQ(pk->decode_bytes_per_token() - pk->param_bytes() + tbytes -
                     (pk->head_shares_embedding() ? head_b : 0),
-                80u * 4) << "decode bytes " << pk->decode_bytes_per_token();
+                tbytes / 48) << "decode bytes " << pk->decode_bytes_per_token();
+      // Lookups (mapped I8 / F16 rows or the fp32 copy) give the stored values.
+      std::vector<float> row(80);
+      pk->embed_row(47, row.data());
+      const auto& tv = st.get("model.embed_tokens.weight");
+      for (int j = 0; j < 80; ++j) {
+        float v;
+        if (tv.dtype == DType::I8)
+          v = reinterpret_cast<const int8_t*>(tv.data)[47 * 80 + j] *
+              st.get("model.embed_tokens.weight_scale").to_f32()[47];
+        else
+          v = tv.to_f32()[47 * 80 + j];
+        ASSERT_EQ(row[j], v) << j;
+      }
     }
   }
 }

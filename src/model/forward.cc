@@ -158,7 +158,7 @@ void embed_tokens(const Model& m, const int* tokens, int n, float* x) {
   for (int t = 0; t < n; ++t) {
     BWLA_CHECK(tokens[t] >= 0 && tokens[t] < m.cfg.vocab, "token id {} out of range [0, {})",
                tokens[t], m.cfg.vocab);
-    std::memcpy(x + (size_t)t * H, m.embed.data() + (size_t)tokens[t] * H, sizeof(float) * H);
+    m.embed_row(tokens[t], x + (size_t)t * H);
   }
 }
 

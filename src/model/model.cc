@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/log.h"
 #include "model/ops.h"
 #include "model/packed_model.h"
@@ -116,14 +118,19 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   const TensorStore& st = *m->store;
   m->rope = std::make_shared<Rope>(c);
   const std::string ename = "model.embed_tokens.weight";
-  if (st.get(ename).dtype == DType::I8) {
+  const TensorView& et = st.get(ename);
+  if (et.dtype == DType::I8) {
     Q8Tensor q = read_q8(st, c, ename, c.vocab, c.hidden);
-    m->embed.resize((size_t)c.vocab * c.hidden);
-    for (int64_t i = 0; i < c.vocab; ++i)
-      for (int64_t j = 0; j < c.hidden; ++j)
-        m->embed[(size_t)i * c.hidden + j] = q.scale[i] * (float)q.w[(size_t)i * c.hidden + j];
+    m->embed_view = &et;
+    m->embed_scale = q.scale;
     if (c.tie_embeddings)
       m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
+  } else if (is_packed_config(c) && !c.tie_embeddings &&
+             (et.dtype == DType::F16 || et.dtype == DType::BF16)) {
+    BWLA_CHECK(et.shape == (std::vector<int64_t>{c.vocab, c.hidden}),
+               "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", et.file, ename,
+               et.shape_str(), c.vocab, c.hidden);
+    m->embed_view = &et;  // converted one row per looked-up token
   } else {
     m->embed = read_f32(st, ename, {c.vocab, c.hidden});
     if (c.tie_embeddings)
@@ -158,13 +165,41 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   return m;
 }
 
+void Model::embed_row(int token, float* out) const {
+  const size_t H = (size_t)cfg.hidden, off = (size_t)token * H;
+  if (!embed_view) {
+    std::memcpy(out, embed.data() + off, sizeof(float) * H);
+    return;
+  }
+  switch (embed_view->dtype) {
+    case DType::I8: {
+      const int8_t* r = reinterpret_cast<const int8_t*>(embed_view->data) + off;
+      const float s = embed_scale[token];
+      for (size_t j = 0; j < H; ++j) out[j] = s * (float)r[j];
+      return;
+    }
+    case DType::F16:
+    case DType::BF16: {
+      const uint16_t* r = reinterpret_cast<const uint16_t*>(embed_view->data) + off;
+      const bool bf = embed_view->dtype == DType::BF16;
+      for (size_t j = 0; j < H; ++j) out[j] = bf ? bf16_to_f32(r[j]) : f16_to_f32(r[j]);
+      return;
+    }
+    default: BWLA_ASSERT(false, "embedding view dtype {}", dtype_name(embed_view->dtype));
+  }
+}
+
+size_t Model::embed_table_bytes() const {
+  return embed_view ? embed_view->nbytes + embed_scale.size() * 4 : embed.size() * 4;
+}
+
 bool Model::head_shares_embedding() const {
   auto* d = dynamic_cast<const DenseLinear*>(lm_head.get());
   return d && d->weight() == embed.data();
 }
 
 size_t Model::param_bytes() const {
-  size_t b = embed.size() * 4 + final_norm.size() * 4;
+  size_t b = embed_table_bytes() + final_norm.size() * 4;
   if (!head_shares_embedding()) b += lm_head->param_bytes();
   for (auto& L : layers) {
     b += (L.attn_norm.size() + L.mlp_norm.size() + L.q_norm.size() + L.k_norm.size()) * 4;
@@ -176,7 +211,8 @@ size_t Model::param_bytes() const {
 
 size_t Model::decode_bytes_per_token() const {
   // Every parameter is read once per token except the embedding table (one row).
-  size_t b = param_bytes() - embed.size() * 4 + (size_t)cfg.hidden * 4;
+  size_t b = param_bytes() - embed_table_bytes() +
+             embed_table_bytes() / (size_t)cfg.vocab;  // one row
   if (head_shares_embedding()) b += lm_head->param_bytes();
   return b;
 }

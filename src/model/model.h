@@ -43,7 +43,11 @@ class Model {
  public:
   ModelConfig cfg;
   std::string dir;
-  std::vector<float> embed;       // [vocab, hidden]
+  std::vector<float> embed;       // [vocab, hidden] fp32, or empty when embed_view is set
+  // Packed models: the table stays in the memory-mapped file (F16, BF16, or I8
+  // with one fp32 scale per row in embed_scale) and a lookup converts one row.
+  const TensorView* embed_view = nullptr;
+  std::vector<float> embed_scale;
   std::vector<float> final_norm;  // [hidden]
   std::unique_ptr<Linear> lm_head;
   std::vector<LayerWeights> layers;
@@ -58,6 +62,10 @@ class Model {
   // (the pipeline loads one layer at a time with load_dense_layer).
   static std::unique_ptr<Model> load_skeleton(const std::string& dir);
 
+  // Row `token` of the embedding table as fp32 (token checked by the caller).
+  void embed_row(int token, float* out) const;
+  // Bytes of the embedding table (fp32 copy or mapped table + scales).
+  size_t embed_table_bytes() const;
   // Bytes of parameters held (embedding table counted once, also when tied).
   size_t param_bytes() const;
   // Bytes one decode step streams: every parameter except the embedding table,
