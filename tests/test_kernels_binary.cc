@@ -92,6 +92,11 @@ TEST(BinaryGemm, MaskedSumsExactAllKernels) {
   cases.push_back({35, 300, 5, 4});
   cases.push_back({17, 129, 7, 8});
   cases.push_back({64, 96, 16, 4});
+  // Decode over many rows: the four-stream path (quarters + leftover rows).
+  cases.push_back({64, 100, 1, 8});
+  cases.push_back({203, 513, 1, 8});
+  cases.push_back({131, 2048 + 17, 1, 6});
+  cases.push_back({70, 64, 1, 4});
   for (const Case& c : cases) {
     auto signs = random_signs(rng, c.rows, c.cols, 0.3 + 0.4 * rng.uniform());
     PackedBinary w = pack_binary(signs.data(), c.rows, c.cols, nullptr, nullptr);

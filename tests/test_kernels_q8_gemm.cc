@@ -46,7 +46,8 @@ TEST(Q8Gemm, MatchesDoubleReferenceEveryIsa) {
   Rng rng(17);
   struct S { int tokens, rows, cols, pad; };
   for (S s : {S{1, 1, 1, 0}, S{1, 33, 17, 3}, S{2, 70, 64, 0}, S{3, 65, 100, 5}, S{4, 9, 15, 1},
-              S{5, 130, 257, 0}, S{9, 40, 2048, 0}, S{1, 300, 576, 64}, S{6, 3, 7, 9}}) {
+              S{5, 130, 257, 0}, S{9, 40, 2048, 0}, S{1, 300, 576, 64}, S{6, 3, 7, 9},
+              S{1, 203, 100, 0}, S{1, 70000, 1, 0}}) {  // decode: 4 streams + leftover rows
     for (int off : {0, 1}) {
       const size_t stride = (size_t)s.cols + s.pad;
       std::vector<int8_t> wq(stride * s.rows + off);

@@ -111,7 +111,9 @@ void binary_gemm(const PackedBinary& w, const QuantActs& a, float* y, int row_be
                  BinaryKernel k) {
   if (row_end < 0) row_end = w.rows;
   check_shapes(w, a, row_begin, row_end);
-  constexpr int kBlock = 128;  // rows per block: S scratch stays in L1, weights in L2
+  // Rows per block: S scratch stays in L1, weights in L2. Decode (one token)
+  // takes the whole range at once so kernels can stream several regions.
+  const int kBlock = a.tokens == 1 ? std::max(1, row_end - row_begin) : 128;
   thread_local std::vector<int32_t> scratch;
   if (scratch.size() < (size_t)kBlock * a.tokens) scratch.resize((size_t)kBlock * a.tokens);
   const int cols = w.cols;

@@ -201,9 +201,49 @@ BWLA_T512 void maskadd_rows(const SumsArgs& a, int t0, int K) {
                        a.nwords, K, a.S + t0 * a.ldS + i, a.ldS);
 }
 
+// Decode (one token) over many rows: 8 rows per step, two consecutive rows from
+// each quarter of the range, so the core streams four regions at once (one
+// sequential stream leaves much of the read bandwidth unused).
+BWLA_T512 void vnni_streams_1t(const SumsArgs& a) {
+  const int Q = a.rows / 4 / 2 * 2;
+  const uint8_t* q = a.q;
+  for (int i = 0; i < Q; i += 2) {
+    const uint64_t* w[4];
+    for (int s = 0; s < 4; ++s) {
+      w[s] = a.bits + (size_t)(s * Q + i) * a.wstride;
+      prefetch_ahead(w[s], 2 * a.wstride * 8);
+    }
+    __m512i acc[8];
+    for (auto& v : acc) v = _mm512_setzero_si512();
+    for (int k = 0; k < a.nwords; ++k) {
+      const __m512i x = _mm512_loadu_si512((const void*)(q + 64 * (size_t)k));
+#pragma GCC unroll 4
+      for (int s = 0; s < 4; ++s) {
+        dpbusd(acc[2 * s], x, _mm512_movm_epi8(_cvtu64_mask64(w[s][k])));
+        dpbusd(acc[2 * s + 1], x, _mm512_movm_epi8(_cvtu64_mask64(w[s][a.wstride + k])));
+      }
+    }
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i v[16] = {acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7],
+                           z,      z,      z,      z,      z,      z,      z,      z};
+    alignas(64) int32_t r[16];
+    _mm512_store_si512((void*)r, _mm512_sub_epi32(_mm512_setzero_si512(), reduce16(v)));
+    for (int s = 0; s < 4; ++s) {
+      a.S[s * Q + i] = r[2 * s];
+      a.S[s * Q + i + 1] = r[2 * s + 1];
+    }
+  }
+  for (int i = 4 * Q; i < a.rows; ++i)
+    vnni_tile<1, 1>(a.bits + (size_t)i * a.wstride, a.wstride, q, a.qstride, a.nwords, a.S + i, a.ldS);
+}
+
 }  // namespace
 
 void masked_sums_avx512_vnni(const SumsArgs& a) {
+  if (a.tokens == 1 && a.rows >= 64) {
+    vnni_streams_1t(a);
+    return;
+  }
   for (int t0 = 0; t0 < a.tokens; t0 += 8) {
     switch (std::min(8, a.tokens - t0)) {
       case 1: vnni_rows<8, 1>(a, t0); break;

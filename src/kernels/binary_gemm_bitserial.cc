@@ -54,7 +54,7 @@ BWLA_TPOP inline void prefetch_ahead(const uint64_t* p, size_t bytes) {
 
 template <int B, int R>
 BWLA_TPOP void bitserial_tile(const uint64_t* w, size_t ws, const uint64_t* planes,
-                              size_t pstride, int nchunks, int32_t* S) {
+                              size_t pstride, int nchunks, int32_t* S, size_t ss = 1) {
   __m512i acc[R * B];
 #pragma GCC unroll 32
   for (int i = 0; i < R * B; ++i) acc[i] = _mm512_setzero_si512();
@@ -73,7 +73,7 @@ BWLA_TPOP void bitserial_tile(const uint64_t* w, size_t ws, const uint64_t* plan
   for (int r = 0; r < R; ++r) {
     __m512i t = acc[r * B];
     for (int b = 1; b < B; ++b) t = _mm512_add_epi64(t, _mm512_slli_epi64(acc[r * B + b], b));
-    S[r] = (int32_t)_mm512_reduce_add_epi64(t);
+    S[r * ss] = (int32_t)_mm512_reduce_add_epi64(t);
   }
 }
 
@@ -90,6 +90,18 @@ BWLA_TPOP void bitserial_run(const SumsArgs& a) {
     const uint64_t* p = planes.data() + (size_t)t * B * pstride;
     int32_t* St = a.S + (size_t)t * a.ldS;
     int i = 0;
+    if (a.tokens == 1 && R > 1 && a.rows >= 16 * R) {
+      // Decode over many rows: the R rows of a tile come from R parts of the
+      // range (row i of each), so R regions stream at once.
+      const int Q = a.rows / R;
+      for (int k = 0; k < Q; ++k) {
+        for (int r = 0; r < R; ++r)
+          prefetch_ahead(a.bits + (size_t)(r * Q + k) * a.wstride, (size_t)a.wstride * 8);
+        bitserial_tile<B, R>(a.bits + (size_t)k * a.wstride, (size_t)Q * a.wstride, p, pstride,
+                             nchunks, St + k, (size_t)Q);
+      }
+      i = R * Q;
+    }
     for (; i + R <= a.rows; i += R) {
       prefetch_ahead(a.bits + i * a.wstride, (size_t)R * a.wstride * 8);
       bitserial_tile<B, R>(a.bits + i * a.wstride, a.wstride, p, pstride, nchunks, St + i);

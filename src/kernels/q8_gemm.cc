@@ -76,6 +76,44 @@ BWLA_T512 void row_avx512(const int8_t* wr, const float* x, size_t ldx, int cols
   for (int t = 0; t < T; ++t) y[t * ldy] = sc * _mm512_reduce_add_ps(acc[t]);
 }
 
+// Decode (one token): 4 rows from 4 distant parts of the range at once, so the
+// core streams 4 regions in parallel (one sequential stream reaches about half
+// the read bandwidth of several, measured on the TinyLlama head).
+BWLA_T512 inline __m512 cvt16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+BWLA_T512 inline __m512 cvt16m(const int8_t* p, __mmask16 k) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, p)));
+}
+
+BWLA_T512 void rows4_avx512(const Q8Matrix& m, const float* x, const int* rows, float* y) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int8_t* w0 = m.w + (size_t)rows[0] * m.stride;
+  const int8_t* w1 = m.w + (size_t)rows[1] * m.stride;
+  const int8_t* w2 = m.w + (size_t)rows[2] * m.stride;
+  const int8_t* w3 = m.w + (size_t)rows[3] * m.stride;
+  int j = 0;
+  for (; j + 16 <= m.cols; j += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + j);
+    a0 = _mm512_fmadd_ps(cvt16(w0 + j), xv, a0);
+    a1 = _mm512_fmadd_ps(cvt16(w1 + j), xv, a1);
+    a2 = _mm512_fmadd_ps(cvt16(w2 + j), xv, a2);
+    a3 = _mm512_fmadd_ps(cvt16(w3 + j), xv, a3);
+  }
+  if (j < m.cols) {
+    const __mmask16 k = (__mmask16)((1u << (m.cols - j)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+    a0 = _mm512_fmadd_ps(cvt16m(w0 + j, k), xv, a0);
+    a1 = _mm512_fmadd_ps(cvt16m(w1 + j, k), xv, a1);
+    a2 = _mm512_fmadd_ps(cvt16m(w2 + j, k), xv, a2);
+    a3 = _mm512_fmadd_ps(cvt16m(w3 + j, k), xv, a3);
+  }
+  y[rows[0]] = m.scale[rows[0]] * _mm512_reduce_add_ps(a0);
+  y[rows[1]] = m.scale[rows[1]] * _mm512_reduce_add_ps(a1);
+  y[rows[2]] = m.scale[rows[2]] * _mm512_reduce_add_ps(a2);
+  y[rows[3]] = m.scale[rows[3]] * _mm512_reduce_add_ps(a3);
+}
+
 BWLA_T256 inline float hsum256(__m256 v) {
   __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -124,6 +162,17 @@ void rows_tiled(const Q8Matrix& m, const float* x, int tokens, int r0, int r1, f
 BWLA_T512 void q8_rows_avx512(const Q8Matrix& m, const float* x, int tokens, int r0, int r1,
                               float* y) {
   const size_t ldx = m.cols, ldy = m.rows;
+  if (tokens == 1 && r1 - r0 >= 64) {
+    // Four interleaved streams: quarter q of the range is rows [r0 + q·Q, r0 + (q+1)·Q).
+    const int Q = (r1 - r0) / 4;
+    for (int i = 0; i < Q; ++i) {
+      const int rows[4] = {r0 + i, r0 + Q + i, r0 + 2 * Q + i, r0 + 3 * Q + i};
+      rows4_avx512(m, x, rows, y);
+    }
+    for (int i = r0 + 4 * Q; i < r1; ++i)
+      row_avx512<1>(m.w + (size_t)i * m.stride, x, ldx, m.cols, m.scale[i], y + i, ldy);
+    return;
+  }
   rows_tiled(m, x, tokens, r0, r1, y, [&](int nt, const int8_t* wr, const float* xt, float sc, float* yt) {
     switch (nt) {
       case 1: row_avx512<1>(wr, xt, ldx, m.cols, sc, yt, ldy); break;
