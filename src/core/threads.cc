@@ -14,4 +14,11 @@ void set_num_threads(int n) {
   if (openblas_set_num_threads) openblas_set_num_threads(n);
 }
 int num_threads() { return omp_get_max_threads(); }
+
+BlasSingleThreaded::BlasSingleThreaded() {
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
+}
+BlasSingleThreaded::~BlasSingleThreaded() {
+  if (openblas_set_num_threads) openblas_set_num_threads(omp_get_max_threads());
+}
 }  // namespace bwla

@@ -5,4 +5,16 @@ namespace bwla {
 // Sets the number of threads for OpenMP and OpenBLAS (n <= 0: all cores).
 void set_num_threads(int n);
 int num_threads();
+
+// Limits OpenBLAS to one thread for its lifetime (restored to num_threads()
+// after): for callers that split a BLAS product over OpenMP threads themselves.
+// OpenBLAS's own pool yields in a loop while waiting, which on a 2-vCPU VM with
+// hypervisor steal made 2-thread fp32 prefill barely faster than 1 thread.
+class BlasSingleThreaded {
+ public:
+  BlasSingleThreaded();
+  ~BlasSingleThreaded();
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+};
 }  // namespace bwla
