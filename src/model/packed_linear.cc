@@ -21,8 +21,8 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   BWLA_ASSERT(!p_.transform || p_.transform->dim() == in, "transform dim {} vs in {}",
               p_.transform->dim(), in);
   const bool f16 = !p_.lr_a16.empty() || !p_.lr_b16.empty();
-  const auto& la = f16 ? p_.lr_a16.size() : p_.lr_a.size();
-  const auto& lb = f16 ? p_.lr_b16.size() : p_.lr_b.size();
+  const size_t la = f16 ? p_.lr_a16.size() : p_.lr_a.size();
+  const size_t lb = f16 ? p_.lr_b16.size() : p_.lr_b.size();
   BWLA_ASSERT(la == (size_t)out * p_.rank && lb == (size_t)p_.rank * in &&
                   (!f16 || (p_.lr_a.empty() && p_.lr_b.empty())),
               "low-rank sizes {} {} rank {} (fp16 {})", la, lb, p_.rank, f16);
@@ -37,6 +37,9 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
       if (f16) lr_at16_[(size_t)k * out + i] = p_.lr_a16[(size_t)i * p_.rank + k];
       else lr_at_[(size_t)k * out + i] = p_.lr_a[(size_t)i * p_.rank + k];
     }
+  // Only the transposed copy is read from here on.
+  std::vector<float>().swap(p_.lr_a);
+  std::vector<uint16_t>().swap(p_.lr_a16);
   if (auto* kt = dynamic_cast<const KroneckerTransform*>(p_.transform.get())) kron_ = kt;
 }
 
@@ -87,9 +90,8 @@ size_t PackedLinear::param_bytes() const {
          pl.row_popcount.size() * 4;
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
-  // Low-rank factors as read per token (lr_at_ / lr_at16_ stand in for lr_a).
-  return b + (p_.lr_a.size() + p_.lr_b.size() + p_.bias.size()) * 4 +
-         (p_.lr_a16.size() + p_.lr_b16.size()) * 2;
+  return b + (lr_at_.size() + p_.lr_b.size() + p_.bias.size()) * 4 +
+         (lr_at16_.size() + p_.lr_b16.size()) * 2;
 }
 
 std::string PackedLinear::describe() const {

@@ -25,8 +25,10 @@ struct PackedParts {
   int abits = 8;
   float act_clip = 1.0f;
   int rank = 0;
-  std::vector<float> lr_a, lr_b;  // [out, rank], [rank, in] (fp32 factors)
-  std::vector<uint16_t> lr_a16, lr_b16;  // the same as fp16 bits (F16 file): used instead
+  // [out, rank], [rank, in] fp32 factors, or the same as fp16 bits (F16 file; used
+  // instead). PackedLinear keeps A only transposed (lr_a / lr_a16 are emptied).
+  std::vector<float> lr_a, lr_b;
+  std::vector<uint16_t> lr_a16, lr_b16;
   std::vector<float> bias;
   size_t file_bytes = 0;  // bytes of this linear's tensors in the packed file
   std::shared_ptr<const void> keep_alive;  // owner of memory-mapped plane bits
