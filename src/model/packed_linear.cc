@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "kernels/act_quant.h"
 #include "kernels/binary_gemm.h"
-#include "kernels/kron.h"
 #include "kernels/lowrank.h"
 
 namespace bwla {
@@ -40,7 +39,6 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   // Only the transposed copy is read from here on.
   std::vector<float>().swap(p_.lr_a);
   std::vector<uint16_t>().swap(p_.lr_a16);
-  if (auto* kt = dynamic_cast<const KroneckerTransform*>(p_.transform.get())) kron_ = kt;
 }
 
 void PackedLinear::forward(const float* x, int n, float* y) const {
@@ -48,12 +46,7 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
   thread_local std::vector<float> xr, tmp;
   thread_local QuantActs qa;
   const float* src = x;
-  if (kron_) {
-    xr.resize((size_t)n * in);
-    kron_apply(x, xr.data(), n, kron_->r1().data(), (int)kron_->r1().rows(), kron_->r2().data(),
-               (int)kron_->r2().rows());
-    src = xr.data();
-  } else if (p_.transform) {
+  if (p_.transform) {
     xr.resize((size_t)n * in);
     std::memcpy(xr.data(), x, sizeof(float) * xr.size());
     p_.transform->apply_rows(xr.data(), n);

@@ -1,7 +1,8 @@
 // A linear layer of a packed bwla model (docs/FORMAT.md), run through the
 // packed kernels without any fp32 copy of the weight matrix:
 //   y = Σ_k Ŵ_k·Q_a(R·x) + A·(B·x) + b
-// R: optional orthogonal input transform (OKT Kronecker factors via kron_apply,
+// R: optional orthogonal input transform (OKT Kronecker factors, whose apply_rows
+// runs kernels/kron.h's kron_apply,
 // or a seeded randomized Hadamard), Q_a: per-token asymmetric activation
 // quantization (quantize_acts), Ŵ_k = α_k(2M_k − 1) + μ_k: packed bit planes
 // (binary_gemm_omp), A·B: optional fp32 low-rank branch (lowrank_add) on the
@@ -48,7 +49,6 @@ class PackedLinear : public Linear {
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
   std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed
-  const KroneckerTransform* kron_ = nullptr;      // p_.transform when it is OKT
 };
 
 }  // namespace bwla
