@@ -174,6 +174,40 @@ TEST_P(ArchTest, DecodeAfterPrefillEqualsLongerPrefill) {
 INSTANTIATE_TEST_SUITE_P(Archs, ArchTest,
                          ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
 
+// Batched prefill attention (several segments at once, query blocks of 128 rows
+// with a tail, sliding window) against single-token decode through a KV cache,
+// which takes a separate code path.
+TEST(Forward, MultiSegmentBlockedPrefillMatchesDecode) {
+  test::TempDir td;
+  auto m = make_model("tiny-qwen2", td);  // GQA and q/k/v bias
+  const int n_seq = 2, seq = 150;
+  for (int win : {0, 50}) {
+    ModelConfig c = m->cfg;
+    c.sliding_window = win;
+    ASSERT_GE(c.max_pos, seq);
+    Rng rng(11 + win);
+    std::vector<float> x((size_t)n_seq * seq * c.hidden);
+    for (auto& e : x) e = (float)rng.normal();
+    std::vector<float> y = x;
+    layer_forward(c, *m->rope, m->layers[0], 0, y.data(), n_seq, seq, nullptr);
+    double err = 0, nrm = 0;
+    for (int s = 0; s < n_seq; ++s) {
+      KVCache kv(c, seq);
+      for (int t = 0; t < seq; ++t) {
+        const size_t off = ((size_t)s * seq + t) * c.hidden;
+        std::vector<float> r(x.begin() + off, x.begin() + off + c.hidden);
+        kv.pos = t;
+        layer_forward(c, *m->rope, m->layers[0], 0, r.data(), 1, 1, &kv);
+        for (int i = 0; i < c.hidden; ++i) {
+          err = std::max(err, (double)std::abs(r[i] - y[off + i]));
+          nrm = std::max(nrm, (double)std::abs(r[i]));
+        }
+      }
+    }
+    EXPECT_LT(err, 1e-4 * std::max(1.0, nrm)) << "window " << win;
+  }
+}
+
 TEST(Forward, RandomCheckpointHasArchitectureFeatures) {
   test::TempDir a, b;
   auto q2 = make_model("tiny-qwen2", a);

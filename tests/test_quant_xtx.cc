@@ -27,6 +27,21 @@ TEST(Xtx, StreamingEqualsBatchProduct) {
   EXPECT_EQ((acc.xtx() - got).norm(), 0.0);
 }
 
+// Wider inputs (the fold runs over OpenMP threads from 256 columns on).
+TEST(Xtx, WideEqualsBatchProduct) {
+  for (long dim : {300L, 700L}) {
+    const long n = 1500;
+    MatrixRM x = test::correlated_x(n, dim, 5);
+    MatrixD ref = test::gram(x);
+    XtxAccumulator acc((int)dim);
+    acc.add(x.data(), 600);
+    acc.add(x.data() + 600 * dim, n - 600);
+    const MatrixD& got = acc.xtx();
+    EXPECT_LT((got - ref).norm() / ref.norm(), 1e-6) << dim;
+    EXPECT_EQ((got - got.transpose()).norm(), 0.0) << dim;
+  }
+}
+
 TEST(Xtx, KnownSmallAnswer) {
   // x1 = (1, 2), x2 = (3, -1): XᵀX = [[10, -1], [-1, 5]]
   const float x[] = {1, 2, 3, -1};

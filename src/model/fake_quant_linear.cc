@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 #include "quant/act_quant.h"
 
@@ -31,15 +32,13 @@ void FakeQuantLinear::forward(const float* x, int n, float* y) const {
   std::memcpy(xq.data(), x, sizeof(float) * (size_t)n * in);
   if (p_.transform) p_.transform->apply_rows(xq.data(), n);
   if (p_.abits < 16) fake_quant_acts(xq.data(), n, in, p_.abits, p_.act_clip);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, xq.data(), in,
-              p_.w_hat.data(), in, 0.0f, y, out);
+  par_sgemm_nt(n, out, in, 1.0f, xq.data(), in, p_.w_hat.data(), in, 0.0f, y, out);
   if (p_.lr_a.size()) {
     const int r = (int)p_.lr_a.cols();
     std::vector<float> t((size_t)n * r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, x, in, p_.lr_b.data(),
                 in, 0.0f, t.data(), r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, r, 1.0f, t.data(), r,
-                p_.lr_a.data(), r, 1.0f, y, out);
+    par_sgemm_nt(n, out, r, 1.0f, t.data(), r, p_.lr_a.data(), r, 1.0f, y, out);
   }
   if (!p_.bias.empty())
     for (int t = 0; t < n; ++t)

@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
+
+#include <omp.h>
 
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace bwla {
 
@@ -21,6 +25,50 @@ KVCache::KVCache(const ModelConfig& c, int max_ctx_)
 
 namespace {
 
+// Prefill attention of n_seq segments of n queries each: segment s has queries
+// q + s·n·qs at positions p0..p0+n-1 over keys/values kb/vb + s·kv_off at
+// positions 0..p0+n-1. Tasks (segment, head) run on OpenMP threads with
+// single-threaded sgemm; queries go in blocks of kQBlock rows so each block
+// multiplies only the keys it can see (causal, sliding window).
+void attend_prefill(const ModelConfig& c, const float* q, const float* kb, const float* vb,
+                    long kv_off, int n_seq, int n, int p0, float* out) {
+  constexpr int kQBlock = 128;
+  const int hd = c.head_dim, nh = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const int qs = c.q_dim(), kvd = c.kv_dim();
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int win = c.sliding_window;
+  auto first_key = [&](int p) { return win > 0 ? std::max(0, p - win + 1) : 0; };
+  const int tasks = n_seq * nh;
+  const bool par = tasks > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  std::optional<BlasSingleThreaded> single;
+  if (par) single.emplace();
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+  for (int task = 0; task < tasks; ++task) {
+    const int s = task / nh, h = task % nh, g = h / group;
+    const float* qh = q + (size_t)s * n * qs + h * hd;
+    const float* kh = kb + s * kv_off + g * hd;
+    const float* vh = vb + s * kv_off + g * hd;
+    float* oh = out + (size_t)s * n * qs + h * hd;
+    thread_local std::vector<float> S;
+    for (int t0 = 0; t0 < n; t0 += kQBlock) {
+      const int t1 = std::min(n, t0 + kQBlock), rows = t1 - t0;
+      const int j0 = first_key(p0 + t0), j1 = p0 + t1, T = j1 - j0;
+      if (S.size() < (size_t)rows * T) S.resize((size_t)rows * T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, hd, scale, qh + (size_t)t0 * qs,
+                  qs, kh + (size_t)j0 * kvd, kvd, 0.f, S.data(), T);
+      for (int t = t0; t < t1; ++t) {
+        float* sr = S.data() + (size_t)(t - t0) * T;
+        const int p = p0 + t, a = first_key(p) - j0, e = p + 1 - j0;  // valid keys [a, e)
+        for (int j = 0; j < a; ++j) sr[j] = 0.f;
+        softmax(sr + a, e - a);
+        for (int j = e; j < T; ++j) sr[j] = 0.f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, T, 1.f, S.data(), T,
+                  vh + (size_t)j0 * kvd, kvd, 0.f, oh + (size_t)t0 * qs, qs);
+    }
+  }
+}
+
 // Causal attention of n queries (positions p0..p0+n-1) over keys/values at
 // positions 0..p0+n-1 stored in kb/vb [*, kv_dim].
 void attend(const ModelConfig& c, const float* q, const float* kb, const float* vb, int n, int p0,
@@ -31,26 +79,6 @@ void attend(const ModelConfig& c, const float* q, const float* kb, const float* 
   const float scale = 1.0f / std::sqrt((float)hd);
   const int win = c.sliding_window;
   auto first_key = [&](int p) { return win > 0 ? std::max(0, p - win + 1) : 0; };
-  if (n >= 16) {
-    // Prefill: per head, S = Q·Kᵀ and O = softmax(S)·V through sgemm.
-    std::vector<float> S((size_t)n * T);
-    for (int h = 0; h < nh; ++h) {
-      const int g = h / group;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, hd, scale, q + h * hd, qs,
-                  kb + g * hd, kvd, 0.f, S.data(), T);
-#pragma omp parallel for schedule(static) if ((long)n * T >= 16384)
-      for (int t = 0; t < n; ++t) {
-        float* s = S.data() + (size_t)t * T;
-        const int p = p0 + t, j0 = first_key(p);
-        for (int j = 0; j < j0; ++j) s[j] = 0.f;
-        softmax(s + j0, p + 1 - j0);
-        for (int j = p + 1; j < T; ++j) s[j] = 0.f;
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, T, 1.f, S.data(), T,
-                  vb + g * hd, kvd, 0.f, out + h * hd, qs);
-    }
-    return;
-  }
   const bool par = (long)n * nh * T * hd >= (1L << 16);
 #pragma omp parallel for schedule(static) collapse(2) if (par)
   for (int t = 0; t < n; ++t) {
@@ -118,10 +146,23 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
                  seq_len, cache->max_ctx);
       std::memcpy(cache->k[layer].data() + (size_t)p0 * kvd, k.data(), sizeof(float) * seq_len * kvd);
       std::memcpy(cache->v[layer].data() + (size_t)p0 * kvd, v.data(), sizeof(float) * seq_len * kvd);
-      attend(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), seq_len, p0, att.data());
+      if (seq_len >= 16)
+        attend_prefill(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), 0, 1, seq_len,
+                       p0, att.data());
+      else
+        attend(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), seq_len, p0, att.data());
+    }
+  }
+  if (!cache) {
+    if (seq_len >= 16) {
+      attend_prefill(c, q.data(), k.data(), v.data(), (long)seq_len * kvd, n_seq, seq_len, 0,
+                     att.data());
     } else {
-      attend(c, q.data() + off * qd, k.data() + off * kvd, v.data() + off * kvd, seq_len, 0,
-             att.data() + off * qd);
+      for (int s = 0; s < n_seq; ++s) {
+        const size_t off = (size_t)s * seq_len;
+        attend(c, q.data() + off * qd, k.data() + off * kvd, v.data() + off * kvd, seq_len, 0,
+               att.data() + off * qd);
+      }
     }
   }
   if (cap) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 
 namespace bwla {
@@ -62,8 +63,8 @@ double act_quant_output_error(const float* x, long n, int dim, const MatrixRM& w
   fake_quant_acts(d.data(), n, dim, bits, clip);
   d = xm - d;  // X − Q(X)
   MatrixRM e(n, w.rows());  // (X − Q(X))·Wᵀ through OpenBLAS
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w.rows(), dim, 1.0f, d.data(),
-              dim, w.data(), dim, 0.0f, e.data(), (int)w.rows());
+  par_sgemm_nt((int)n, (int)w.rows(), dim, 1.0f, d.data(), dim, w.data(), dim, 0.0f, e.data(),
+               (int)w.rows());
   return e.cast<double>().squaredNorm();
 }
 

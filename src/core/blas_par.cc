@@ -1,0 +1,32 @@
+#include "core/blas_par.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+
+#include "core/threads.h"
+
+namespace bwla {
+
+void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, const float* w,
+                  int ldw, float beta, float* y, int ldy) {
+  if (n <= 0 || out <= 0) return;
+  const int units = (out + 63) / 64;
+  if (omp_get_max_threads() == 1 || omp_in_parallel() || units < 2 || (long)n * out * in < (1L << 20)) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, alpha, x, ldx, w, ldw, beta,
+                y, ldy);
+    return;
+  }
+  BlasSingleThreaded st;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int c0 = std::min(out, units * t / nt * 64), c1 = std::min(out, units * (t + 1) / nt * 64);
+    if (c1 > c0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c1 - c0, in, alpha, x, ldx,
+                  w + (size_t)c0 * ldw, ldw, beta, y + c0, ldy);
+  }
+}
+
+}  // namespace bwla
