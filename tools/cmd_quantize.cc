@@ -36,8 +36,8 @@ Runner register_quantize(CLI::App& app) {
   ratio_opt = sub->add_option("--rank-ratio", o.rank_ratio, "bwla: PSP rank as a fraction of min(out, in), default 0.005");
   sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
   sub->add_option("--psp-inner", o.psp_inner,
-                  "bwla: binarizer inside PSP: full, xnor (sign·alpha surrogate + one final full pass), "
-                  "auto (full up to 2^18 weights per linear, xnor above; default)");
+                  "bwla: binarizer inside the PSP alternation: xnor (sign*alpha surrogate, then one "
+                  "pass of --binarizer on W - A*B; default) or full (--binarizer every iteration)");
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
   sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");

@@ -87,7 +87,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
       po.rank = std::max(1, (int)std::lround(o.rank_ratio * std::min(out, in)));
     BWLA_CHECK(po.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
                rep.name, po.rank, std::min(out, in));
-    const bool full_inner = o.psp_full_inner((long)w.size());
+    const bool full_inner = o.psp_full_inner();
     double last_bits = 0;
     PreparedHessian hcache;  // S_rot is the same for every call
     Binarizer bin = [&](const MatrixRM& m) {

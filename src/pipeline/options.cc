@@ -35,8 +35,8 @@ void QuantizeOptions::finalize() {
              fmt::join(bits, ", "));
   BWLA_CHECK(rank_ratio >= 0 && rank_ratio < 1, "--rank-ratio must be in [0, 1), got {}", rank_ratio);
   BWLA_CHECK(psp_opt.rank >= 1, "--rank must be at least 1, got {}", psp_opt.rank);
-  BWLA_CHECK(psp_inner == "auto" || psp_inner == "full" || psp_inner == "xnor",
-             "--psp-inner must be auto, full or xnor, got '{}'", psp_inner);
+  BWLA_CHECK(psp_inner == "full" || psp_inner == "xnor",
+             "--psp-inner must be xnor or full, got '{}'", psp_inner);
   BWLA_CHECK(okt.iters >= 0, "--okt-iters must be >= 0, got {}", okt.iters);
   BWLA_CHECK(chunk_segments >= 1, "chunk_segments must be >= 1");
   wq.method = wm;
