@@ -1,5 +1,5 @@
-// quantize_linear's PSP modes: the xnor surrogate inside the alternation ends
-// with one pass of the configured binarizer on W − A·B; full runs it every time.
+// quantize_linear's PSP warm-up: early iterations binarize with the sign·α
+// surrogate, the last ones (and the returned pair) with the configured binarizer.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -28,13 +28,14 @@ struct Fixture {
   }
 };
 
-QuantizeOptions bwla_no_okt(const std::string& inner) {
+QuantizeOptions bwla_no_okt(int full_iters, bool groups = true) {
   QuantizeOptions o;
   o.method = "bwla";
   o.transform = "none";  // keeps S unrotated so the test can redo the last step
   o.psp = true;
   o.psp_opt.iters = 4;
-  o.psp_inner = inner;
+  o.psp_full_iters = full_iters;
+  o.wq.groups = groups;
   o.abits = 16;
   o.finalize();
   return o;
@@ -42,46 +43,44 @@ QuantizeOptions bwla_no_okt(const std::string& inner) {
 
 }  // namespace
 
-TEST(LinearQuantizer, PspXnorInnerEndsWithOneFullBinarizerPass) {
+TEST(LinearQuantizer, PspWarmIterationsEndWithARealBinarization) {
   Fixture f(96, 128, 1024);
-  QuantizeOptions o = bwla_no_okt("xnor");
+  QuantizeOptions o = bwla_no_okt(1);
   LinearQuantReport rep;
   auto lin = quantize_linear(f.w, {}, f.st, o, 1, rep);
   const FakeQuantParts& p = lin->parts();
   ASSERT_EQ(p.lr_a.rows(), 96);
   ASSERT_GE(p.lr_a.cols(), 1);
-  EXPECT_EQ(rep.extra["psp"]["inner"], "xnor");
-  ASSERT_TRUE(rep.extra.contains("psp_final_error"));
-  // The stored binarized part is the configured binarizer (arb-x) applied to W − A·B.
-  WeightQuantOptions wq = o.wq;
+  EXPECT_EQ(rep.extra["psp"]["warm_iters"], 3);
+  EXPECT_EQ(rep.extra["psp"]["best_iter"], 3);  // the only full iteration
+  // The stored binarized part is the configured binarizer (arb-x) applied to
+  // W − A·B with the returned branch, not the sign·α surrogate.
   MatrixRM resid = f.w - p.lr_a * p.lr_b;
-  WeightQuantResult want = quantize_weight(resid, &f.st.xtx, f.st.n_tokens, wq);
+  WeightQuantResult want = quantize_weight(resid, &f.st.xtx, f.st.n_tokens, o.wq);
   EXPECT_LT((want.w_hat - p.w_hat).cwiseAbs().maxCoeff(), 1e-5);
-  // The final arb-x pass fits the residual better than the sign·α surrogate did.
-  const double final_err = rep.extra["psp_final_error"];
-  const double xnor_err = rep.extra["psp"]["error"];
-  EXPECT_LT(final_err, xnor_err);
 }
 
-TEST(LinearQuantizer, PspFullInnerRunsTheBinarizerInsideTheLoop) {
+TEST(LinearQuantizer, PspFullItersDefaultsFollowTheColumnGroups) {
   Fixture f(48, 64, 512);
-  LinearQuantReport a, b;
-  auto la = quantize_linear(f.w, {}, f.st, bwla_no_okt("full"), 1, a);
-  auto lb = quantize_linear(f.w, {}, f.st, bwla_no_okt("xnor"), 1, b);
-  EXPECT_EQ(a.extra["psp"]["inner"], "full");
-  EXPECT_FALSE(a.extra.contains("psp_final_error"));
-  // Different low-rank branches: the loops chased different residuals.
-  EXPECT_GT((la->parts().lr_a * la->parts().lr_b - lb->parts().lr_a * lb->parts().lr_b).norm(), 1e-4);
-  EXPECT_EQ(QuantizeOptions().psp_inner, "xnor");
+  LinearQuantReport a, b, c;
+  auto la = quantize_linear(f.w, {}, f.st, bwla_no_okt(0, true), 1, a);
+  auto lb = quantize_linear(f.w, {}, f.st, bwla_no_okt(0, false), 1, b);
+  auto lc = quantize_linear(f.w, {}, f.st, bwla_no_okt(-1, true), 1, c);
+  EXPECT_EQ(a.extra["psp"]["warm_iters"], 2);  // 4 iterations, the last 2 full
+  EXPECT_EQ(b.extra["psp"]["warm_iters"], 0);
+  EXPECT_EQ(c.extra["psp"]["warm_iters"], 0);
+  // Warm-up changes the branch the loop ends with.
+  EXPECT_GT((la->parts().lr_a * la->parts().lr_b - lc->parts().lr_a * lc->parts().lr_b).norm(), 1e-4);
+  EXPECT_EQ(QuantizeOptions().psp_full_iters, 0);
 }
 
-TEST(LinearQuantizer, UnknownPspInnerIsRejected) {
+TEST(LinearQuantizer, BadPspFullItersIsRejected) {
   QuantizeOptions o;
-  o.psp_inner = "sometimes";
+  o.psp_full_iters = -2;
   try {
     o.finalize();
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--psp-inner"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--psp-full-iters"), std::string::npos) << e.what();
   }
 }

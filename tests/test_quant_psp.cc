@@ -74,6 +74,38 @@ TEST(Psp, NeverWorseThanPlainAndRespectsRank) {
   for (long k = 6; k < s.size(); ++k) EXPECT_LT(s[k], 1e-5 * s[0]) << k;
 }
 
+// Warm-up iterations binarize with the cheap binarizer; only pairs from the real
+// one can be returned, and the warm count is clamped so at least one is real.
+TEST(Psp, WarmIterationsOnlySteerTheBranch) {
+  const MatrixRM w = structured_weights(96, 128, 12);
+  // "Real" binarizer: sign·α rows rounded to a coarse grid, so its output is
+  // recognisably different from the surrogate's.
+  int real_calls = 0;
+  Binarizer real = [&](const MatrixRM& m) {
+    ++real_calls;
+    MatrixRM q = xnor_binarize_rows(m);
+    return MatrixRM((q.array() * 64.0f).round() / 64.0f);
+  };
+  const Binarizer warm = xnor_row_binarizer();
+  PspOptions opt;
+  opt.rank = 4;
+  opt.iters = 6;
+  opt.warm_iters = 4;
+  PspResult p = run_psp(w, nullptr, real, opt, &warm);
+  EXPECT_EQ(real_calls, 2);
+  EXPECT_EQ((int)p.residual.size(), 6);
+  EXPECT_GE(p.best_iter, 4);
+  const MatrixRM again = real(w - p.a * p.b);
+  EXPECT_EQ((again - p.w_hat_rot).cwiseAbs().maxCoeff(), 0.0f);
+  opt.warm_iters = 100;  // clamped to iters - 1
+  real_calls = 0;
+  PspResult q = run_psp(w, nullptr, real, opt, &warm);
+  EXPECT_EQ(real_calls, 1);
+  EXPECT_EQ(q.best_iter, 5);
+  opt.warm_iters = -1;
+  EXPECT_THROW(run_psp(w, nullptr, real, opt, &warm), Error);
+}
+
 TEST(Psp, WithOktRotationAndSoftThreshold) {
   const MatrixRM w = structured_weights(128, 256, 20);
   OktOptions oo;

@@ -35,9 +35,9 @@ Runner register_quantize(CLI::App& app) {
   rank_opt = sub->add_option("--rank", o.psp_opt.rank, "bwla: fixed PSP rank (overrides --rank-ratio)");
   ratio_opt = sub->add_option("--rank-ratio", o.rank_ratio, "bwla: PSP rank as a fraction of min(out, in), default 0.005");
   sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
-  sub->add_option("--psp-inner", o.psp_inner,
-                  "bwla: binarizer inside the PSP alternation: xnor (sign*alpha surrogate, then one "
-                  "pass of --binarizer on W - A*B; default) or full (--binarizer every iteration)");
+  sub->add_option("--psp-full-iters", o.psp_full_iters,
+                  "bwla: last PSP iterations that run --binarizer (earlier ones use a sign*alpha "
+                  "surrogate); -1 = all, 0 = auto (default: 2 with column groups, all without)");
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
   sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");

@@ -87,7 +87,6 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
       po.rank = std::max(1, (int)std::lround(o.rank_ratio * std::min(out, in)));
     BWLA_CHECK(po.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
                rep.name, po.rank, std::min(out, in));
-    const bool full_inner = o.psp_full_inner();
     double last_bits = 0;
     PreparedHessian hcache;  // S_rot is the same for every call
     Binarizer bin = [&](const MatrixRM& m) {
@@ -95,25 +94,18 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
       last_bits = r.storage_bits;
       return r.w_hat;
     };
-    PspResult pr = run_psp(w, parts.transform.get(), full_inner ? bin : xnor_row_binarizer(), po);
-    if (full_inner) {
-      parts.w_hat = std::move(pr.w_hat_rot);
-    } else {
-      // The alternation ran against the sign·α surrogate: binarize the final
-      // rotated residual rot(W − A·B) once with the configured binarizer.
-      MatrixRM wr = w - pr.a * pr.b;
-      if (parts.transform) parts.transform->apply_to_weight(wr);
-      parts.w_hat = bin(wr);
-      const double wn = w.cast<double>().norm();
-      rep.extra["psp_final_error"] = wn > 0 ? (wr - parts.w_hat).cast<double>().norm() / wn : 0.0;
-    }
+    const Binarizer warm = xnor_row_binarizer();
+    const int full_iters = o.effective_psp_full_iters();
+    if (full_iters > 0) po.warm_iters = std::max(0, po.iters - full_iters);
+    PspResult pr = run_psp(w, parts.transform.get(), bin, po, &warm);
+    parts.w_hat = std::move(pr.w_hat_rot);
     parts.lr_a = std::move(pr.a);
     parts.lr_b = std::move(pr.b);
     wbits_total = last_bits;
     side_bits += psp_storage_bits(out, in, (int)parts.lr_a.cols());
     rep.extra["psp"] = {{"rank", parts.lr_a.cols()}, {"residual_first", pr.residual.empty() ? 0.0 : pr.residual.front()},
                         {"error", pr.error}, {"best_iter", pr.best_iter},
-                        {"inner", full_inner ? "full" : "xnor"}};
+                        {"warm_iters", std::min(po.warm_iters, po.iters - 1)}};
   } else {
     MatrixRM wr = w;
     if (parts.transform) parts.transform->apply_to_weight(wr);

@@ -35,8 +35,8 @@ void QuantizeOptions::finalize() {
              fmt::join(bits, ", "));
   BWLA_CHECK(rank_ratio >= 0 && rank_ratio < 1, "--rank-ratio must be in [0, 1), got {}", rank_ratio);
   BWLA_CHECK(psp_opt.rank >= 1, "--rank must be at least 1, got {}", psp_opt.rank);
-  BWLA_CHECK(psp_inner == "full" || psp_inner == "xnor",
-             "--psp-inner must be xnor or full, got '{}'", psp_inner);
+  BWLA_CHECK(psp_full_iters >= -1,
+             "--psp-full-iters must be -1 (all), 0 (auto) or a positive count, got {}", psp_full_iters);
   BWLA_CHECK(okt.iters >= 0, "--okt-iters must be >= 0, got {}", okt.iters);
   BWLA_CHECK(chunk_segments >= 1, "chunk_segments must be >= 1");
   wq.method = wm;
@@ -53,7 +53,7 @@ json QuantizeOptions::to_json() const {
   j["abits"] = abits;
   j["transform"] = effective_transform();
   j["psp"] = psp;
-  if (psp) j["psp_rank"] = psp_opt.rank, j["psp_rank_ratio"] = rank_ratio, j["psp_iters"] = psp_opt.iters, j["psp_inner"] = psp_inner,
+  if (psp) j["psp_rank"] = psp_opt.rank, j["psp_rank_ratio"] = rank_ratio, j["psp_iters"] = psp_opt.iters, j["psp_full_iters"] = effective_psp_full_iters(),
            j["psp_prox"] = psp_opt.prox == PspOptions::Prox::Truncated ? "truncated" : "soft";
   if (method == "bwla") j["binarizer"] = binarizer;
   j["weight_quantizer"] = {{"method", wq.method}, {"wbits", wq.wbits}, {"group_size", wq.group_size},

@@ -20,13 +20,17 @@ struct QuantizeOptions {
   bool psp = false;                // set for bwla unless --no-psp
   std::string binarizer = "arb-x"; // bwla's weight quantizer
   bool clip_search = true;         // per-linear activation clip grid search
-  // Binarizer inside the PSP alternation: "xnor" (row-wise sign·α surrogate for
-  // every iteration, then one pass of the configured binarizer on rot(W − A·B))
-  // or "full" (the configured binarizer every iteration). xnor is the default:
-  // on stories260K W1A6 (3 seeds) it scored 198.1 ± 12.3 PPL against 209.2 ±
-  // 13.0 for full, 5x faster; a full call costs seconds at 1B-model widths.
-  std::string psp_inner = "xnor";
-  bool psp_full_inner() const { return psp_inner == "full"; }
+  // PSP iterations that run the configured binarizer (the last ones); the
+  // earlier ones binarize with the row-wise sign·α surrogate, which steers A·B
+  // at no cost next to a full call (seconds per call at 1B widths). -1: every
+  // iteration full (the paper's alternation); 0 (auto): 2 with column groups,
+  // all without. Measured on stories260K (bench/results_table.py settings):
+  // with groups, W1A6 over seeds 0–2, 2 full iterations 179.6/189.2/211.2 vs all
+  // 225.6/209.3/204.8; without groups, W1A16 seed 1, 2 full 766.5 vs all 296.8.
+  int psp_full_iters = 0;
+  int effective_psp_full_iters() const {
+    return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 2 : -1);
+  }
   double rank_ratio = 0.005;       // > 0: PSP rank = max(1, round(ratio * min(out, in))) (paper: ≈0.005)
   WeightQuantOptions wq;
   OktOptions okt;

@@ -16,6 +16,25 @@ namespace {
 
 double frob(const MatrixRM& m) { return std::sqrt(m.cast<double>().squaredNorm()); }
 
+// ‖w − l − d‖_F in one pass (no temporaries), rows over OpenMP threads.
+double resid_norm(const MatrixRM& w, const MatrixRM& l, const MatrixRM& d) {
+  const long rows = w.rows(), cols = w.cols();
+  double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total) if (w.size() >= kOktParallelMin)
+  for (long i = 0; i < rows; ++i) {
+    const float *pw = w.row(i).data(), *pl = l.row(i).data(), *pd = d.row(i).data();
+    float acc = 0;
+    double row = 0;
+    for (long j = 0; j < cols; ++j) {
+      const float e = pw[j] - pl[j] - pd[j];
+      acc += e * e;
+      if ((j & 255) == 255) row += acc, acc = 0;  // fp32 partial sums of ≤ 256 terms
+    }
+    total += row + acc;
+  }
+  return std::sqrt(total);
+}
+
 MatrixRM binarize_checked(const Binarizer& binarize, const MatrixRM& x) {
   MatrixRM q = binarize(x);
   BWLA_CHECK(q.rows() == x.rows() && q.cols() == x.cols(),
@@ -37,7 +56,7 @@ Binarizer xnor_row_binarizer() {
 }
 
 PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer& binarize,
-                  const PspOptions& opt) {
+                  const PspOptions& opt, const Binarizer* warm) {
   const long out = w.rows(), in = w.cols();
   BWLA_CHECK(out > 0 && in > 0, "run_psp: empty weight {}x{}", out, in);
   BWLA_CHECK(w.allFinite(), "run_psp: weight {}x{} has non-finite values", out, in);
@@ -48,6 +67,8 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
   BWLA_CHECK(!rot || rot->dim() == in, "run_psp: transform width {} != weight input width {}",
              rot ? rot->dim() : 0, in);
   BWLA_CHECK((bool)binarize, "run_psp: no binarizer");
+  BWLA_CHECK(opt.warm_iters >= 0, "run_psp: warm_iters must be >= 0, got {}", opt.warm_iters);
+  const int n_warm = warm && *warm && opt.rank > 0 ? std::min(opt.warm_iters, opt.iters - 1) : 0;
   const int r = opt.rank;
   EigenThreadLimit eigen_threads(w.size() < kOktParallelMin);
   const double wn = frob(w);
@@ -61,7 +82,7 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
   PspResult res;
   double best = INFINITY;
   auto rel_error = [&](const MatrixRM& l_, const MatrixRM& d) {
-    return wn > 0 ? frob(w - l_ - d) / wn : 0.0;
+    return wn > 0 ? resid_norm(w, l_, d) / wn : 0.0;
   };
   auto keep = [&](double e, const MatrixRM& a_, const MatrixRM& b_, const MatrixRM& what,
                   int it) {
@@ -79,12 +100,13 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
     // (i) binarize the rotated residual.
     MatrixRM wr = w - l;
     if (rot) rot->apply_rows(wr.data(), wr.rows());
-    MatrixRM what = binarize_checked(binarize, wr);
+    const bool warm_it = it < n_warm;
+    MatrixRM what = binarize_checked(warm_it ? *warm : binarize, wr);
     MatrixRM d = what;  // rot⁻¹(Ŵ_rot) in the original basis
     if (rot) rot->apply_rows_inverse(d.data(), d.rows());
     const double e = rel_error(l, d);
     res.residual.push_back(e);
-    keep(e, a, b, what, it);
+    if (!warm_it) keep(e, a, b, what, it);
     if (it + 1 == opt.iters || r == 0) break;
 
     // (ii) proximal low-rank step on what the binarized part misses.
@@ -102,7 +124,7 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
     b = sq.asDiagonal() * f.v.leftCols(r).transpose();
     l.noalias() = a * b;
     // The pair (new A·B, current Ŵ_rot) is itself a valid model.
-    keep(rel_error(l, d), a, b, what, it);
+    if (!warm_it) keep(rel_error(l, d), a, b, what, it);
   }
   log_debug("run_psp: {}x{} rank {} error {:.5f} -> {:.5f} (best at iteration {})", out, in, r,
             res.residual.front(), res.error, res.best_iter);

@@ -18,7 +18,8 @@
 // Every evaluated pair (A·B, Ŵ_rot) is scored by the relative reconstruction
 // error ‖W − A·B − rot⁻¹(Ŵ_rot)‖_F/‖W‖_F (= ‖rot(W − A·B) − Ŵ_rot‖_F/‖W‖_F since
 // R is orthogonal); the best pair is returned, so the result is never worse
-// than iteration 0 (plain binarization).
+// than iteration 0 (plain binarization). With warm-up iterations (see
+// PspOptions::warm_iters) only pairs from the real binarizer are candidates.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -36,6 +37,10 @@ struct PspOptions {
   float soft_lambda = 0;  // ≤ 0: σ_{r+1} of the current residual
   uint64_t seed = 0;
   int power_iters = 2;  // randomized SVD (matrices with min dimension > 512)
+  // Iterations 0..warm_iters-1 binarize with the cheap `warm` binarizer given to
+  // run_psp (if any) and only steer A·B; the pairs they produce are not
+  // returned. At least the last iteration always uses the real binarizer.
+  int warm_iters = 0;
 };
 
 // Returns the dequantized binarization of its argument (row-wise), same shape.
@@ -56,7 +61,7 @@ struct PspResult {
 // empty/non-finite w, rank outside [0, min(out, in)], iters < 1, a transform of
 // the wrong width, or a binarizer returning the wrong shape/non-finite values.
 PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer& binarize,
-                  const PspOptions& opt);
+                  const PspOptions& opt, const Binarizer* warm = nullptr);
 
 // Bits of the high-precision branch: A and B at 16 bits per value.
 double psp_storage_bits(int out, int in, int rank);
