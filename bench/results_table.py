@@ -89,10 +89,12 @@ ABLATION = [
     ("binarizer only (arb-x + groups; no OKT, no PSP)", ["--method", "bwla", "--no-okt", "--no-psp"]),
     ("OKT only", ["--method", "bwla", "--no-psp"]),
     ("PSP only", ["--method", "bwla", "--no-okt"]),
-    ("OKT + PSP (BWLA default, Cayley M-step)", ["--method", "bwla"]),
-    ("OKT + PSP, Procrustes M-step", ["--method", "bwla", "--mstep", "procrustes"]),
+    ("OKT + PSP (BWLA default: Procrustes M-step; PSP 8 sign·α warm-up + 2 arb-x iterations)", ["--method", "bwla"]),
+    ("OKT + PSP, all 10 PSP iterations with arb-x (paper's alternation)", ["--method", "bwla", "--psp-full-iters", "-1"]),
+    ("OKT + PSP, no column groups, 2 arb-x PSP iterations (not the default)", ["--method", "bwla", "--no-groups", "--psp-full-iters", "2"]),
+    ("OKT + PSP, Cayley M-step", ["--method", "bwla", "--mstep", "cayley"]),
     ("OKT + PSP, Hadamard start", ["--method", "bwla", "--hadamard-init"]),
-    ("OKT + PSP, no column groups", ["--method", "bwla", "--no-groups"]),
+    ("OKT + PSP, no column groups (all PSP iterations arb-x: the default without groups)", ["--method", "bwla", "--no-groups"]),
     ("OKT + PSP, binarizer rtn-sign", ["--method", "bwla", "--binarizer", "rtn-sign"]),
 ]
 

@@ -12,7 +12,7 @@ namespace bwla::cli {
 
 Runner register_quantize(CLI::App& app) {
   auto* sub = app.add_subcommand("quantize", "post-training quantization (BWLA and baselines)");
-  static std::string dir, out, mstep = "cayley", prox = "truncated", ppl_data;
+  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data;
   static QuantizeOptions o;
   static bool no_fp_ppl = false;
   static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
@@ -41,7 +41,7 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
   sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");
-  sub->add_option("--mstep", mstep, "bwla: OKT M-step: cayley (default) or procrustes");
+  sub->add_option("--mstep", mstep, "bwla: OKT M-step: procrustes (closed form, default) or cayley (gradient step)");
   sub->add_flag("--hadamard-init", o.okt.hadamard_init, "bwla: start OKT from Hadamard");
   sub->add_option("--act-aware", o.okt.act_weight, "bwla: weight of OKT's activation term (0 = off)");
   sub->add_option("--group-size", o.wq.group_size, "rtn/gptq n-bit group size (0 = per row)");
