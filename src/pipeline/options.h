@@ -24,9 +24,9 @@ struct QuantizeOptions {
   // earlier ones binarize with the row-wise sign·α surrogate, which steers A·B
   // at no cost next to a full call (seconds per call at 1B widths). -1: every
   // iteration full (the paper's alternation); 0 (auto): 2 with column groups,
-  // all without. Measured on stories260K (bench/results_table.py settings):
-  // with groups, W1A6 over seeds 0–2, 2 full iterations 179.6/189.2/211.2 vs all
-  // 225.6/209.3/204.8; without groups, W1A16 seed 1, 2 full 766.5 vs all 296.8.
+  // all without. Measured on stories260K (docs/RESULTS.md ablation, 3 seeds):
+  // with groups W1A6 166.9 ± 1.2 (2 full) vs 216.1 ± 3.2 (all); without groups
+  // 548.3 vs 532.3 (Procrustes), and 766.5 vs 296.8 (Cayley, one seed).
   int psp_full_iters = 0;
   int effective_psp_full_iters() const {
     return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 2 : -1);
