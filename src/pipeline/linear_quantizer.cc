@@ -105,7 +105,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     side_bits += psp_storage_bits(out, in, (int)parts.lr_a.cols());
     rep.extra["psp"] = {{"rank", parts.lr_a.cols()}, {"residual_first", pr.residual.empty() ? 0.0 : pr.residual.front()},
                         {"error", pr.error}, {"best_iter", pr.best_iter},
-                        {"warm_iters", std::min(po.warm_iters, po.iters - 1)}};
+                        {"warm_iters", pr.warm_iters}};
   } else {
     MatrixRM wr = w;
     if (parts.transform) parts.transform->apply_to_weight(wr);

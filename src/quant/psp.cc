@@ -80,6 +80,7 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
   MatrixRM l = MatrixRM::Zero(out, in);
 
   PspResult res;
+  res.warm_iters = n_warm;
   double best = INFINITY;
   auto rel_error = [&](const MatrixRM& l_, const MatrixRM& d) {
     return wn > 0 ? resid_norm(w, l_, d) / wn : 0.0;

@@ -55,6 +55,7 @@ struct PspResult {
   std::vector<double> residual;
   double error = 0;  // relative error of the returned (a, b, w_hat_rot)
   int best_iter = 0;
+  int warm_iters = 0;  // iterations that used the warm binarizer (after clamping)
 };
 
 // w: [out, in]; rot: optional transform with dim() == in. Throws bwla::Error on
