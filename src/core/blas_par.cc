@@ -29,4 +29,22 @@ void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, 
   }
 }
 
+void par_sgemv(int out, int in, const float* w, int ldw, const float* x, float* y) {
+  if (out <= 0) return;
+  const int units = (out + 63) / 64;
+  if (omp_get_max_threads() == 1 || omp_in_parallel() || units < 2 || (long)out * in < (1L << 16)) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, ldw, x, 1, 0.0f, y, 1);
+    return;
+  }
+  BlasSingleThreaded st;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int r0 = std::min(out, units * t / nt * 64), r1 = std::min(out, units * (t + 1) / nt * 64);
+    if (r1 > r0)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, in, 1.0f, w + (size_t)r0 * ldw, ldw, x, 1,
+                  0.0f, y + r0, 1);
+  }
+}
+
 }  // namespace bwla

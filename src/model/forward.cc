@@ -89,6 +89,9 @@ void attend(const ModelConfig& c, const float* q, const float* kb, const float* 
       for (int j = j0; j <= p; ++j) {
         const float* kv = kb + (size_t)j * kvd + g * hd;
         float d = 0.f;
+        // Vectorized (reassociated) sum: the strict-order scalar loop made this
+        // dot ~10 % of 2-thread packed decode.
+#pragma omp simd reduction(+ : d)
         for (int i = 0; i < hd; ++i) d += qv[i] * kv[i];
         s[j - j0] = d * scale;
       }

@@ -1,0 +1,86 @@
+// par_sgemm_nt / par_sgemv: OpenMP column (row) slices of single-threaded
+// OpenBLAS must give the plain product, for every thread count, odd shapes,
+// leading dimensions wider than the matrix, and alpha/beta.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/blas_par.h"
+#include "core/rng.h"
+#include "core/threads.h"
+
+namespace bwla {
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = (float)r.normal();
+  return v;
+}
+
+class BlasPar : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { set_num_threads(GetParam()); }
+  void TearDown() override { set_num_threads(0); }
+};
+
+TEST_P(BlasPar, SgemmNtMatchesNaive) {
+  struct Shape { int n, out, in; };
+  for (Shape s : {Shape{1, 7, 5}, Shape{3, 64, 33}, Shape{17, 193, 130}, Shape{40, 300, 257},
+                  Shape{129, 1000, 96}}) {
+    const int ldx = s.in + 3, ldw = s.in + 5, ldy = s.out + 2;
+    auto x = randn((size_t)s.n * ldx, 1), w = randn((size_t)s.out * ldw, 2);
+    auto y = randn((size_t)s.n * ldy, 3), y0 = y;
+    const float alpha = 0.75f, beta = -0.5f;
+    par_sgemm_nt(s.n, s.out, s.in, alpha, x.data(), ldx, w.data(), ldw, beta, y.data(), ldy);
+    double worst = 0;
+    for (int t = 0; t < s.n; ++t) {
+      for (int o = 0; o < s.out; ++o) {
+        double acc = 0;
+        for (int k = 0; k < s.in; ++k) acc += (double)x[(size_t)t * ldx + k] * w[(size_t)o * ldw + k];
+        const double want = alpha * acc + beta * y0[(size_t)t * ldy + o];
+        worst = std::max(worst, std::fabs(want - y[(size_t)t * ldy + o]) / (1 + std::fabs(want)));
+      }
+      // Padding between rows of y is left alone.
+      for (int o = s.out; o < ldy && t + 1 < s.n; ++o)
+        ASSERT_EQ(y[(size_t)t * ldy + o], y0[(size_t)t * ldy + o]) << "t " << t << " o " << o;
+    }
+    EXPECT_LT(worst, 1e-4) << s.n << "x" << s.out << "x" << s.in << " threads " << GetParam();
+  }
+}
+
+TEST_P(BlasPar, SgemvMatchesNaive) {
+  for (auto [out, in] : {std::pair{5, 9}, {64, 64}, {191, 333}, {1000, 70}, {4099, 31}}) {
+    const int ldw = in + 7;
+    auto w = randn((size_t)out * ldw, 4), x = randn(in, 5);
+    std::vector<float> y(out + 1, 123.f);
+    par_sgemv(out, in, w.data(), ldw, x.data(), y.data());
+    for (int o = 0; o < out; ++o) {
+      double acc = 0;
+      for (int k = 0; k < in; ++k) acc += (double)w[(size_t)o * ldw + k] * x[k];
+      ASSERT_NEAR(y[o], acc, 1e-4 * (1 + std::fabs(acc))) << out << "x" << in << " row " << o;
+    }
+    EXPECT_EQ(y[out], 123.f) << "wrote past the end";
+  }
+}
+
+TEST_P(BlasPar, InsideParallelRegionRunsPlainProduct) {
+  // Called from inside an OpenMP region, each caller gets its own full product.
+  const int out = 256, in = 64;
+  auto w = randn((size_t)out * in, 6), x = randn(in, 7);
+  std::vector<float> ref(out);
+  par_sgemv(out, in, w.data(), in, x.data(), ref.data());
+  std::vector<std::vector<float>> ys(4, std::vector<float>(out));
+#pragma omp parallel for
+  for (int i = 0; i < 4; ++i) par_sgemv(out, in, w.data(), in, x.data(), ys[i].data());
+  for (int i = 0; i < 4; ++i)
+    for (int o = 0; o < out; ++o) ASSERT_NEAR(ys[i][o], ref[o], 1e-4f) << i << " " << o;
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, BlasPar, ::testing::Values(1, 2, 3));
+
+}  // namespace
+}  // namespace bwla
