@@ -8,13 +8,13 @@ namespace bwla {
 
 // y[n, out] = alpha · x[n, in] · w[out, in]ᵀ + beta · y (row-major, leading
 // dimensions ldx, ldw, ldy). Output columns are split over the OpenMP threads in
-// multiples of 64; runs as one plain sgemm inside a parallel region or with one
+// multiples of 16; runs as one plain sgemm inside a parallel region or with one
 // thread.
 void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, const float* w,
                   int ldw, float beta, float* y, int ldy);
 
 // y[out] = w[out, in] · x[in] (row-major, leading dimension ldw). Output rows
-// are split over the OpenMP threads in multiples of 64, each slice one
+// are split over the OpenMP threads in multiples of 16, each slice one
 // single-threaded sgemv: decode reads every weight once, and a single sgemv
 // call left one of two cores idle (2-thread fp32 decode measured no faster
 // than 1 thread). One plain sgemv inside a parallel region, with one thread or
