@@ -10,54 +10,48 @@
 namespace bwla {
 
 namespace {
-// Thread t's share [*lo, *hi) of `total` items, in 16-item units (one AVX-512
-// register of fp32 outputs): with 64, SmolLM2's 192-wide k/v and 576-wide
-// projections split 1:2 and 4:5 over two threads.
+// Items [0, total) in 16-item units (one AVX-512 register of fp32 outputs): with
+// 64, SmolLM2's 192-wide k/v and 576-wide projections split 1:2 and 4:5 over
+// two threads.
 constexpr int kUnit = 16;
-int num_units(int total) { return (total + kUnit - 1) / kUnit; }
-void thread_slice(int total, int* lo, int* hi) {
-  const int nt = omp_get_num_threads(), t = omp_get_thread_num(), units = num_units(total);
-  *lo = std::min(total, units * t / nt * kUnit);
-  *hi = std::min(total, units * (t + 1) / nt * kUnit);
+
+// Calls f(lo, hi) once per OpenMP thread on its own unit-aligned share of
+// [0, total), with OpenBLAS single-threaded; or once as f(0, total) with one
+// thread, inside a parallel region, for fewer than 2 units, or when `work` is
+// below `min_work`.
+template <class F>
+void split_over_threads(int total, long work, long min_work, F&& f) {
+  const int units = (total + kUnit - 1) / kUnit;
+  if (omp_get_max_threads() == 1 || omp_in_parallel() || units < 2 || work < min_work) {
+    f(0, total);
+    return;
+  }
+  BlasSingleThreaded st;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int lo = std::min(total, units * t / nt * kUnit);
+    const int hi = std::min(total, units * (t + 1) / nt * kUnit);
+    if (hi > lo) f(lo, hi);
+  }
 }
 }  // namespace
 
 void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, const float* w,
                   int ldw, float beta, float* y, int ldy) {
   if (n <= 0 || out <= 0) return;
-  if (omp_get_max_threads() == 1 || omp_in_parallel() || num_units(out) < 2 ||
-      (long)n * out * in < (1L << 20)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, alpha, x, ldx, w, ldw, beta,
-                y, ldy);
-    return;
-  }
-  BlasSingleThreaded st;
-#pragma omp parallel
-  {
-    int c0, c1;
-    thread_slice(out, &c0, &c1);
-    if (c1 > c0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c1 - c0, in, alpha, x, ldx,
-                  w + (size_t)c0 * ldw, ldw, beta, y + c0, ldy);
-  }
+  split_over_threads(out, (long)n * out * in, 1L << 20, [&](int c0, int c1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c1 - c0, in, alpha, x, ldx,
+                w + (size_t)c0 * ldw, ldw, beta, y + c0, ldy);
+  });
 }
 
 void par_sgemv(int out, int in, const float* w, int ldw, const float* x, float* y) {
   if (out <= 0) return;
-  if (omp_get_max_threads() == 1 || omp_in_parallel() || num_units(out) < 2 ||
-      (long)out * in < (1L << 16)) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, ldw, x, 1, 0.0f, y, 1);
-    return;
-  }
-  BlasSingleThreaded st;
-#pragma omp parallel
-  {
-    int r0, r1;
-    thread_slice(out, &r0, &r1);
-    if (r1 > r0)
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, in, 1.0f, w + (size_t)r0 * ldw, ldw, x, 1,
-                  0.0f, y + r0, 1);
-  }
+  split_over_threads(out, (long)out * in, 1L << 16, [&](int r0, int r1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, in, 1.0f, w + (size_t)r0 * ldw, ldw, x, 1,
+                0.0f, y + r0, 1);
+  });
 }
 
 }  // namespace bwla
