@@ -57,3 +57,32 @@ TEST(Kron, MatchesExplicitKroneckerEveryIsa) {
     }
   }
 }
+
+// kron_stage1/kron_stage2 over any split of V's rows (as the threads of a
+// region run them) give kron_apply's token, on every ISA.
+TEST(Kron, StagesOverRowSplitsEqualKronApply) {
+  IsaGuard guard;
+  Rng rng(77);
+  struct S { int n1, n2; };
+  for (S s : {S{1, 1}, S{3, 5}, S{32, 64}, S{7, 9}, S{64, 88}}) {
+    const int n = s.n1 * s.n2;
+    auto R1 = random_floats(rng, (size_t)s.n1 * s.n1, -1.0f, 1.0f);
+    auto R2 = random_floats(rng, (size_t)s.n2 * s.n2, -1.0f, 1.0f);
+    auto x = random_floats(rng, (size_t)n, -1.0f, 1.0f);
+    for (Isa isa : available_isas()) {
+      set_active_isa(isa);
+      std::vector<float> want(n);
+      kron_apply(x.data(), want.data(), 1, R1.data(), s.n1, R2.data(), s.n2);
+      for (int parts : {1, 2, 3, 5}) {
+        std::vector<float> y = x, tmp(n, NAN);
+        auto cut = [&](int p) { return (int)((long)s.n1 * p / parts); };
+        for (int p = 0; p < parts; ++p) kron_stage1(y.data(), tmp.data(), cut(p), cut(p + 1), R2.data(), s.n2);
+        for (int p = parts - 1; p >= 0; --p)  // any order: stage 2 reads only tmp
+          kron_stage2(tmp.data(), y.data(), cut(p), cut(p + 1), R1.data(), s.n1, s.n2);
+        for (int i = 0; i < n; ++i)
+          ASSERT_NEAR(y[i], want[i], 1e-5f * (1.0f + std::fabs(want[i])))
+              << isa_name(isa) << " " << s.n1 << "x" << s.n2 << " parts " << parts << " i " << i;
+      }
+    }
+  }
+}

@@ -109,3 +109,44 @@ TEST(LowRank, Fp16FactorsMatchDoubleReferenceEveryIsa) {
     }
   }
 }
+
+// lowrank_project/lowrank_expand over any split of rank and rows equal
+// lowrank_add of one token (fp32 and fp16 factors, every ISA).
+TEST(LowRank, ProjectExpandPiecesEqualOneTokenAdd) {
+  IsaGuard guard;
+  Rng rng(5);
+  struct S { int in, rank, out; };
+  for (S s : {S{1, 1, 1}, S{17, 4, 9}, S{2048, 16, 5632}, S{130, 7, 77}}) {
+    auto x = random_floats(rng, (size_t)s.in, -1.0f, 1.0f);
+    auto B = random_floats(rng, (size_t)s.rank * s.in, -0.5f, 0.5f);
+    auto At = random_floats(rng, (size_t)s.rank * s.out, -0.5f, 0.5f);
+    auto y0 = random_floats(rng, (size_t)s.out, -1.0f, 1.0f);
+    std::vector<uint16_t> B16(B.size()), At16(At.size());
+    for (size_t i = 0; i < B.size(); ++i) B16[i] = f32_to_f16(B[i]);
+    for (size_t i = 0; i < At.size(); ++i) At16[i] = f32_to_f16(At[i]);
+    for (Isa isa : available_isas()) {
+      set_active_isa(isa);
+      for (bool f16 : {false, true}) {
+        std::vector<float> want = y0;
+        if (f16) lowrank_add_f16(x.data(), 1, s.in, B16.data(), At16.data(), s.rank, s.out, want.data());
+        else lowrank_add(x.data(), 1, s.in, B.data(), At.data(), s.rank, s.out, want.data());
+        for (int parts : {1, 2, 3}) {
+          std::vector<float> u(s.rank, NAN), y = y0;
+          for (int p = 0; p < parts; ++p) {
+            const int k0 = s.rank * p / parts, k1 = s.rank * (p + 1) / parts;
+            if (f16) lowrank_project_f16(x.data(), s.in, B16.data(), k0, k1, u.data());
+            else lowrank_project(x.data(), s.in, B.data(), k0, k1, u.data());
+          }
+          for (int p = 0; p < parts; ++p) {
+            const int r0 = s.out * p / parts, r1 = s.out * (p + 1) / parts;
+            if (f16) lowrank_expand_f16(u.data(), s.rank, At16.data(), s.out, r0, r1, y.data());
+            else lowrank_expand(u.data(), s.rank, At.data(), s.out, r0, r1, y.data());
+          }
+          for (int i = 0; i < s.out; ++i)
+            ASSERT_NEAR(y[i], want[i], 1e-5f * (1.0f + std::fabs(want[i])))
+                << isa_name(isa) << " f16 " << f16 << " in " << s.in << " parts " << parts << " i " << i;
+        }
+      }
+    }
+  }
+}

@@ -154,4 +154,16 @@ void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, c
   }
 }
 
+void kron_stage1(const float* x, float* tmp, int a0, int a1, const float* R2, int n2) {
+  if (a1 <= a0) return;
+  detail::lincomb_block(active_isa(), x + (size_t)a0 * n2, n2, 1, a1 - a0, n2, R2, n2, n2,
+                        tmp + (size_t)a0 * n2, n2);
+}
+
+void kron_stage2(const float* tmp, float* y, int a0, int a1, const float* R1, int n1, int n2) {
+  if (a1 <= a0) return;
+  detail::lincomb_block(active_isa(), R1 + a0, 1, n1, a1 - a0, n1, tmp, n2, n2,
+                        y + (size_t)a0 * n2, n2);
+}
+
 }  // namespace bwla

@@ -11,6 +11,16 @@ namespace bwla {
 void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, const float* R2,
                 int n2);
 
+// kron_apply of one token split in two stages, so that the threads of an
+// enclosing parallel region can share it by row ranges of V (with a barrier
+// between the stages, and before stage 1 writes tmp / stage 2 writes y if
+// those alias data still being read):
+//   stage 1: tmp[a][:] = V[a][:]·R2            for a in [a0, a1)
+//   stage 2: y[a][:]   = Σ_c R1[c][a]·tmp[c][:] for a in [a0, a1)
+// x, tmp, y: n1·n2 floats; y may equal x but not tmp.
+void kron_stage1(const float* x, float* tmp, int a0, int a1, const float* R2, int n2);
+void kron_stage2(const float* tmp, float* y, int a0, int a1, const float* R1, int n1, int n2);
+
 namespace detail {
 // out[0..n) = Σ_{c < terms} coef[c·coef_stride] · rows[c·row_stride + 0..n)
 void lincomb_scalar(const float* coef, long coef_stride, int terms, const float* rows,

@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "core/cpu.h"
@@ -103,41 +104,42 @@ BWLA_T512 float dot_f16_avx512(const uint16_t* a, const float* b, int n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-void axpy_rows_f16_scalar(const float* u, int terms, const uint16_t* rows, int n, float* y) {
+void axpy_rows_f16_scalar(const float* u, int terms, const uint16_t* rows, long rs, int n,
+                          float* y) {
   for (int j = 0; j < n; ++j) {
     float s = 0.0f;
-    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * n + j]);
+    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * rs + j]);
     y[j] += s;
   }
 }
 
-BWLA_T256C void axpy_rows_f16_avx2(const float* u, int terms, const uint16_t* rows, int n,
-                                   float* y) {
+BWLA_T256C void axpy_rows_f16_avx2(const float* u, int terms, const uint16_t* rows, long rs,
+                                   int n, float* y) {
   int j = 0;
   for (; j + 8 <= n; j += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int k = 0; k < terms; ++k)
       acc = _mm256_fmadd_ps(_mm256_set1_ps(u[k]),
-                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(rows + (size_t)k * n + j))),
+                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(rows + (size_t)k * rs + j))),
                             acc);
     _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j), acc));
   }
   for (; j < n; ++j) {
     float s = 0.0f;
-    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * n + j]);
+    for (int k = 0; k < terms; ++k) s += u[k] * f16_to_f32(rows[(size_t)k * rs + j]);
     y[j] += s;
   }
 }
 
-BWLA_T512 void axpy_rows_f16_avx512(const float* u, int terms, const uint16_t* rows, int n,
-                                    float* y) {
+BWLA_T512 void axpy_rows_f16_avx512(const float* u, int terms, const uint16_t* rows, long rs,
+                                    int n, float* y) {
   for (int j = 0; j < n; j += 16) {
     const int m = n - j < 16 ? n - j : 16;
     const __mmask16 msk = (__mmask16)((1u << m) - 1);
     __m512 acc = _mm512_setzero_ps();
     for (int k = 0; k < terms; ++k)
       acc = _mm512_fmadd_ps(_mm512_set1_ps(u[k]),
-                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, rows + (size_t)k * n + j)),
+                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(msk, rows + (size_t)k * rs + j)),
                             acc);
     _mm512_mask_storeu_ps(y + j, msk, _mm512_add_ps(_mm512_maskz_loadu_ps(msk, y + j), acc));
   }
@@ -188,8 +190,55 @@ void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, cons
     u.resize((size_t)rank);
     const float* xt = x + (size_t)t * in;
     for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
-    axpy(u.data(), rank, At, out, y + (size_t)t * out);
+    axpy(u.data(), rank, At, out, out, y + (size_t)t * out);
   }
+}
+
+namespace {
+template <class T>
+void project_impl(const float* x, int in, const T* B, int k0, int k1, float* u) {
+  const Isa isa = active_isa();
+  for (int k = k0; k < k1; ++k) {
+    if constexpr (std::is_same_v<T, float>)
+      u[k] = (isa == Isa::Avx512 ? detail::dot_avx512
+              : isa == Isa::Avx2 ? detail::dot_avx2
+                                 : detail::dot_scalar)(B + (size_t)k * in, x, in);
+    else
+      u[k] = (isa == Isa::Avx512 ? detail::dot_f16_avx512
+              : isa == Isa::Avx2 ? detail::dot_f16_avx2
+                                 : detail::dot_f16_scalar)(B + (size_t)k * in, x, in);
+  }
+}
+}  // namespace
+
+void lowrank_project(const float* x, int in, const float* B, int k0, int k1, float* u) {
+  project_impl(x, in, B, k0, k1, u);
+}
+
+void lowrank_project_f16(const float* x, int in, const uint16_t* B, int k0, int k1, float* u) {
+  project_impl(x, in, B, k0, k1, u);
+}
+
+void lowrank_expand(const float* u, int rank, const float* At, int out, int r0, int r1, float* y) {
+  if (r1 <= r0 || rank == 0) return;
+  const Isa isa = active_isa();
+  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
+                 : isa == Isa::Avx2 ? detail::lincomb_avx2
+                                    : detail::lincomb_scalar;
+  thread_local std::vector<float> d;
+  d.resize((size_t)(r1 - r0));
+  lincomb(u, 1, rank, At + r0, out, r1 - r0, d.data());
+  for (int i = r0; i < r1; ++i) y[i] += d[i - r0];
+}
+
+void lowrank_expand_f16(const float* u, int rank, const uint16_t* At, int out, int r0, int r1,
+                        float* y) {
+  if (r1 <= r0 || rank == 0) return;
+  const Isa isa = active_isa();
+  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_f16_avx512
+              : isa == Isa::Avx2 ? detail::axpy_rows_f16_avx2
+                                 : detail::axpy_rows_f16_scalar;
+  axpy(u, rank, At + r0, out, r1 - r0, y + r0);
 }
 
 }  // namespace bwla

@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/act_quant.h"
 #include "kernels/binary_gemm.h"
@@ -41,7 +45,62 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   std::vector<uint16_t>().swap(p_.lr_a16);
 }
 
+void PackedLinear::forward_token_shared(const float* x, float* y) const {
+  const int in = in_features(), out = out_features(), rank = p_.rank;
+  const bool f16 = !lr_at16_.empty();
+  // Scratch of the calling thread, reached inside the region only through these
+  // pointers (a thread_local named there would be each thread's own instance).
+  thread_local std::vector<float> xr_tl, scratch_tl, u_tl, tmp_tl;
+  thread_local QuantActs qa_tl;
+  if (p_.transform) {
+    xr_tl.assign(x, x + in);
+    scratch_tl.resize((size_t)in);
+  }
+  u_tl.resize((size_t)rank);
+  if (p_.planes.size() > 1) tmp_tl.resize((size_t)out);
+  float* const xr = xr_tl.data();
+  float* const scratch = scratch_tl.data();
+  float* const u = u_tl.data();
+  float* const tmp = tmp_tl.data();
+  QuantActs& qa = qa_tl;
+  const float* const src = p_.transform ? xr : x;
+  const BinaryKernel kern = default_binary_kernel(p_.abits, 1);
+  BWLA_CHECK(binary_kernel_available(kern), "binary kernel {} needs ISA above active {}",
+             binary_kernel_name(kern), isa_name(active_isa()));
+  const int units = (out + 15) / 16;
+#pragma omp parallel
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    if (rank > 0) {  // PSP branch: u = B·x on the untransformed input, split over rank
+      const int k0 = rank * tid / nth, k1 = rank * (tid + 1) / nth;
+      if (f16) lowrank_project_f16(x, in, p_.lr_b16.data(), k0, k1, u);
+      else lowrank_project(x, in, p_.lr_b.data(), k0, k1, u);
+    }
+    if (p_.transform) p_.transform->apply_one_shared(xr, scratch, tid, nth);
+#pragma omp single
+    quantize_acts(src, 1, in, p_.abits, p_.act_clip, qa);
+    // (implicit barrier of the single: qa and u are complete)
+    const int r0 = std::min(out, (int)((long)units * tid / nth) * 16);
+    const int r1 = std::min(out, (int)((long)units * (tid + 1) / nth) * 16);
+    if (r1 > r0) {
+      binary_gemm(p_.planes[0], qa, y, r0, r1, kern);
+      for (size_t k = 1; k < p_.planes.size(); ++k) {
+        binary_gemm(p_.planes[k], qa, tmp, r0, r1, kern);
+        for (int i = r0; i < r1; ++i) y[i] += tmp[i];
+      }
+      if (rank > 0 && f16) lowrank_expand_f16(u, rank, lr_at16_.data(), out, r0, r1, y);
+      else if (rank > 0) lowrank_expand(u, rank, lr_at_.data(), out, r0, r1, y);
+      if (!p_.bias.empty())
+        for (int i = r0; i < r1; ++i) y[i] += p_.bias[i];
+    }
+  }
+}
+
 void PackedLinear::forward(const float* x, int n, float* y) const {
+  if (n == 1 && p_.block_scales.empty() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+    forward_token_shared(x, y);
+    return;
+  }
   const int in = in_features(), out = out_features();
   thread_local std::vector<float> xr, tmp;
   thread_local QuantActs qa;

@@ -7,6 +7,8 @@
 // quantization (quantize_acts), Ŵ_k = α_k(2M_k − 1) + μ_k: packed bit planes
 // (binary_gemm_omp), A·B: optional fp32 low-rank branch (lowrank_add) on the
 // untransformed input. The sign bits usually stay in the memory-mapped file.
+// One token with several threads runs all of these inside one parallel region
+// (forward_token_shared), so 2-thread decode has no serial step between them.
 #pragma once
 #include <memory>
 #include <vector>
@@ -46,6 +48,10 @@ class PackedLinear : public Linear {
   const PackedParts& parts() const { return p_; }
 
  private:
+  // One token with the threads of one parallel region: transform, quantization,
+  // bit planes and low-rank branch without a fork/join or serial step between them.
+  void forward_token_shared(const float* x, float* y) const;
+
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
   std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed

@@ -12,6 +12,11 @@ MatrixRM InputTransform::explicit_matrix() const {
   return m.transpose();
 }
 
+void InputTransform::apply_one_shared(float* x, float* /*scratch*/, int tid, int /*nth*/) const {
+  if (tid == 0) apply_rows(x, 1);
+#pragma omp barrier
+}
+
 KroneckerTransform::KroneckerTransform(MatrixRM r1, MatrixRM r2)
     : r1_(std::move(r1)), r2_(std::move(r2)) {
   BWLA_CHECK(r1_.rows() == r1_.cols() && r2_.rows() == r2_.cols(),
@@ -29,6 +34,15 @@ void KroneckerTransform::apply_rows(float* x, long rows) const {
 void KroneckerTransform::apply_rows_inverse(float* x, long rows) const {
   // R1·V·R2ᵀ = (R1ᵀ)ᵀ·V·(R2ᵀ).
   kron_apply(x, x, (int)rows, r1t_.data(), (int)r1_.rows(), r2t_.data(), (int)r2_.rows());
+}
+
+void KroneckerTransform::apply_one_shared(float* x, float* scratch, int tid, int nth) const {
+  const int n1 = (int)r1_.rows(), n2 = (int)r2_.rows();
+  const int a0 = (int)((long)n1 * tid / nth), a1 = (int)((long)n1 * (tid + 1) / nth);
+  kron_stage1(x, scratch, a0, a1, r2_.data(), n2);
+#pragma omp barrier
+  kron_stage2(scratch, x, a0, a1, r1_.data(), n1, n2);
+#pragma omp barrier
 }
 
 }  // namespace bwla

@@ -16,6 +16,11 @@ class InputTransform {
   virtual void apply_rows(float* x, long rows) const = 0;
   // Applies Rᵀ (the inverse) in place.
   virtual void apply_rows_inverse(float* x, long rows) const = 0;
+  // Applies R to one vector x in place from inside a parallel region: every
+  // thread of the team (tid of nth) must call it, after x is complete and
+  // visible to all; `scratch` holds dim() floats shared by the team. Returns
+  // after a barrier. Default: thread 0 runs apply_rows(x, 1).
+  virtual void apply_one_shared(float* x, float* scratch, int tid, int nth) const;
   // Storage cost of the transform's parameters in bits (as saved on disk).
   virtual double storage_bits() const = 0;
   virtual std::string kind() const = 0;
@@ -34,6 +39,8 @@ class KroneckerTransform : public InputTransform {
   int dim() const override { return (int)(r1_.rows() * r2_.rows()); }
   void apply_rows(float* x, long rows) const override;
   void apply_rows_inverse(float* x, long rows) const override;
+  // Stage 1 (V·R2) and stage 2 (R1ᵀ·…) split by rows of V over the team.
+  void apply_one_shared(float* x, float* scratch, int tid, int nth) const override;
   double storage_bits() const override {
     return 32.0 * (double)(r1_.size() + r2_.size());
   }
