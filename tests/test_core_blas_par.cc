@@ -84,3 +84,22 @@ INSTANTIATE_TEST_SUITE_P(Threads, BlasPar, ::testing::Values(1, 2, 3));
 
 }  // namespace
 }  // namespace bwla
+
+// Guards nest and may be held by several threads at once (linears quantized
+// side by side): BLAS stays single-threaded until the last one ends.
+TEST(BlasSingleThreaded, NestedAndConcurrentGuardsCount) {
+  using bwla::BlasSingleThreaded;
+  EXPECT_EQ(BlasSingleThreaded::depth(), 0);
+  {
+    BlasSingleThreaded outer;
+    EXPECT_EQ(BlasSingleThreaded::depth(), 1);
+#pragma omp parallel num_threads(3)
+    {
+      BlasSingleThreaded inner;
+      EXPECT_GE(BlasSingleThreaded::depth(), 2);
+#pragma omp barrier
+    }
+    EXPECT_EQ(BlasSingleThreaded::depth(), 1);
+  }
+  EXPECT_EQ(BlasSingleThreaded::depth(), 0);
+}

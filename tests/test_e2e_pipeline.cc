@@ -180,3 +180,34 @@ TEST(Pipeline, SixteenBitCheckpointKeepsItsEmbeddingBytesAndMatchesFp32AtEightBi
   for (size_t i = 0; i < l1.size(); ++i) num += (l1[i] - l2[i]) * (l1[i] - l2[i]), den += l1[i] * l1[i];
   EXPECT_LT(std::sqrt(num / den), 0.05);
 }
+
+// A layer's linears quantized side by side (one thread each) give the model
+// that one-at-a-time quantization gives, up to float rounding, with every
+// linear's report in place.
+TEST(Pipeline, LinearsSideBySideMatchOneAtATime) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto o = small_opts("arb-x");
+  o.abits = 6;
+  o.linear_jobs = 1;
+  QuantizeResult a = quantize_model(model_dir(), o, td.file("serial"));
+  o.linear_jobs = 3;
+  QuantizeResult b = quantize_model(model_dir(), o, td.file("side"));
+  const auto& la = a.report["layers"];
+  const auto& lb = b.report["layers"];
+  ASSERT_EQ(la.size(), lb.size());
+  for (size_t l = 0; l < la.size(); ++l) {
+    ASSERT_EQ(la[l]["linears"].size(), (size_t)kNumLinears);
+    for (int id = 0; id < kNumLinears; ++id) {
+      const auto &x = la[l]["linears"][id], &y = lb[l]["linears"][id];
+      EXPECT_EQ(y["name"], fmt::format("layers.{}.{}", l, linear_name(id)));
+      EXPECT_EQ(x["name"], y["name"]);
+      EXPECT_NEAR(x["rel_out_error"].get<double>(), y["rel_out_error"].get<double>(), 1e-3)
+          << y["name"];
+      EXPECT_EQ(x["act_clip"], y["act_clip"]) << y["name"];
+    }
+  }
+  EXPECT_DOUBLE_EQ(a.bits_per_weight, b.bits_per_weight);
+  const double pa = ppl_of(td.file("serial")), pb = ppl_of(td.file("side"));
+  EXPECT_NEAR(pa, pb, 1e-3 * pa);
+}

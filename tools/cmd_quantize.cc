@@ -56,6 +56,9 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--shared", o.calib.shared_dir, "directory holding data/ (default ../shared)");
   sub->add_option("--seed", o.seed, "seed (calibration sampling, transforms)");
   sub->add_flag("--no-resume", no_resume, "ignore per-layer results of an interrupted run");
+  sub->add_option("--linear-jobs", o.linear_jobs,
+                  "linears of a layer quantized side by side, one thread each (0 = --threads, 1 = one at a time)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--stop-after", o.stop_after, "quantize N layers, keep OUT.partial and exit (resume later)");
   sub->add_option("--ppl-data", ppl_data, "after quantizing, print FP vs quantized PPL on this file");
   sub->add_option("--ppl-ctx", ppl_ctx, "PPL window (default: calibration length)");

@@ -7,7 +7,7 @@ void set_num_threads(int n);
 int num_threads();
 
 // Limits OpenBLAS to one thread for its lifetime (restored to num_threads()
-// after): for callers that split a BLAS product over OpenMP threads themselves.
+// after the last of nested or concurrent guards ends): for callers that split a BLAS product over OpenMP threads themselves.
 // OpenBLAS's own pool yields in a loop while waiting, which on a 2-vCPU VM with
 // hypervisor steal made 2-thread fp32 prefill barely faster than 1 thread.
 class BlasSingleThreaded {
@@ -16,5 +16,6 @@ class BlasSingleThreaded {
   ~BlasSingleThreaded();
   BlasSingleThreaded(const BlasSingleThreaded&) = delete;
   BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+  static int depth();  // guards alive now (for tests)
 };
 }  // namespace bwla

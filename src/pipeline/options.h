@@ -41,6 +41,7 @@ struct QuantizeOptions {
   uint64_t seed = 0;
   bool resume = true;
   int stop_after = 0;  // > 0: quantize this many layers, keep OUT.partial, return (staged runs)
+  int linear_jobs = 0;  // a layer's linears quantized side by side, one thread each (0: threads, 1: one at a time)
 
   // Fills defaults that depend on the method and validates; throws bwla::Error.
   void finalize();

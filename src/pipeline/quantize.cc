@@ -2,13 +2,20 @@
 
 #include <sys/resource.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
+#include <exception>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "model/forward.h"
 #include "model/quant_model.h"
@@ -80,6 +87,42 @@ MatrixRM dense_matrix(const Linear& l) {
 
 std::string layer_dir(const std::string& partial, int l) {
   return fmt::format("{}/layer_{:04d}", partial, l);
+}
+
+// All statistics of a layer are gathered before its linears are quantized, so
+// the 7 quantizations are independent. Much of each one is serial (GPTQ column
+// loop, per-block binarizer refits), so with `jobs` > 1 they run side by side,
+// one thread each, largest first. Each result is that of the same method at one
+// thread (multi-threaded float reductions round differently, so it can differ
+// from a 2-thread run in the last digits; OKT's EM can amplify that slightly).
+void run_linears_side_by_side(const ModelConfig& c, int jobs, const std::function<void(int)>& fn) {
+  if (jobs <= 0) jobs = num_threads();
+  if (jobs <= 1 || omp_in_parallel()) {
+    for (int id = 0; id < kNumLinears; ++id) fn(id);
+    return;
+  }
+  std::vector<int> order(kNumLinears);
+  for (int id = 0; id < kNumLinears; ++id) order[id] = id;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return (long)c.linear_out(a) * c.linear_in(a) > (long)c.linear_out(b) * c.linear_in(b);
+  });
+  BlasSingleThreaded blas_single;
+  std::exception_ptr err;
+  std::mutex mu;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+  for (int i = 0; i < kNumLinears; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (err) continue;  // another linear failed: start nothing new
+    }
+    try {
+      fn(order[i]);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 }  // namespace
@@ -187,8 +230,9 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       json lins = json::array();
       LinearStats slot_stats[kNumInputSlots];
       for (int s = 0; s < kNumInputSlots; ++s) slot_stats[s] = cap.stats(s);
-      for (int id = 0; id < kNumLinears; ++id) {
-        LinearQuantReport rep;
+      LinearQuantReport reps[kNumLinears];
+      auto quantize_one = [&](int id) {
+        LinearQuantReport& rep = reps[id];
         rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
         const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
         q.lin[id] = quantize_linear(dense_matrix(*fp.lin[id]), d->bias(),
@@ -196,9 +240,10 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                                     opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
         log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
                   rep.storage_bits / rep.n_weights);
-        lins.push_back(rep.to_json());
         fp.lin[id].reset();
-      }
+      };
+      run_linears_side_by_side(c, opt.linear_jobs, quantize_one);
+      for (int id = 0; id < kNumLinears; ++id) lins.push_back(reps[id].to_json());
       model->layers[l] = std::move(q);
       lrep["linears"] = lins;
       SafeTensorsWriter w;
