@@ -123,3 +123,47 @@ TEST(PackedLinearShared, OneTokenEqualsRowOfBatchedForward) {
   for (float v : one) scale = std::max(scale, (double)std::fabs(v));
   for (int i = 0; i < c.out; ++i) ASSERT_NEAR(one[i], batched[i], 1e-5 * scale) << "row " << i;
 }
+
+// q/k/v-style groups (same input, different transforms, widths, ranks and
+// plane counts) in one region equal each linear run alone on one thread.
+TEST(PackedLinearShared, SameInputGroupEqualsEachLinearAlone) {
+  ThreadCount restore;
+  Rng rng(99);
+  const Case cases[] = {{8, 10, 83, 1, 0, false, false, 1},
+                        {8, 10, 20, 2, 5, true, true, 2},
+                        {8, 10, 130, 1, 3, false, false, 0},
+                        {8, 10, 47, 2, 16, true, true, 1}};
+  std::vector<PackedLinear> lins;
+  for (const Case& c : cases) lins.push_back(make_linear(c, rng));
+  const int in = 80;
+  auto x = uniform(rng, (size_t)in, -2.0f, 2.0f);
+  x[7] = -8.0f;
+  for (int count : {1, 2, 3, 4}) {
+    std::vector<std::vector<float>> want(count);
+    omp_set_num_threads(1);
+    for (int j = 0; j < count; ++j) {
+      want[j].assign(lins[j].out_features(), NAN);
+      lins[j].forward(x.data(), 1, want[j].data());
+    }
+    for (int threads : {2, 3, 7}) {
+      omp_set_num_threads(threads);
+      std::vector<std::vector<float>> got(count);
+      const Linear* lp[4];
+      float* ys[4];
+      for (int j = 0; j < count; ++j) {
+        got[j].assign(lins[j].out_features(), NAN);
+        lp[j] = &lins[j];
+        ys[j] = got[j].data();
+      }
+      forward_same_input(lp, ys, count, x.data(), 1);
+      for (int j = 0; j < count; ++j) {
+        double scale = 0;
+        for (float v : want[j]) scale = std::max(scale, (double)std::fabs(v));
+        for (size_t i = 0; i < want[j].size(); ++i)
+          ASSERT_NEAR(got[j][i], want[j][i], 1e-5 * scale)
+              << "group of " << count << ", linear " << j << " (" << lins[j].describe()
+              << "), threads " << threads << ", row " << i;
+      }
+    }
+  }
+}

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "model/packed_linear.h"
 
 namespace bwla {
 
@@ -131,9 +132,11 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
     cap->tensor(layer, "attn_norm", h.data(), n, H);
     cap->linear_input(layer, 0, h.data(), n, H);
   }
-  L.lin[kQ]->forward(h.data(), n, q.data());
-  L.lin[kK]->forward(h.data(), n, k.data());
-  L.lin[kV]->forward(h.data(), n, v.data());
+  {
+    const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
+    float* ys[3] = {q.data(), k.data(), v.data()};
+    forward_same_input(lins, ys, 3, h.data(), n);
+  }
   if (c.qk_norm) {
     head_rmsnorm(q.data(), n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
     head_rmsnorm(k.data(), n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
@@ -183,8 +186,11 @@ void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L
     cap->tensor(layer, "mlp_norm", h.data(), n, H);
     cap->linear_input(layer, 2, h.data(), n, H);
   }
-  L.lin[kGate]->forward(h.data(), n, g.data());
-  L.lin[kUp]->forward(h.data(), n, u.data());
+  {
+    const Linear* lins[2] = {L.lin[kGate].get(), L.lin[kUp].get()};
+    float* ys[2] = {g.data(), u.data()};
+    forward_same_input(lins, ys, 2, h.data(), n);
+  }
   silu_mul(g.data(), u.data(), (long)n * F);
   if (cap) {
     cap->tensor(layer, "mlp_act", g.data(), n, F);

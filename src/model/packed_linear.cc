@@ -45,60 +45,143 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   std::vector<uint16_t>().swap(p_.lr_a16);
 }
 
-void PackedLinear::forward_token_shared(const float* x, float* y) const {
-  const int in = in_features(), out = out_features(), rank = p_.rank;
-  const bool f16 = !lr_at16_.empty();
-  // Scratch of the calling thread, reached inside the region only through these
-  // pointers (a thread_local named there would be each thread's own instance).
-  thread_local std::vector<float> xr_tl, scratch_tl, u_tl, tmp_tl;
-  thread_local QuantActs qa_tl;
-  if (p_.transform) {
-    xr_tl.assign(x, x + in);
-    scratch_tl.resize((size_t)in);
+namespace {
+// Calls fn(job, a, b) with this thread's share [a, b) of each job's units, the
+// units of all jobs laid end to end and split evenly over nth threads.
+template <class F>
+void for_share(int njobs, const int* work, int tid, int nth, F&& fn) {
+  long total = 0;
+  for (int j = 0; j < njobs; ++j) total += work[j];
+  const long lo = total * tid / nth, hi = total * (tid + 1) / nth;
+  long base = 0;
+  for (int j = 0; j < njobs; ++j) {
+    const long a = std::max(lo, base), b = std::min(hi, base + work[j]);
+    if (a < b) fn(j, (int)(a - base), (int)(b - base));
+    base += work[j];
   }
-  u_tl.resize((size_t)rank);
-  if (p_.planes.size() > 1) tmp_tl.resize((size_t)out);
-  float* const xr = xr_tl.data();
-  float* const scratch = scratch_tl.data();
-  float* const u = u_tl.data();
-  float* const tmp = tmp_tl.data();
-  QuantActs& qa = qa_tl;
-  const float* const src = p_.transform ? xr : x;
-  const BinaryKernel kern = default_binary_kernel(p_.abits, 1);
-  BWLA_CHECK(binary_kernel_available(kern), "binary kernel {} needs ISA above active {}",
-             binary_kernel_name(kern), isa_name(active_isa()));
-  const int units = (out + 15) / 16;
+}
+}  // namespace
+
+void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
+                                       const float* x) {
+  BWLA_ASSERT(count >= 1 && count <= kMaxGroup, "token group of {} linears", count);
+  const int in = lins[0]->in_features();
+  struct Job {
+    const PackedLinear* L;
+    float* y;
+    float *xr, *scratch, *u, *tmp;
+    QuantActs* qa;
+    const float* src;
+    BinaryKernel kern;
+    int stages;
+  };
+  // Scratch of the calling thread, reached inside the region only through the
+  // jobs' pointers (a thread_local named there would be each thread's own).
+  thread_local std::vector<float> xr_tl[kMaxGroup], scratch_tl[kMaxGroup], u_tl[kMaxGroup],
+      tmp_tl[kMaxGroup];
+  thread_local QuantActs qa_tl[kMaxGroup];
+  Job jobs[kMaxGroup];
+  int max_stages = 0;
+  for (int j = 0; j < count; ++j) {
+    const PackedLinear& L = *lins[j];
+    const PackedParts& p = L.p_;
+    BWLA_ASSERT(L.in_features() == in && p.block_scales.empty(),
+                "token group: linear {} has in {} vs {}, {} block-scale planes", j,
+                L.in_features(), in, p.block_scales.size());
+    Job& jb = jobs[j];
+    jb.L = &L;
+    jb.y = ys[j];
+    jb.stages = p.transform ? p.transform->shared_stages() : 0;
+    if (p.transform) {
+      xr_tl[j].assign(x, x + in);
+      scratch_tl[j].resize((size_t)in);
+    }
+    u_tl[j].resize((size_t)p.rank);
+    if (p.planes.size() > 1) tmp_tl[j].resize((size_t)L.out_features());
+    jb.xr = xr_tl[j].data();
+    jb.scratch = scratch_tl[j].data();
+    jb.u = u_tl[j].data();
+    jb.tmp = tmp_tl[j].data();
+    jb.qa = &qa_tl[j];
+    jb.src = p.transform ? jb.xr : x;
+    jb.kern = default_binary_kernel(p.abits, 1);
+    BWLA_CHECK(binary_kernel_available(jb.kern), "binary kernel {} needs ISA above active {}",
+               binary_kernel_name(jb.kern), isa_name(active_isa()));
+    max_stages = std::max(max_stages, jb.stages);
+  }
 #pragma omp parallel
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    if (rank > 0) {  // PSP branch: u = B·x on the untransformed input, split over rank
-      const int k0 = rank * tid / nth, k1 = rank * (tid + 1) / nth;
-      if (f16) lowrank_project_f16(x, in, p_.lr_b16.data(), k0, k1, u);
-      else lowrank_project(x, in, p_.lr_b.data(), k0, k1, u);
+    int work[kMaxGroup];
+    // PSP branches: u = B·x on the untransformed input, split over rank.
+    for (int j = 0; j < count; ++j) work[j] = jobs[j].L->p_.rank;
+    for_share(count, work, tid, nth, [&](int j, int k0, int k1) {
+      const PackedLinear& L = *jobs[j].L;
+      if (!L.lr_at16_.empty()) lowrank_project_f16(x, in, L.p_.lr_b16.data(), k0, k1, jobs[j].u);
+      else lowrank_project(x, in, L.p_.lr_b.data(), k0, k1, jobs[j].u);
+    });
+    // Input transforms, stage by stage.
+    for (int s = 0; s < max_stages; ++s) {
+      for (int j = 0; j < count; ++j)
+        work[j] = s < jobs[j].stages ? jobs[j].L->p_.transform->stage_work(s) : 0;
+      for_share(count, work, tid, nth, [&](int j, int a, int b) {
+        jobs[j].L->p_.transform->run_stage(s, jobs[j].xr, jobs[j].scratch, a, b);
+      });
+#pragma omp barrier
     }
-    if (p_.transform) p_.transform->apply_one_shared(xr, scratch, tid, nth);
-#pragma omp single
-    quantize_acts(src, 1, in, p_.abits, p_.act_clip, qa);
-    // (implicit barrier of the single: qa and u are complete)
-    const int r0 = std::min(out, (int)((long)units * tid / nth) * 16);
-    const int r1 = std::min(out, (int)((long)units * (tid + 1) / nth) * 16);
-    if (r1 > r0) {
-      binary_gemm(p_.planes[0], qa, y, r0, r1, kern);
-      for (size_t k = 1; k < p_.planes.size(); ++k) {
-        binary_gemm(p_.planes[k], qa, tmp, r0, r1, kern);
-        for (int i = r0; i < r1; ++i) y[i] += tmp[i];
+    // Activation quantization: one thread per linear.
+    for (int j = tid; j < count; j += nth) {
+      const PackedParts& p = jobs[j].L->p_;
+      quantize_acts(jobs[j].src, 1, in, p.abits, p.act_clip, *jobs[j].qa);
+    }
+#pragma omp barrier
+    // Output rows in 16-row units: bit planes, low-rank expansion, bias.
+    for (int j = 0; j < count; ++j) work[j] = (jobs[j].L->out_features() + 15) / 16;
+    for_share(count, work, tid, nth, [&](int j, int a, int b) {
+      const Job& jb = jobs[j];
+      const PackedLinear& L = *jb.L;
+      const PackedParts& p = L.p_;
+      const int out = L.out_features();
+      const int r0 = std::min(out, a * 16), r1 = std::min(out, b * 16);
+      if (r1 <= r0) return;
+      binary_gemm(p.planes[0], *jb.qa, jb.y, r0, r1, jb.kern);
+      for (size_t k = 1; k < p.planes.size(); ++k) {
+        binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
+        for (int i = r0; i < r1; ++i) jb.y[i] += jb.tmp[i];
       }
-      if (rank > 0 && f16) lowrank_expand_f16(u, rank, lr_at16_.data(), out, r0, r1, y);
-      else if (rank > 0) lowrank_expand(u, rank, lr_at_.data(), out, r0, r1, y);
-      if (!p_.bias.empty())
-        for (int i = r0; i < r1; ++i) y[i] += p_.bias[i];
+      if (p.rank > 0 && !L.lr_at16_.empty())
+        lowrank_expand_f16(jb.u, p.rank, L.lr_at16_.data(), out, r0, r1, jb.y);
+      else if (p.rank > 0)
+        lowrank_expand(jb.u, p.rank, L.lr_at_.data(), out, r0, r1, jb.y);
+      if (!p.bias.empty())
+        for (int i = r0; i < r1; ++i) jb.y[i] += p.bias[i];
+    });
+  }
+}
+
+void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
+                        int n) {
+  if (n == 1 && count <= PackedLinear::kMaxGroup && omp_get_max_threads() > 1 &&
+      !omp_in_parallel()) {
+    const PackedLinear* pl[PackedLinear::kMaxGroup];
+    bool ok = true;
+    for (int j = 0; j < count && ok; ++j) {
+      pl[j] = dynamic_cast<const PackedLinear*>(lins[j]);
+      ok = pl[j] && pl[j]->parts().block_scales.empty() &&
+           pl[j]->in_features() == lins[0]->in_features();
+    }
+    if (ok) {
+      PackedLinear::forward_token_group(pl, ys, count, x);
+      return;
     }
   }
+  for (int j = 0; j < count; ++j) lins[j]->forward(x, n, ys[j]);
 }
 
 void PackedLinear::forward(const float* x, int n, float* y) const {
   if (n == 1 && p_.block_scales.empty() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-    forward_token_shared(x, y);
+    const PackedLinear* self = this;
+    forward_token_group(&self, &y, 1, x);
     return;
   }
   const int in = in_features(), out = out_features();

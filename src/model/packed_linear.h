@@ -8,7 +8,8 @@
 // (binary_gemm_omp), A·B: optional fp32 low-rank branch (lowrank_add) on the
 // untransformed input. The sign bits usually stay in the memory-mapped file.
 // One token with several threads runs all of these inside one parallel region
-// (forward_token_shared), so 2-thread decode has no serial step between them.
+// (forward_token_group), so 2-thread decode has no serial step between them;
+// forward_same_input puts q/k/v (or gate/up) in one region together.
 #pragma once
 #include <memory>
 #include <vector>
@@ -47,14 +48,24 @@ class PackedLinear : public Linear {
   std::string describe() const override;
   const PackedParts& parts() const { return p_; }
 
- private:
-  // One token with the threads of one parallel region: transform, quantization,
-  // bit planes and low-rank branch without a fork/join or serial step between them.
-  void forward_token_shared(const float* x, float* y) const;
+  // ys[i] = lins[i]·x for one token x, count ≤ kMaxGroup linears of the same
+  // input width, none with column-block scales: low-rank projections, transform
+  // stages, activation quantization and bit-plane rows of all of them split
+  // over the threads of one parallel region (one fork, a barrier per step).
+  static constexpr int kMaxGroup = 4;
+  static void forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
+                                  const float* x);
 
+ private:
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
   std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed
 };
+
+// ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one
+// token through packed linears with several threads goes to
+// PackedLinear::forward_token_group, anything else to one forward each.
+void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
+                        int n);
 
 }  // namespace bwla

@@ -12,9 +12,8 @@ MatrixRM InputTransform::explicit_matrix() const {
   return m.transpose();
 }
 
-void InputTransform::apply_one_shared(float* x, float* /*scratch*/, int tid, int /*nth*/) const {
-  if (tid == 0) apply_rows(x, 1);
-#pragma omp barrier
+void InputTransform::run_stage(int, float* x, float*, int w0, int w1) const {
+  if (w0 < 1 && w1 >= 1) apply_rows(x, 1);
 }
 
 KroneckerTransform::KroneckerTransform(MatrixRM r1, MatrixRM r2)
@@ -36,13 +35,10 @@ void KroneckerTransform::apply_rows_inverse(float* x, long rows) const {
   kron_apply(x, x, (int)rows, r1t_.data(), (int)r1_.rows(), r2t_.data(), (int)r2_.rows());
 }
 
-void KroneckerTransform::apply_one_shared(float* x, float* scratch, int tid, int nth) const {
+void KroneckerTransform::run_stage(int stage, float* x, float* scratch, int w0, int w1) const {
   const int n1 = (int)r1_.rows(), n2 = (int)r2_.rows();
-  const int a0 = (int)((long)n1 * tid / nth), a1 = (int)((long)n1 * (tid + 1) / nth);
-  kron_stage1(x, scratch, a0, a1, r2_.data(), n2);
-#pragma omp barrier
-  kron_stage2(scratch, x, a0, a1, r1_.data(), n1, n2);
-#pragma omp barrier
+  if (stage == 0) kron_stage1(x, scratch, w0, w1, r2_.data(), n2);
+  else kron_stage2(scratch, x, w0, w1, r1_.data(), n1, n2);
 }
 
 }  // namespace bwla

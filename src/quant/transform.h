@@ -16,11 +16,14 @@ class InputTransform {
   virtual void apply_rows(float* x, long rows) const = 0;
   // Applies Rᵀ (the inverse) in place.
   virtual void apply_rows_inverse(float* x, long rows) const = 0;
-  // Applies R to one vector x in place from inside a parallel region: every
-  // thread of the team (tid of nth) must call it, after x is complete and
-  // visible to all; `scratch` holds dim() floats shared by the team. Returns
-  // after a barrier. Default: thread 0 runs apply_rows(x, 1).
-  virtual void apply_one_shared(float* x, float* scratch, int tid, int nth) const;
+  // R on one vector split for the threads of a parallel region: stages run in
+  // order with a barrier between them; stage s has stage_work(s) units, and
+  // run_stage(s, x, scratch, w0, w1) does units [w0, w1) (any split of the
+  // units over threads gives R·x). `scratch` holds dim() floats shared by all.
+  // Default: one stage of one unit that runs apply_rows(x, 1).
+  virtual int shared_stages() const { return 1; }
+  virtual int stage_work(int /*stage*/) const { return 1; }
+  virtual void run_stage(int stage, float* x, float* scratch, int w0, int w1) const;
   // Storage cost of the transform's parameters in bits (as saved on disk).
   virtual double storage_bits() const = 0;
   virtual std::string kind() const = 0;
@@ -39,8 +42,10 @@ class KroneckerTransform : public InputTransform {
   int dim() const override { return (int)(r1_.rows() * r2_.rows()); }
   void apply_rows(float* x, long rows) const override;
   void apply_rows_inverse(float* x, long rows) const override;
-  // Stage 1 (V·R2) and stage 2 (R1ᵀ·…) split by rows of V over the team.
-  void apply_one_shared(float* x, float* scratch, int tid, int nth) const override;
+  // Stage 0: scratch rows = V rows·R2; stage 1: x rows = R1ᵀ·scratch (n1 units each).
+  int shared_stages() const override { return 2; }
+  int stage_work(int) const override { return (int)r1_.rows(); }
+  void run_stage(int stage, float* x, float* scratch, int w0, int w1) const override;
   double storage_bits() const override {
     return 32.0 * (double)(r1_.size() + r2_.size());
   }
