@@ -152,23 +152,12 @@ void lowrank_add(const float* x, int tokens, int in, const float* B, const float
   BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0, "lowrank_add: bad shape t={} in={} r={} out={}",
              tokens, in, rank, out);
   if (rank == 0 || tokens == 0) return;
-  const Isa isa = active_isa();
-  auto dot = isa == Isa::Avx512 ? detail::dot_avx512
-             : isa == Isa::Avx2 ? detail::dot_avx2
-                                : detail::dot_scalar;
-  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
-                 : isa == Isa::Avx2 ? detail::lincomb_avx2
-                                    : detail::lincomb_scalar;
 #pragma omp parallel for schedule(static) if (tokens >= 4)
   for (int t = 0; t < tokens; ++t) {
-    thread_local std::vector<float> u, d;
+    thread_local std::vector<float> u;
     u.resize((size_t)rank);
-    d.resize((size_t)out);
-    const float* xt = x + (size_t)t * in;
-    for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
-    lincomb(u.data(), 1, rank, At, out, out, d.data());  // d = Σ_k u_k·At[k, :]
-    float* yt = y + (size_t)t * out;
-    for (int i = 0; i < out; ++i) yt[i] += d[i];
+    lowrank_project(x + (size_t)t * in, in, B, 0, rank, u.data());
+    lowrank_expand(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
   }
 }
 
@@ -177,20 +166,12 @@ void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, cons
   BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0,
              "lowrank_add_f16: bad shape t={} in={} r={} out={}", tokens, in, rank, out);
   if (rank == 0 || tokens == 0) return;
-  const Isa isa = active_isa();
-  auto dot = isa == Isa::Avx512 ? detail::dot_f16_avx512
-             : isa == Isa::Avx2 ? detail::dot_f16_avx2
-                                : detail::dot_f16_scalar;
-  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_f16_avx512
-              : isa == Isa::Avx2 ? detail::axpy_rows_f16_avx2
-                                 : detail::axpy_rows_f16_scalar;
 #pragma omp parallel for schedule(static) if (tokens >= 4)
   for (int t = 0; t < tokens; ++t) {
     thread_local std::vector<float> u;
     u.resize((size_t)rank);
-    const float* xt = x + (size_t)t * in;
-    for (int k = 0; k < rank; ++k) u[k] = dot(B + (size_t)k * in, xt, in);
-    axpy(u.data(), rank, At, out, out, y + (size_t)t * out);
+    lowrank_project_f16(x + (size_t)t * in, in, B, 0, rank, u.data());
+    lowrank_expand_f16(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
   }
 }
 
