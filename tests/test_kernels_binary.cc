@@ -240,5 +240,15 @@ TEST(BinaryGemm, DispatchAndErrors) {
   if (best_isa() >= Isa::Avx512) {
     set_active_isa(Isa::Avx512);
     EXPECT_TRUE(binary_kernel_available(BinaryKernel::Avx512MaskAdd));
+    // Many tokens: VNNI. One token: bit-serial at <= 6 bits (with VPOPCNTDQ), and at
+    // 8 bits only on AMD (measured per vendor, see default_binary_kernel).
+    EXPECT_EQ(default_binary_kernel(8, 128), BinaryKernel::Avx512Vnni);
+    EXPECT_EQ(default_binary_kernel(6, 128), BinaryKernel::Avx512Vnni);
+    const bool pop = cpu_features().avx512vpopcntdq;
+    EXPECT_EQ(default_binary_kernel(6, 1),
+              pop ? BinaryKernel::Avx512BitSerial : BinaryKernel::Avx512Vnni);
+    EXPECT_EQ(default_binary_kernel(8, 1), pop && cpu_features().amd
+                                               ? BinaryKernel::Avx512BitSerial
+                                               : BinaryKernel::Avx512Vnni);
   }
 }

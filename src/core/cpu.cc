@@ -20,6 +20,7 @@ const CpuFeatures& cpu_features() {
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
     c.avx512vpopcntdq = __builtin_cpu_supports("avx512vpopcntdq");
     c.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+    c.amd = __builtin_cpu_is("amd");
     return c;
   }();
   return f;

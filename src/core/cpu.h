@@ -11,6 +11,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false,
        avx512vpopcntdq = false, avx512bf16 = false;
+  bool amd = false;  // vendor AuthenticAMD (kernel choices measured per vendor)
 };
 
 const CpuFeatures& cpu_features();

@@ -59,9 +59,14 @@ BinaryKernel default_binary_kernel(int act_bits, int tokens) {
   switch (active_isa()) {
     case Isa::Avx512:
       // Measured (bench/kernels_bench.cc): bit-serial wins single-token GEMV at ≤ 6-bit
-      // activations (fewer planes); VNNI wins at 8 bits and whenever several tokens
-      // share one byte expansion of the weights. MaskAdd is never faster than both.
-      if (tokens == 1 && act_bits <= 6 && cpu_features().avx512vpopcntdq)
+      // activations (fewer planes); VNNI wins whenever several tokens share one byte
+      // expansion of the weights. At 8 bits the single-token winner depends on the
+      // CPU: VNNI on Intel Xeon (Ice Lake), bit-serial on AMD EPYC (Zen 4: 12–50 %
+      // more weights/s on every TinyLlama GEMV shape, DRAM-cold, 1 and 2 threads),
+      // whose double-pumped 512-bit units make the byte expansion the bottleneck.
+      // MaskAdd is never faster than both.
+      if (tokens == 1 && cpu_features().avx512vpopcntdq &&
+          (act_bits <= 6 || (act_bits <= 8 && cpu_features().amd)))
         return BinaryKernel::Avx512BitSerial;
       return BinaryKernel::Avx512Vnni;
     case Isa::Avx2: return BinaryKernel::Avx2;
