@@ -298,6 +298,38 @@ TEST(Forward, LazySixteenBitWeightsMatchEagerFp32) {
   forward_tokens(*lazy, toks.data(), n, c2, b.data(), true);
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
 }
+
+TEST(Forward, PrepackedDenseLinearsMatchPlainFp32) {
+  if (!PrepackedGemm::enabled()) GTEST_SKIP() << "oneDNN backend not built or disabled";
+  for (const char* preset : {"tiny-qwen2", "tiny-llama"}) {  // biases; untied head
+    test::TempDir td;
+    RandomCheckpointSpec s;
+    s.preset = preset;
+    s.dtype = DType::BF16;
+    write_random_checkpoint(s, td.str());
+    auto plain = Model::load(td.str());
+    auto packed = Model::load(td.str(), /*prepack_dense=*/true);
+    const auto* d = dynamic_cast<const DenseLinear*>(packed->layers[0].lin[kQ].get());
+    ASSERT_NE(d, nullptr);
+    EXPECT_TRUE(d->prepacked()) << preset;
+    EXPECT_FALSE(dynamic_cast<const DenseLinear*>(plain->layers[0].lin[kQ].get())->prepacked());
+    if (!packed->cfg.tie_embeddings)
+      EXPECT_TRUE(dynamic_cast<const DenseLinear*>(packed->lm_head.get())->prepacked()) << preset;
+    // Prefill of 7 tokens, then 3 decode steps (n = 1 products).
+    std::vector<int> toks = {1, 5, 9, 200, 17, 3, 44, 8, 90, 2};
+    const int V = plain->cfg.vocab, n0 = 7;
+    KVCache c1(plain->cfg, 16), c2(packed->cfg, 16);
+    std::vector<float> a((size_t)n0 * V), b((size_t)n0 * V);
+    forward_tokens(*plain, toks.data(), n0, c1, a.data(), true);
+    forward_tokens(*packed, toks.data(), n0, c2, b.data(), true);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << preset << " prefill " << i;
+    for (int k = n0; k < (int)toks.size(); ++k) {
+      forward_tokens(*plain, &toks[k], 1, c1, a.data(), false);
+      forward_tokens(*packed, &toks[k], 1, c2, b.data(), false);
+      for (int i = 0; i < V; ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << preset << " decode " << k << " " << i;
+    }
+  }
+}
 }  // namespace
 
 namespace {

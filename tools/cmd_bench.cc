@@ -154,7 +154,7 @@ Runner register_bench(CLI::App& app) {
     std::vector<std::tuple<std::string, int, double>> rows;  // test name, threads, tokens/s
     size_t decode_bytes = 0;
     if (!dir.empty()) {
-      auto model = Model::load(dir);
+      auto model = Model::load(dir, /*prepack_dense=*/true);
       const ModelConfig& c = model->cfg;
       for (int n : pp)
         BWLA_CHECK(n <= c.max_pos, "--pp {} exceeds the model's maximum context {}", n, c.max_pos);

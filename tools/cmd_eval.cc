@@ -39,7 +39,7 @@ Runner register_eval(CLI::App& app) {
       if (e > b) opt.tasks.push_back(tasks.substr(b, e - b));
       b = e + 1;
     }
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     ModelLM lm(*model, ctx);
     Timer t;

@@ -48,7 +48,7 @@ Runner register_generate(CLI::App& app) {
   add_common(sub, common);
   return [] {
     apply_common(common);
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     BWLA_CHECK(!(prompt_opt->count() > 0 && prompt.empty()),
                "empty prompt: omit -p to generate from the BOS token alone");

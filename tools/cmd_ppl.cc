@@ -26,7 +26,7 @@ Runner register_ppl(CLI::App& app) {
     opt.progress = !common.quiet;
     std::string text = read_text_file(data);
     BWLA_CHECK(!text.empty(), "'{}': file is empty", data);
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     Timer tt;
     std::vector<int> ids = tok->encode(text, true);

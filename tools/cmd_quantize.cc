@@ -104,7 +104,7 @@ Runner register_quantize(CLI::App& app) {
       po.progress = !common.quiet;
       PplResult a;
       if (!no_fp_ppl) {
-        auto fp = Model::load(dir);
+        auto fp = Model::load(dir, /*prepack_dense=*/true);
         a = perplexity(*fp, ids, po);
       }
       auto qm = Model::load(out);

@@ -34,8 +34,19 @@ DenseLinear::DenseLinear(int out, int in, std::vector<float> w, std::vector<floa
 DenseLinear::DenseLinear(int out, int in, const float* w_view, std::vector<float> bias)
     : out_(out), in_(in), w_(w_view), bias_(std::move(bias)) {}
 
+bool DenseLinear::prepack() {
+  if (packed_) return true;
+  if (owned_.empty() || !PrepackedGemm::enabled()) return false;
+  packed_ = std::make_unique<PrepackedGemm>(owned_.data(), out_, in_);
+  owned_ = std::vector<float>();
+  w_ = nullptr;
+  return true;
+}
+
 void DenseLinear::forward(const float* x, int n, float* y) const {
-  if (n == 1) {
+  if (packed_) {
+    packed_->forward(x, n, y);
+  } else if (n == 1) {
     par_sgemv(out_, in_, w_, in_, x, y);
   } else {
     // Each OpenMP thread multiplies its own 16-aligned slice of output columns

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "kernels/prepacked_gemm.h"
+
 namespace bwla {
 
 enum LinearId { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumLinears };
@@ -37,12 +40,22 @@ class DenseLinear : public Linear {
   int out_features() const override { return out_; }
   void forward(const float* x, int n, float* y) const override;
   size_t param_bytes() const override { return (size_t)in_ * out_ * 4 + bias_.size() * 4; }
-  std::string describe() const override { return "fp32"; }
-  const float* weight() const { return w_; }
+  std::string describe() const override { return packed_ ? "fp32 (oneDNN pre-packed)" : "fp32"; }
+  // The row-major fp32 weights; not available once prepack() has dropped them.
+  const float* weight() const {
+    BWLA_ASSERT(w_ != nullptr, "DenseLinear {}x{}: plain weights were dropped by prepack()", out_, in_);
+    return w_;
+  }
   const std::vector<float>& bias() const { return bias_; }
+  // Re-lays-out owned weights for PrepackedGemm (oneDNN) and frees the plain
+  // copy; forward() then runs on it. Returns false (and changes nothing) when
+  // the backend is not enabled or the weights are a view owned elsewhere.
+  bool prepack();
+  bool prepacked() const { return packed_ != nullptr; }
 
  private:
   int out_, in_;
+  std::unique_ptr<PrepackedGemm> packed_;
   std::vector<float> owned_;
   const float* w_;
   std::vector<float> bias_;

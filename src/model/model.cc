@@ -150,7 +150,7 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   return m;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
   auto m = load_skeleton(dir);
   if (is_packed_config(m->cfg)) {
     load_packed_layers(*m);
@@ -159,9 +159,17 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   } else {
     const bool lazy = want_lazy_weights(*m->store, m->cfg);
     if (lazy) log_info("{}: fp32 weights would not fit in memory; converting 16-bit weights per layer on use", dir);
-    for (int l = 0; l < m->cfg.n_layers; ++l)
+    for (int l = 0; l < m->cfg.n_layers; ++l) {
       m->layers[l] = load_dense_layer(*m->store, m->cfg, l, lazy);
+      if (prepack_dense)
+        for (auto& lin : m->layers[l].lin)
+          if (auto* d = dynamic_cast<DenseLinear*>(lin.get())) d->prepack();
+    }
   }
+  // An untied fp32 head owns its weights; a tied one is a view of the embedding
+  // table (still needed for lookups), so it keeps the plain layout.
+  if (prepack_dense)
+    if (auto* d = dynamic_cast<DenseLinear*>(m->lm_head.get())) d->prepack();
   return m;
 }
 
@@ -195,7 +203,7 @@ size_t Model::embed_table_bytes() const {
 
 bool Model::head_shares_embedding() const {
   auto* d = dynamic_cast<const DenseLinear*>(lm_head.get());
-  return d && d->weight() == embed.data();
+  return d && !d->prepacked() && d->weight() == embed.data();
 }
 
 size_t Model::param_bytes() const {

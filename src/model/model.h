@@ -56,8 +56,11 @@ class Model {
 
   // Loads config.json and every tensor (fp32 dense linears). A directory that
   // holds a bwla quantized model (config.json with quantization_config) is
-  // loaded with its quantized linears.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // loaded with its quantized linears. prepack_dense: fp32 dense linears (and
+  // an untied fp32 head) are re-laid-out for PrepackedGemm when it is enabled
+  // and their plain weights freed (inference only: the quantization pipeline
+  // and tests reading DenseLinear::weight() load without it).
+  static std::unique_ptr<Model> load(const std::string& dir, bool prepack_dense = false);
   // Loads config, embeddings, norms and head only; layers are left empty
   // (the pipeline loads one layer at a time with load_dense_layer).
   static std::unique_ptr<Model> load_skeleton(const std::string& dir);

@@ -1,0 +1,75 @@
+// PrepackedGemm (oneDNN, weights re-laid-out once) against a double-precision
+// product of the plain weights, on odd shapes and every token count the
+// runtime uses (1 for decode, prefill lengths, long ppl windows).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/prepacked_gemm.h"
+#include "kernels_test_util.h"
+
+using namespace bwla;
+using namespace bwla::test;
+
+TEST(PrepackedGemm, MatchesPlainProductOnOddShapes) {
+  if (!PrepackedGemm::available()) GTEST_SKIP() << "built without oneDNN";
+  Rng rng(11);
+  struct Shape {
+    int out, in;
+  };
+  for (Shape s : {Shape{1, 1}, Shape{17, 33}, Shape{64, 64}, Shape{100, 129}, Shape{300, 70}}) {
+    auto w = random_floats(rng, (size_t)s.out * s.in, -1.0f, 1.0f);
+    PrepackedGemm g(w.data(), s.out, s.in);
+    EXPECT_EQ(g.out_features(), s.out);
+    EXPECT_EQ(g.in_features(), s.in);
+    EXPECT_GE(g.bytes(), (size_t)s.out * s.in * 4);
+    // The plain copy is not needed after construction.
+    const std::vector<float> w_copy = w;
+    std::fill(w.begin(), w.end(), 123.0f);
+    for (int n : {1, 2, 7, 128, 130, 1, 7}) {  // repeats reuse the cached primitive
+      auto x = random_floats(rng, (size_t)n * s.in, -2.0f, 2.0f);
+      std::vector<float> y((size_t)n * s.out, -7.0f);
+      g.forward(x.data(), n, y.data());
+      for (int t = 0; t < n; ++t)
+        for (int i = 0; i < s.out; ++i) {
+          double ref = 0, mag = 0;
+          for (int j = 0; j < s.in; ++j) {
+            const double p = (double)x[(size_t)t * s.in + j] * w_copy[(size_t)i * s.in + j];
+            ref += p;
+            mag += std::fabs(p);
+          }
+          ASSERT_NEAR(y[(size_t)t * s.out + i], ref, 1e-5 * mag + 1e-6)
+              << s.out << "x" << s.in << " n=" << n << " t=" << t << " i=" << i;
+        }
+    }
+  }
+}
+
+TEST(PrepackedGemm, ThreadCountsAgreeToRounding) {
+  if (!PrepackedGemm::available()) GTEST_SKIP() << "built without oneDNN";
+  Rng rng(12);
+  const int out = 96, in = 200, n = 40;
+  auto w = random_floats(rng, (size_t)out * in, -1.0f, 1.0f);
+  auto x = random_floats(rng, (size_t)n * in, -1.0f, 1.0f);
+  PrepackedGemm g(w.data(), out, in);
+  const int saved = omp_get_max_threads();
+  std::vector<float> y1((size_t)n * out), y2((size_t)n * out);
+  omp_set_num_threads(1);
+  g.forward(x.data(), n, y1.data());
+  omp_set_num_threads(std::max(2, saved));
+  g.forward(x.data(), n, y2.data());
+  omp_set_num_threads(saved);
+  for (size_t i = 0; i < y1.size(); ++i) ASSERT_NEAR(y1[i], y2[i], 1e-4) << i;
+}
+
+TEST(PrepackedGemm, BadShapesAreErrors) {
+  if (!PrepackedGemm::available()) GTEST_SKIP() << "built without oneDNN";
+  std::vector<float> w(6, 1.0f), x(3, 1.0f), y(2);
+  EXPECT_THROW(PrepackedGemm(w.data(), 0, 3), Error);
+  EXPECT_THROW(PrepackedGemm(nullptr, 2, 3), Error);
+  PrepackedGemm g(w.data(), 2, 3);
+  EXPECT_THROW(g.forward(x.data(), 0, y.data()), Error);
+}
