@@ -5,6 +5,12 @@
 #include <map>
 #include <mutex>
 
+#include <immintrin.h>
+#include <omp.h>
+
+#include <vector>
+
+#include "core/cpu.h"
 #include "core/error.h"
 
 #ifdef BWLA_HAVE_ONEDNN
@@ -17,6 +23,69 @@ bool PrepackedGemm::enabled() {
   const char* e = std::getenv("BWLA_GEMM");
   return available() && !(e && std::strcmp(e, "openblas") == 0);
 }
+
+namespace detail {
+
+// One token against row-major panels: y[i] = Σ_k x[k]·P[k][i] for i < n_out,
+// P = [kp, 64] (the 64 outputs of one oneDNN weight block). x has kp entries
+// (zero beyond the real K, where P is zero-padded too).
+void panel_gemv_scalar(const float* P, const float* x, int kp, int n_out, float* y) {
+  float acc[64] = {};
+  for (int k = 0; k < kp; ++k) {
+    const float xk = x[k];
+    const float* r = P + (size_t)k * 64;
+    for (int i = 0; i < 64; ++i) acc[i] += xk * r[i];
+  }
+  for (int i = 0; i < n_out; ++i) y[i] = acc[i];
+}
+
+__attribute__((target("avx2,fma"))) void panel_gemv_avx2(const float* P, const float* x, int kp,
+                                                        int n_out, float* y) {
+  __m256 a[8];
+  for (auto& v : a) v = _mm256_setzero_ps();
+  for (int k = 0; k < kp; ++k) {
+    const __m256 xk = _mm256_broadcast_ss(x + k);
+    const float* r = P + (size_t)k * 64;
+    for (int v = 0; v < 8; ++v) a[v] = _mm256_fmadd_ps(xk, _mm256_loadu_ps(r + 8 * v), a[v]);
+  }
+  alignas(32) float t[64];
+  for (int v = 0; v < 8; ++v) _mm256_store_ps(t + 8 * v, a[v]);
+  for (int i = 0; i < n_out; ++i) y[i] = t[i];
+}
+
+__attribute__((target("avx512f"))) void panel_gemv_avx512(const float* P, const float* x, int kp,
+                                                         int n_out, float* y) {
+  // Two k per step into separate accumulators: 8 independent FMA chains.
+  __m512 a[8];
+  for (auto& v : a) v = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 2 <= kp; k += 2) {
+    const __m512 x0 = _mm512_set1_ps(x[k]), x1 = _mm512_set1_ps(x[k + 1]);
+    const float* r = P + (size_t)k * 64;
+    for (int v = 0; v < 4; ++v) {
+      a[v] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(r + 16 * v), a[v]);
+      a[4 + v] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(r + 64 + 16 * v), a[4 + v]);
+    }
+  }
+  for (; k < kp; ++k) {
+    const __m512 x0 = _mm512_set1_ps(x[k]);
+    for (int v = 0; v < 4; ++v)
+      a[v] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(P + (size_t)k * 64 + 16 * v), a[v]);
+  }
+  alignas(64) float t[64];
+  for (int v = 0; v < 4; ++v) _mm512_store_ps(t + 16 * v, _mm512_add_ps(a[v], a[4 + v]));
+  for (int i = 0; i < n_out; ++i) y[i] = t[i];
+}
+
+void panel_gemv(const float* P, const float* x, int kp, int n_out, float* y) {
+  switch (active_isa()) {
+    case Isa::Avx512: panel_gemv_avx512(P, x, kp, n_out, y); return;
+    case Isa::Avx2: panel_gemv_avx2(P, x, kp, n_out, y); return;
+    case Isa::Scalar: panel_gemv_scalar(P, x, kp, n_out, y); return;
+  }
+}
+
+}  // namespace detail
 
 #ifdef BWLA_HAVE_ONEDNN
 
@@ -36,6 +105,13 @@ memory::desc rows_desc(int rows, int cols) {
 struct PrepackedGemm::Impl {
   memory::desc wdesc;  // the blocked layout chosen for a 128-token product
   memory weights;
+  // Single tokens: when the layout is 64-output panels ([K padded to kp] × 64,
+  // row-major, one after another — what oneDNN chose on every shape measured),
+  // one streaming pass per panel (detail::panel_gemv) reads the weights faster
+  // than a 1-row matmul (TinyLlama fp32 decode on EPYC: 3.8 t/s with oneDNN's
+  // matmul vs 4.5 with plain OpenBLAS sgemv at 1 thread).
+  bool panels = false;
+  int kp = 0;
   mutable std::mutex mu;
   mutable std::map<int, dnnl::matmul> prims;  // by token count
 
@@ -70,14 +146,35 @@ PrepackedGemm::PrepackedGemm(const float* w, int out, int in)
   dnnl::stream s(eng);
   dnnl::reorder(src, impl_->weights).execute(s, src, impl_->weights);
   s.wait();
+  const dnnl_memory_desc_t& d = impl_->wdesc.data;
+  const auto& b = d.format_desc.blocking;
+  const int64_t kp = d.padded_dims[0];
+  impl_->panels = d.format_kind == dnnl_blocked && d.offset0 == 0 && b.inner_nblks == 2 &&
+                  b.inner_blks[0] == 16 && b.inner_idxs[0] == 0 && b.inner_blks[1] == 64 &&
+                  b.inner_idxs[1] == 1 && b.strides[0] == 16 * 64 && b.strides[1] == kp * 64 &&
+                  kp % 16 == 0 && d.padded_dims[1] % 64 == 0;
+  impl_->kp = (int)kp;
 }
 
 PrepackedGemm::~PrepackedGemm() = default;
 
 size_t PrepackedGemm::bytes() const { return impl_->wdesc.get_size(); }
+bool PrepackedGemm::panel_gemv() const { return impl_->panels; }
 
 void PrepackedGemm::forward(const float* x, int n, float* y) const {
   BWLA_CHECK(n >= 1, "PrepackedGemm::forward: token count {} < 1", n);
+  if (n == 1 && impl_->panels) {
+    const int kp = impl_->kp, blocks = (out_ + 63) / 64;
+    thread_local std::vector<float> xp;
+    xp.assign(x, x + in_);
+    xp.resize(kp, 0.0f);
+    const float* P = static_cast<const float*>(impl_->weights.get_data_handle());
+    const float* xv = xp.data();
+#pragma omp parallel for schedule(static) if (blocks >= 2 && (long)kp * out_ >= (1L << 15) && !omp_in_parallel())
+    for (int blk = 0; blk < blocks; ++blk)
+      detail::panel_gemv(P + (size_t)blk * kp * 64, xv, kp, std::min(64, out_ - 64 * blk), y + 64 * blk);
+    return;
+  }
   const dnnl::matmul& mm = impl_->prim(n, out_, in_);
   dnnl::engine& eng = cpu_engine();
   memory xm(rows_desc(n, in_), eng, const_cast<float*>(x));
@@ -96,6 +193,7 @@ PrepackedGemm::PrepackedGemm(const float*, int out, int in) : out_(out), in_(in)
 }
 PrepackedGemm::~PrepackedGemm() = default;
 size_t PrepackedGemm::bytes() const { return 0; }
+bool PrepackedGemm::panel_gemv() const { return false; }
 void PrepackedGemm::forward(const float*, int, float*) const {
   fail("PrepackedGemm: this build has no oneDNN");
 }

@@ -7,6 +7,11 @@
 // Exact fp32 products, summed in a different order than OpenBLAS: results agree
 // with the plain product to float rounding, not bit for bit.
 //
+// A single token (decode) does not go through a 1-row matmul: in the layout
+// oneDNN picks for f32 (64-output panels of [K] × 64 floats, one after another)
+// each panel is one contiguous stream, read by panel_gemv (1.3× faster at one
+// thread than OpenBLAS sgemv on the plain weights, EPYC, TinyLlama shape).
+//
 // Built when oneDNN (Debian libdnnl-dev) is found; available() says whether this
 // build has it. Threads: oneDNN's OpenMP runtime, i.e. omp_get_max_threads().
 #pragma once
@@ -33,11 +38,23 @@ class PrepackedGemm {
   int in_features() const { return in_; }
   // Bytes held for the packed weights.
   size_t bytes() const;
+  // Whether single tokens take the panel GEMV (else a 1-row oneDNN matmul).
+  bool panel_gemv() const;
 
  private:
   struct Impl;
   int out_, in_;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {
+// y[i] = Σ_k x[k]·P[k][i] for i < n_out (≤ 64), P row-major [kp, 64]: one token
+// against one 64-output weight panel. Scalar reference and AVX2 / AVX-512
+// versions; panel_gemv dispatches on active_isa().
+void panel_gemv_scalar(const float* P, const float* x, int kp, int n_out, float* y);
+void panel_gemv_avx2(const float* P, const float* x, int kp, int n_out, float* y);
+void panel_gemv_avx512(const float* P, const float* x, int kp, int n_out, float* y);
+void panel_gemv(const float* P, const float* x, int kp, int n_out, float* y);
+}  // namespace detail
 
 }  // namespace bwla
