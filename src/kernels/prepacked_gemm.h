@@ -47,14 +47,4 @@ class PrepackedGemm {
   std::unique_ptr<Impl> impl_;
 };
 
-namespace detail {
-// y[i] = Σ_k x[k]·P[k][i] for i < n_out (≤ 64), P row-major [kp, 64]: one token
-// against one 64-output weight panel. Scalar reference and AVX2 / AVX-512
-// versions; panel_gemv dispatches on active_isa().
-void panel_gemv_scalar(const float* P, const float* x, int kp, int n_out, float* y);
-void panel_gemv_avx2(const float* P, const float* x, int kp, int n_out, float* y);
-void panel_gemv_avx512(const float* P, const float* x, int kp, int n_out, float* y);
-void panel_gemv(const float* P, const float* x, int kp, int n_out, float* y);
-}  // namespace detail
-
 }  // namespace bwla
