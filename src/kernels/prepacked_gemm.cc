@@ -101,11 +101,16 @@ void PrepackedGemm::forward(const float* x, int n, float* y) const {
   BWLA_CHECK(n >= 1, "PrepackedGemm::forward: token count {} < 1", n);
   if (n == 1 && impl_->panels) {
     const int kp = impl_->kp, blocks = (out_ + 63) / 64;
-    thread_local std::vector<float> xp;
-    xp.assign(x, x + in_);
-    xp.resize(kp, 0.0f);
+    // x is read as kp entries: only a K that is not a multiple of 16 needs a
+    // zero-padded copy (the common decoder widths read x in place).
+    const float* xv = x;
+    if (kp != in_) {
+      thread_local std::vector<float> xp;
+      xp.assign(x, x + in_);
+      xp.resize(kp, 0.0f);
+      xv = xp.data();
+    }
     const float* P = static_cast<const float*>(impl_->weights.get_data_handle());
-    const float* xv = xp.data();
 #pragma omp parallel for schedule(static) if (blocks >= 2 && (long)kp * out_ >= (1L << 15) && !omp_in_parallel())
     for (int blk = 0; blk < blocks; ++blk)
       detail::panel_gemv(P + (size_t)blk * kp * 64, xv, kp, std::min(64, out_ - 64 * blk), y + 64 * blk);
