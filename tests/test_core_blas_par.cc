@@ -1,4 +1,4 @@
-// par_sgemm_nt / par_sgemv: OpenMP column (row) slices of single-threaded
+// par_sgemm_nt: OpenMP column slices of single-threaded
 // OpenBLAS must give the plain product, for every thread count, odd shapes,
 // leading dimensions wider than the matrix, and alpha/beta.
 #include <gtest/gtest.h>
@@ -50,34 +50,6 @@ TEST_P(BlasPar, SgemmNtMatchesNaive) {
     }
     EXPECT_LT(worst, 1e-4) << s.n << "x" << s.out << "x" << s.in << " threads " << GetParam();
   }
-}
-
-TEST_P(BlasPar, SgemvMatchesNaive) {
-  for (auto [out, in] : {std::pair{5, 9}, {64, 64}, {191, 333}, {1000, 70}, {4099, 31}}) {
-    const int ldw = in + 7;
-    auto w = randn((size_t)out * ldw, 4), x = randn(in, 5);
-    std::vector<float> y(out + 1, 123.f);
-    par_sgemv(out, in, w.data(), ldw, x.data(), y.data());
-    for (int o = 0; o < out; ++o) {
-      double acc = 0;
-      for (int k = 0; k < in; ++k) acc += (double)w[(size_t)o * ldw + k] * x[k];
-      ASSERT_NEAR(y[o], acc, 1e-4 * (1 + std::fabs(acc))) << out << "x" << in << " row " << o;
-    }
-    EXPECT_EQ(y[out], 123.f) << "wrote past the end";
-  }
-}
-
-TEST_P(BlasPar, InsideParallelRegionRunsPlainProduct) {
-  // Called from inside an OpenMP region, each caller gets its own full product.
-  const int out = 256, in = 64;
-  auto w = randn((size_t)out * in, 6), x = randn(in, 7);
-  std::vector<float> ref(out);
-  par_sgemv(out, in, w.data(), in, x.data(), ref.data());
-  std::vector<std::vector<float>> ys(4, std::vector<float>(out));
-#pragma omp parallel for
-  for (int i = 0; i < 4; ++i) par_sgemv(out, in, w.data(), in, x.data(), ys[i].data());
-  for (int i = 0; i < 4; ++i)
-    for (int o = 0; o < out; ++o) ASSERT_NEAR(ys[i][o], ref[o], 1e-4f) << i << " " << o;
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, BlasPar, ::testing::Values(1, 2, 3));

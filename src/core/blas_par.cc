@@ -46,12 +46,4 @@ void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, 
   });
 }
 
-void par_sgemv(int out, int in, const float* w, int ldw, const float* x, float* y) {
-  if (out <= 0) return;
-  split_over_threads(out, (long)out * in, 1L << 16, [&](int r0, int r1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, in, 1.0f, w + (size_t)r0 * ldw, ldw, x, 1,
-                0.0f, y + r0, 1);
-  });
-}
-
 }  // namespace bwla

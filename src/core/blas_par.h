@@ -13,12 +13,4 @@ namespace bwla {
 void par_sgemm_nt(int n, int out, int in, float alpha, const float* x, int ldx, const float* w,
                   int ldw, float beta, float* y, int ldy);
 
-// y[out] = w[out, in] · x[in] (row-major, leading dimension ldw). Output rows
-// are split over the OpenMP threads in multiples of 16, each slice one
-// single-threaded sgemv: decode reads every weight once, and a single sgemv
-// call left one of two cores idle (2-thread fp32 decode measured no faster
-// than 1 thread). One plain sgemv inside a parallel region, with one thread or
-// for small matrices.
-void par_sgemv(int out, int in, const float* w, int ldw, const float* x, float* y);
-
 }  // namespace bwla
