@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/attn_head.h"
 #include "model/packed_linear.h"
 
 namespace bwla {
@@ -86,24 +87,10 @@ void attend(const ModelConfig& c, const float* q, const float* kb, const float* 
     for (int h = 0; h < nh; ++h) {
       const int g = h / group, p = p0 + t, j0 = first_key(p);
       const float* qv = q + (size_t)t * qs + h * hd;
-      std::vector<float> s(p + 1 - j0);
-      for (int j = j0; j <= p; ++j) {
-        const float* kv = kb + (size_t)j * kvd + g * hd;
-        float d = 0.f;
-        // Vectorized (reassociated) sum: the strict-order scalar loop made this
-        // dot ~10 % of 2-thread packed decode.
-#pragma omp simd reduction(+ : d)
-        for (int i = 0; i < hd; ++i) d += qv[i] * kv[i];
-        s[j - j0] = d * scale;
-      }
-      softmax(s.data(), (int)s.size());
-      float* o = out + (size_t)t * qs + h * hd;
-      std::fill(o, o + hd, 0.f);
-      for (int j = j0; j <= p; ++j) {
-        const float* vv = vb + (size_t)j * kvd + g * hd;
-        const float w = s[j - j0];
-        for (int i = 0; i < hd; ++i) o[i] += w * vv[i];
-      }
+      thread_local std::vector<float> s;
+      if (s.size() < (size_t)(p + 1 - j0)) s.resize((size_t)(p + 1 - j0));
+      attn_head(qv, kb + (size_t)j0 * kvd + g * hd, kvd, vb + (size_t)j0 * kvd + g * hd, kvd,
+                p + 1 - j0, hd, scale, s.data(), out + (size_t)t * qs + h * hd);
     }
   }
 }
