@@ -193,6 +193,15 @@ TEST(BinaryGemm, IdenticalAcrossKernelsRowRangesAndThreads) {
     quantize_acts(x.data(), tokens, cols, bits, 1.0f, a);
     std::vector<float> ref((size_t)tokens * rows);
     binary_gemm(w, a, ref.data(), 0, -1, BinaryKernel::Scalar);
+    // The double epilogue (vectorized under AVX-512) rounds like the scalar one.
+    for (Isa isa : available_isas()) {
+      set_active_isa(isa);
+      std::vector<float> y((size_t)tokens * rows, NAN);
+      for (auto [r0, r1] : {std::pair{0, 17}, {17, 18}, {18, 150}, {150, 203}})
+        binary_gemm(w, a, y.data(), r0, r1, BinaryKernel::Scalar);
+      EXPECT_EQ(y, ref) << "epilogue under " << isa_name(isa);
+    }
+    set_active_isa(best_isa());
     for (BinaryKernel k : kAllKernels) {
       if (!binary_kernel_available(k)) continue;
       // Pieces of the row range, each writing only its own columns of y.
