@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/cpu.h"
+#include "core/error.h"
 
 namespace bwla {
 
@@ -169,6 +170,7 @@ __attribute__((target("avx512f"))) void attn_head_avx512(const float* q, const f
 
 void attn_head(const float* q, const float* k, size_t ldk, const float* v, size_t ldv, int T,
                int hd, float scale, float* scratch, float* out) {
+  BWLA_ASSERT(T > 0 && hd > 0, "attn_head: {} positions, head width {}", T, hd);
   switch (active_isa()) {
     case Isa::Avx512: detail::attn_head_avx512(q, k, ldk, v, ldv, T, hd, scale, scratch, out); return;
     case Isa::Avx2: detail::attn_head_avx2(q, k, ldk, v, ldv, T, hd, scale, scratch, out); return;

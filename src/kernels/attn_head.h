@@ -1,11 +1,11 @@
 // Decode attention of one query head over T cached positions:
 //   s_j = scale · q·k_j,  p = softmax(s),  out = Σ_j p_j · v_j
-// with key j at k + j·ldk and value j at v + j·ldv (hd floats each). scratch
-// holds T floats (the probabilities on return). The model's generic code is
-// compiled for baseline x86-64 (SSE2), where this loop was ~6 % of 2-thread
-// W1A6 TinyLlama decode; here it has scalar / AVX2 / AVX-512 versions chosen by
-// active_isa(). exp is the C library's in every version; sums are in an
-// ISA-dependent order.
+// with key j at k + j·ldk and value j at v + j·ldv (hd floats each); T and hd
+// must be positive. scratch holds T floats (the probabilities on return). The
+// model's generic code is compiled for baseline x86-64 (SSE2), where this loop
+// was ~6 % of 2-thread W1A6 TinyLlama decode; here it has scalar / AVX2 /
+// AVX-512 versions chosen by active_isa(). exp is the C library's in every
+// version; sums are in an ISA-dependent order.
 #pragma once
 
 #include <cstddef>
