@@ -9,6 +9,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernels/simd_sum.h"
 
 namespace bwla {
 
@@ -23,13 +24,6 @@ void softmax_inplace(float* s, int T) {
   }
   const float inv = 1.0f / sum;
   for (int j = 0; j < T; ++j) s[j] *= inv;
-}
-
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/binary_gemm.h"  // detail::for_row_ranges
+#include "kernels/simd_sum.h"
 
 #define BWLA_T256 __attribute__((target("avx2,fma")))
 #define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -112,13 +113,6 @@ BWLA_T512 void rows4_avx512(const Q8Matrix& m, const float* x, const int* rows, 
   y[rows[1]] = m.scale[rows[1]] * _mm512_reduce_add_ps(a1);
   y[rows[2]] = m.scale[rows[2]] * _mm512_reduce_add_ps(a2);
   y[rows[3]] = m.scale[rows[3]] * _mm512_reduce_add_ps(a3);
-}
-
-BWLA_T256 inline float hsum256(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
 }
 
 template <int T>

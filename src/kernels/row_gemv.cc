@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/cpu.h"
+#include "kernels/simd_sum.h"
 
 // GCC 12 false positive inside _mm512_reduce_add_ps (as in the other kernels).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -22,15 +23,6 @@ void row_gemv_scalar(int rows, int k, const float* w, size_t ldw, const float* x
     y[r] = acc;
   }
 }
-
-namespace {
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-}  // namespace
 
 // One row at a time, four accumulators: a single sequential stream. Measured
 // on EPYC (Zen 4), 49152x576 (the SmolLM2 head), 1 thread: 28-30 GB/s, against
