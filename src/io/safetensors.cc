@@ -200,7 +200,10 @@ void SafeTensorsWriter::add_view(const std::string& name, DType dtype, std::vect
   for (auto d : shape) n *= d;
   BWLA_ASSERT((size_t)n * dtype_size(dtype) == nbytes, "tensor {} size mismatch {} vs {}", name,
               (size_t)n * dtype_size(dtype), nbytes);
-  Entry e{name, dtype, std::move(shape), {}};
+  Entry e;
+  e.name = name;
+  e.dtype = dtype;
+  e.shape = std::move(shape);
   e.view = (const uint8_t*)data;
   e.view_n = nbytes;
   e.after_write = std::move(after_write);
