@@ -5,7 +5,8 @@
 // model's generic code is compiled for baseline x86-64 (SSE2), where this loop
 // was ~6 % of 2-thread W1A6 TinyLlama decode; here it has scalar / AVX2 /
 // AVX-512 versions chosen by active_isa(). exp is the C library's in every
-// version; sums are in an ISA-dependent order.
+// version; sums are in an ISA-dependent order. The weighted sum is the OKT
+// kernels' lincomb (kernels/kron.h).
 #pragma once
 
 #include <cstddef>
