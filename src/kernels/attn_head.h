@@ -3,10 +3,10 @@
 // with key j at k + j·ldk and value j at v + j·ldv (hd floats each); T and hd
 // must be positive. scratch holds T floats (the probabilities on return). The
 // model's generic code is compiled for baseline x86-64 (SSE2), where this loop
-// was ~6 % of 2-thread W1A6 TinyLlama decode; here it has scalar / AVX2 /
-// AVX-512 versions chosen by active_isa(). exp is the C library's in every
-// version; sums are in an ISA-dependent order. The weighted sum is the OKT
-// kernels' lincomb (kernels/kron.h).
+// was ~6 % of 2-thread W1A6 TinyLlama decode. Here the scores are the row GEMV
+// (kernels/row_gemv.h) and the weighted sum the OKT kernels' lincomb
+// (kernels/kron.h), each in its scalar / AVX2 / AVX-512 version chosen by
+// active_isa(); exp is the C library's. Sums are in an ISA-dependent order.
 #pragma once
 
 #include <cstddef>
@@ -15,14 +15,5 @@ namespace bwla {
 
 void attn_head(const float* q, const float* k, size_t ldk, const float* v, size_t ldv, int T,
                int hd, float scale, float* scratch, float* out);
-
-namespace detail {
-void attn_head_scalar(const float* q, const float* k, size_t ldk, const float* v, size_t ldv,
-                      int T, int hd, float scale, float* scratch, float* out);
-void attn_head_avx2(const float* q, const float* k, size_t ldk, const float* v, size_t ldv,
-                    int T, int hd, float scale, float* scratch, float* out);
-void attn_head_avx512(const float* q, const float* k, size_t ldk, const float* v, size_t ldv,
-                      int T, int hd, float scale, float* scratch, float* out);
-}  // namespace detail
 
 }  // namespace bwla
