@@ -13,7 +13,10 @@
 #include "model/forward.h"
 #include "model/random_checkpoint.h"
 #include "model/tokenizer.h"
+#include "model/ops.h"
+#include "pipeline/linear_quantizer.h"
 #include "pipeline/quantize.h"
+#include "quant/xtx.h"
 #include "shared_data.h"
 #include "tmpdir.h"
 
@@ -210,4 +213,79 @@ TEST(Pipeline, LinearsSideBySideMatchOneAtATime) {
   EXPECT_DOUBLE_EQ(a.bits_per_weight, b.bits_per_weight);
   const double pa = ppl_of(td.file("serial")), pb = ppl_of(td.file("side"));
   EXPECT_NEAR(pa, pb, 1e-3 * pa);
+}
+
+namespace {
+// Quantizes one linear of the fp32 model on the XᵀX of `in` rows, as the
+// pipeline does (GPTQ's result depends on the calibration only through XᵀX).
+MatrixRM requantize(const Model& fp, int layer, int id, const std::vector<float>& in, int dim,
+                    const QuantizeOptions& o) {
+  XtxAccumulator acc(dim);
+  acc.add(in.data(), (long)(in.size() / dim));
+  LinearStats st;
+  st.xtx = acc.xtx();
+  st.n_tokens = acc.count();
+  const auto* d = dynamic_cast<const DenseLinear*>(fp.layers[layer].lin[id].get());
+  MatrixRM w = Eigen::Map<const MatrixRM>(d->weight(), d->out_features(), d->in_features());
+  LinearQuantReport rep;
+  rep.name = "test";
+  return quantize_linear(w, d->bias(), st, o, 0, rep)->parts().w_hat;
+}
+}  // namespace
+
+// True-sequential order: each linear's statistics come from the stream
+// through the already-quantized linears before it (with their activation
+// quantization), not from the fp32 layer. Recomputes three linears' GPTQ
+// results from the quantized model's own stream, and checks that the fp32
+// stream would have given different weights.
+TEST(Pipeline, StatisticsComeFromTheQuantizedStream) {
+  BWLA_REQUIRE_SHARED(kModel);
+  test::TempDir td;
+  auto o = small_opts("gptq");
+  o.wbits = 3;
+  o.abits = 6;
+  o.linear_jobs = 1;
+  quantize_model(model_dir(), o, td.file("q"));
+  o.finalize();
+  auto fp = Model::load(model_dir());
+  auto qm = Model::load(td.file("q"));
+  const ModelConfig& c = fp->cfg;
+  const int S = o.calib.n_segments, L = o.calib.seq_len, n = S * L, H = c.hidden;
+  ASSERT_LE(S, o.chunk_segments);  // one chunk: the pipeline's XᵀX sums the same rows in one call
+  auto tok = Tokenizer::load_dir(model_dir());
+  auto segs = sample_calibration(*tok, o.calib);
+  std::vector<float> x((size_t)n * H);
+  for (int s = 0; s < S; ++s) embed_tokens(*fp, segs[s].data(), L, x.data() + (size_t)s * L * H);
+  auto w_hat = [&](int layer, int id) {
+    return dynamic_cast<const FakeQuantLinear*>(qm->layers[layer].lin[id].get())->parts().w_hat;
+  };
+  auto check = [&](int layer, int id, const std::vector<float>& q_in, const std::vector<float>& fp_in,
+                   int dim) {
+    const MatrixRM got = w_hat(layer, id);
+    const MatrixRM same = requantize(*fp, layer, id, q_in, dim, o);
+    const MatrixRM other = requantize(*fp, layer, id, fp_in, dim, o);
+    const double scale = got.cwiseAbs().maxCoeff();
+    EXPECT_LE((got - same).cwiseAbs().maxCoeff(), 1e-5 * scale) << "layer " << layer << " " << linear_name(id);
+    EXPECT_GT((got - other).cwiseAbs().maxCoeff(), 1e-2 * scale) << "layer " << layer << " " << linear_name(id);
+  };
+  // Layer 0, o_proj: attention over the quantized q/k/v vs the fp32 ones.
+  std::vector<float> att_q((size_t)n * c.q_dim()), att_f(att_q.size());
+  layer_attention(c, *qm->rope, qm->layers[0], 0, x.data(), S, L, att_q.data());
+  layer_attention(c, *fp->rope, fp->layers[0], 0, x.data(), S, L, att_f.data());
+  check(0, kO, att_q, att_f, c.q_dim());
+  // Layer 0, down_proj: MLP activations behind the quantized o_proj and gate/up.
+  std::vector<float> xq = x, xf = x;
+  layer_attn_residual(c, qm->layers[0], 0, att_q.data(), n, xq.data());
+  layer_attn_residual(c, fp->layers[0], 0, att_f.data(), n, xf.data());
+  std::vector<float> act_q((size_t)n * c.intermediate), act_f(act_q.size());
+  layer_mlp_act(c, qm->layers[0], 0, xq.data(), n, act_q.data());
+  layer_mlp_act(c, fp->layers[0], 0, xf.data(), n, act_f.data());
+  check(0, kDown, act_q, act_f, c.intermediate);
+  // Layer 1, q_proj: the quantized layer 0's output vs the fp32 layer 0's.
+  layer_mlp_residual(c, qm->layers[0], 0, act_q.data(), n, xq.data());
+  layer_mlp_residual(c, fp->layers[0], 0, act_f.data(), n, xf.data());
+  std::vector<float> h_q(xq.size()), h_f(xf.size());
+  rmsnorm(xq.data(), qm->layers[1].attn_norm.data(), h_q.data(), n, H, c.rms_eps);
+  rmsnorm(xf.data(), fp->layers[1].attn_norm.data(), h_f.data(), n, H, c.rms_eps);
+  check(1, kQ, h_q, h_f, H);
 }

@@ -96,3 +96,36 @@ TEST(ActQuant, ClipSearchHeavyTailsPicksLessThanOne) {
   for (float g : default_act_clip_grid())
     EXPECT_LE(e_c, act_quant_output_error(x.data(), n, dim, w, 4, g));
 }
+
+// The clip search's errors equal the direct ‖E·Wᵀ‖² for both of its ways of
+// computing them (direct when out <= dim, through WᵀW when out > dim), and it
+// picks the argmin of the direct errors.
+TEST(ActQuant, ClipSearchErrorsMatchTheDirectProductForNarrowAndWideOutputs) {
+  Rng rng(11);
+  const long n = 200;
+  const int dim = 96;
+  MatrixRM x(n, dim);
+  for (long i = 0; i < n; ++i)
+    for (int j = 0; j < dim; ++j) {
+      const double u = rng.uniform() + 1e-12;
+      x(i, j) = (float)((rng.uniform() < 0.5 ? -1.0 : 1.0) * -std::log(u)) + (j == 5 ? 8.f : 0.f);
+    }
+  const auto grid = default_act_clip_grid();
+  for (int out : {40, 96, 257}) {
+    MatrixRM w = test::gaussian(out, dim, 12 + out);
+    for (int bits : {4, 6}) {
+      const auto errs = act_quant_output_errors(x.data(), n, dim, w, bits, grid);
+      ASSERT_EQ(errs.size(), grid.size());
+      size_t best = 0;
+      std::vector<double> direct;
+      for (size_t i = 0; i < grid.size(); ++i) {
+        direct.push_back(act_quant_output_error(x.data(), n, dim, w, bits, grid[i]));
+        EXPECT_NEAR(errs[i], direct[i], 1e-5 * direct[i]) << out << " " << bits << " " << grid[i];
+        if (direct[i] < direct[best]) best = i;
+      }
+      const float c = search_act_clip(x.data(), n, dim, w, bits);
+      EXPECT_EQ(c, grid[best]) << out << " " << bits;
+    }
+  }
+  EXPECT_THROW(act_quant_output_errors(x.data(), n, dim + 1, test::gaussian(300, dim, 1), 4, grid), Error);
+}

@@ -101,93 +101,137 @@ void head_rmsnorm(float* x, int n, int heads, int hd, const std::vector<float>& 
 
 }  // namespace
 
-void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
-                   float* x, int n_seq, int seq_len, KVCache* cache, Capture* cap) {
+namespace {
+
+// Per-thread scratch reused across calls: fresh multi-MB vectors would be
+// mmap'd and page-faulted in (zeroed by the kernel) on every call.
+float* scratch(std::vector<float>& b, size_t size) {
+  if (b.size() < size) b.resize(size);
+  return b.data();
+}
+
+// Stage 1 with an optional cache (see layer_forward for the cache contract).
+void attention_stage(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                     const float* x, int n_seq, int seq_len, KVCache* cache, float* att,
+                     Capture* cap) {
   BWLA_ASSERT(!cache || n_seq == 1, "cache with {} segments", n_seq);
-  const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim(),
-            F = c.intermediate;
-  // Scratch reused across calls (per thread): fresh multi-MB vectors would be
-  // mmap'd and page-faulted in (zeroed by the kernel) on every call.
-  thread_local std::vector<float> h, q, k, v, att, o, g, u;
-  auto fit = [](std::vector<float>& b, size_t size) {
-    if (b.size() < size) b.resize(size);
-  };
-  fit(h, (size_t)n * H), fit(q, (size_t)n * qd), fit(k, (size_t)n * kvd), fit(v, (size_t)n * kvd);
-  fit(att, (size_t)n * qd), fit(o, (size_t)n * H), fit(g, (size_t)n * F), fit(u, (size_t)n * F);
-  rmsnorm(x, L.attn_norm.data(), h.data(), n, H, c.rms_eps);
+  const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
+  thread_local std::vector<float> hb, qb, kb, vb;
+  float* h = scratch(hb, (size_t)n * H);
+  float* q = scratch(qb, (size_t)n * qd);
+  float* k = scratch(kb, (size_t)n * kvd);
+  float* v = scratch(vb, (size_t)n * kvd);
+  rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
   if (cap) {
-    cap->tensor(layer, "attn_norm", h.data(), n, H);
-    cap->linear_input(layer, 0, h.data(), n, H);
+    cap->tensor(layer, "attn_norm", h, n, H);
+    cap->linear_input(layer, 0, h, n, H);
   }
   {
     const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
-    float* ys[3] = {q.data(), k.data(), v.data()};
-    forward_same_input(lins, ys, 3, h.data(), n);
+    float* ys[3] = {q, k, v};
+    forward_same_input(lins, ys, 3, h, n);
   }
   if (c.qk_norm) {
-    head_rmsnorm(q.data(), n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
-    head_rmsnorm(k.data(), n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+    head_rmsnorm(q, n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+    head_rmsnorm(k, n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
   }
   for (int s = 0; s < n_seq; ++s) {
     const size_t off = (size_t)s * seq_len;
     const int p0 = cache ? cache->pos : 0;
-    rope.apply(q.data() + off * qd, seq_len, c.n_heads, p0);
-    rope.apply(k.data() + off * kvd, seq_len, c.n_kv_heads, p0);
+    rope.apply(q + off * qd, seq_len, c.n_heads, p0);
+    rope.apply(k + off * kvd, seq_len, c.n_kv_heads, p0);
     if (cache) {
       BWLA_CHECK(p0 + seq_len <= cache->max_ctx,
                  "context overflow: {} cached + {} new tokens exceeds the context size {}", p0,
                  seq_len, cache->max_ctx);
-      std::memcpy(cache->k[layer].data() + (size_t)p0 * kvd, k.data(), sizeof(float) * seq_len * kvd);
-      std::memcpy(cache->v[layer].data() + (size_t)p0 * kvd, v.data(), sizeof(float) * seq_len * kvd);
+      std::memcpy(cache->k[layer].data() + (size_t)p0 * kvd, k, sizeof(float) * seq_len * kvd);
+      std::memcpy(cache->v[layer].data() + (size_t)p0 * kvd, v, sizeof(float) * seq_len * kvd);
       if (seq_len >= 16)
-        attend_prefill(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), 0, 1, seq_len,
-                       p0, att.data());
+        attend_prefill(c, q, cache->k[layer].data(), cache->v[layer].data(), 0, 1, seq_len, p0, att);
       else
-        attend(c, q.data(), cache->k[layer].data(), cache->v[layer].data(), seq_len, p0, att.data());
+        attend(c, q, cache->k[layer].data(), cache->v[layer].data(), seq_len, p0, att);
     }
   }
   if (!cache) {
     if (seq_len >= 16) {
-      attend_prefill(c, q.data(), k.data(), v.data(), (long)seq_len * kvd, n_seq, seq_len, 0,
-                     att.data());
+      attend_prefill(c, q, k, v, (long)seq_len * kvd, n_seq, seq_len, 0, att);
     } else {
       for (int s = 0; s < n_seq; ++s) {
         const size_t off = (size_t)s * seq_len;
-        attend(c, q.data() + off * qd, k.data() + off * kvd, v.data() + off * kvd, seq_len, 0,
-               att.data() + off * qd);
+        attend(c, q + off * qd, k + off * kvd, v + off * kvd, seq_len, 0, att + off * qd);
       }
     }
   }
   if (cap) {
-    cap->tensor(layer, "q", q.data(), n, qd);
-    cap->tensor(layer, "k", k.data(), n, kvd);
-    cap->tensor(layer, "v", v.data(), n, kvd);
-    cap->tensor(layer, "attn", att.data(), n, qd);
-    cap->linear_input(layer, 1, att.data(), n, qd);
+    cap->tensor(layer, "q", q, n, qd);
+    cap->tensor(layer, "k", k, n, kvd);
+    cap->tensor(layer, "v", v, n, kvd);
+    cap->tensor(layer, "attn", att, n, qd);
+    cap->linear_input(layer, 1, att, n, qd);
   }
-  L.lin[kO]->forward(att.data(), n, o.data());
-  if (cap) cap->tensor(layer, "attn_out", o.data(), n, H);
+}
+
+// x += lin(in): the residual add after o_proj / down_proj.
+void residual_linear(const Linear& lin, const float* in, int n, int H, float* x, int layer,
+                     const char* name, Capture* cap) {
+  thread_local std::vector<float> ob;
+  float* o = scratch(ob, (size_t)n * H);
+  lin.forward(in, n, o);
+  if (cap) cap->tensor(layer, name, o, n, H);
   for (size_t i = 0; i < (size_t)n * H; ++i) x[i] += o[i];
-  rmsnorm(x, L.mlp_norm.data(), h.data(), n, H, c.rms_eps);
+}
+
+}  // namespace
+
+void layer_attention(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                     const float* x, int n_seq, int seq_len, float* att, Capture* cap) {
+  attention_stage(c, rope, L, layer, x, n_seq, seq_len, nullptr, att, cap);
+}
+
+void layer_attn_residual(const ModelConfig& c, const LayerWeights& L, int layer, const float* att,
+                         int n, float* x, Capture* cap) {
+  residual_linear(*L.lin[kO], att, n, c.hidden, x, layer, "attn_out", cap);
+}
+
+void layer_mlp_act(const ModelConfig& c, const LayerWeights& L, int layer, const float* x, int n,
+                   float* act, Capture* cap) {
+  const int H = c.hidden, F = c.intermediate;
+  thread_local std::vector<float> hb, ub;
+  float* h = scratch(hb, (size_t)n * H);
+  float* u = scratch(ub, (size_t)n * F);
+  rmsnorm(x, L.mlp_norm.data(), h, n, H, c.rms_eps);
   if (cap) {
-    cap->tensor(layer, "mlp_norm", h.data(), n, H);
-    cap->linear_input(layer, 2, h.data(), n, H);
+    cap->tensor(layer, "mlp_norm", h, n, H);
+    cap->linear_input(layer, 2, h, n, H);
   }
   {
     const Linear* lins[2] = {L.lin[kGate].get(), L.lin[kUp].get()};
-    float* ys[2] = {g.data(), u.data()};
-    forward_same_input(lins, ys, 2, h.data(), n);
+    float* ys[2] = {act, u};
+    forward_same_input(lins, ys, 2, h, n);
   }
-  silu_mul(g.data(), u.data(), (long)n * F);
+  silu_mul(act, u, (long)n * F);
   if (cap) {
-    cap->tensor(layer, "mlp_act", g.data(), n, F);
-    cap->linear_input(layer, 3, g.data(), n, F);
-    if (cap->inputs_only()) return;
+    cap->tensor(layer, "mlp_act", act, n, F);
+    cap->linear_input(layer, 3, act, n, F);
   }
-  L.lin[kDown]->forward(g.data(), n, o.data());
-  if (cap) cap->tensor(layer, "mlp_out", o.data(), n, H);
-  for (size_t i = 0; i < (size_t)n * H; ++i) x[i] += o[i];
-  if (cap) cap->tensor(layer, "out", x, n, H);
+}
+
+void layer_mlp_residual(const ModelConfig& c, const LayerWeights& L, int layer, const float* act,
+                        int n, float* x, Capture* cap) {
+  residual_linear(*L.lin[kDown], act, n, c.hidden, x, layer, "mlp_out", cap);
+  if (cap) cap->tensor(layer, "out", x, n, c.hidden);
+}
+
+void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                   float* x, int n_seq, int seq_len, KVCache* cache, Capture* cap) {
+  const int n = n_seq * seq_len;
+  thread_local std::vector<float> attb, actb;
+  float* att = scratch(attb, (size_t)n * c.q_dim());
+  attention_stage(c, rope, L, layer, x, n_seq, seq_len, cache, att, cap);
+  layer_attn_residual(c, L, layer, att, n, x, cap);
+  float* act = scratch(actb, (size_t)n * c.intermediate);
+  layer_mlp_act(c, L, layer, x, n, act, cap);
+  layer_mlp_residual(c, L, layer, act, n, x, cap);
 }
 
 void embed_tokens(const Model& m, const int* tokens, int n, float* x) {

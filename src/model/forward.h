@@ -26,10 +26,6 @@ class Capture {
   // Named intermediates: "attn_norm", "q", "k", "v" (after norm/RoPE), "attn",
   // "attn_out", "mlp_norm", "mlp_act", "mlp_out", "out".
   virtual void tensor(int layer, const char* name, const float* x, int n, int dim) {}
-  // When true, layer_forward returns right after the last linear input (slot 3)
-  // is captured, skipping down_proj: x then holds the post-attention residual,
-  // not the layer output (statistics passes that need only the inputs).
-  virtual bool inputs_only() const { return false; }
 };
 
 // Runs decoder layer L on hidden states x [n_seq * seq_len, hidden] in place.
@@ -38,6 +34,23 @@ class Capture {
 // Without a cache every segment attends causally within itself from position 0.
 void layer_forward(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
                    float* x, int n_seq, int seq_len, KVCache* cache, Capture* cap = nullptr);
+
+// layer_forward without a cache, in the four stages that each read the
+// linears of one input slot only (quantization in true-sequential order: a
+// stage's linears are quantized on the outputs of the already-quantized ones).
+// layer_forward is exactly these four calls, so the results are bit-identical.
+// 1. att [n, q_dim] = attention over rmsnorm(x) (q/k/v, qk-norm, RoPE, causal per segment).
+void layer_attention(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
+                     const float* x, int n_seq, int seq_len, float* att, Capture* cap = nullptr);
+// 2. x += o_proj(att).
+void layer_attn_residual(const ModelConfig& c, const LayerWeights& L, int layer, const float* att,
+                         int n, float* x, Capture* cap = nullptr);
+// 3. act [n, intermediate] = silu(gate(h)) * up(h), h = rmsnorm(x).
+void layer_mlp_act(const ModelConfig& c, const LayerWeights& L, int layer, const float* x, int n,
+                   float* act, Capture* cap = nullptr);
+// 4. x += down_proj(act).
+void layer_mlp_residual(const ModelConfig& c, const LayerWeights& L, int layer, const float* act,
+                        int n, float* x, Capture* cap = nullptr);
 
 // Embeds n tokens at cache.pos.., runs every layer, the final norm and the
 // head, and advances cache.pos. logits: [n, vocab] if all_logits else [vocab]

@@ -74,9 +74,12 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     if (r.transform) parts.transform = std::shared_ptr<const InputTransform>(std::move(r.transform));
   }
   if (parts.transform) side_bits += parts.transform->storage_bits();
-  MatrixD s_rot = parts.transform ? rotate_xtx(*parts.transform, st.xtx) : st.xtx;
+  // S in the transformed basis (no copy without a transform: S can be 250 MB).
+  MatrixD s_rot;
+  if (parts.transform) s_rot = rotate_xtx(*parts.transform, st.xtx);
+  const MatrixD& s_used = parts.transform ? s_rot : st.xtx;
   lap("transform");
-  const MatrixD* sp = st.n_tokens > 0 ? &s_rot : nullptr;
+  const MatrixD* sp = st.n_tokens > 0 ? &s_used : nullptr;
   // 2. Weights (optionally with the PSP branch).
   WeightQuantOptions wq = o.wq;
   wq.layer = rep.name;

@@ -18,6 +18,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "model/forward.h"
+#include "model/ops.h"
 #include "model/quant_model.h"
 #include "model/tokenizer.h"
 #include "pipeline/linear_quantizer.h"
@@ -29,54 +30,53 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Calibration segments whose fp32 layer outputs are computed for the block error.
+constexpr int kBlockErrorSegments = 4;
+
 long peak_rss() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss * 1024L;
 }
 
-// Accumulates XᵀX and a uniform row sample for each of a layer's 4 inputs.
-class StatsCapture : public Capture {
+// Uniform sample of k of n row indices (sorted, unique), as a 0/1 mask.
+std::vector<char> sample_mask(long n, long k, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<char> take(n, 0);
+  k = std::min(k, n);
+  for (long i = 0, chosen = 0; i < n && chosen < k; ++i)
+    if ((long)rng.below(n - i) < k - chosen) take[i] = 1, ++chosen;
+  return take;
+}
+
+// Statistics of one linear input slot over the calibration rows, fed chunk by
+// chunk: streaming XᵀX and the rows picked by the layer's sample mask (the
+// same rows for every slot of a layer).
+class SlotStats {
  public:
-  StatsCapture(const ModelConfig& c, long total_rows, int sample_rows, uint64_t seed) {
-    const int dims[kNumInputSlots] = {c.hidden, c.q_dim(), c.hidden, c.intermediate};
-    Rng rng(seed);
-    // Same sampled row indices for every slot (sorted, unique).
-    std::vector<char> take(total_rows, 0);
-    long k = std::min<long>(sample_rows, total_rows);
-    for (long i = 0, chosen = 0; i < total_rows && chosen < k; ++i)
-      if ((long)rng.below(total_rows - i) < k - chosen) take[i] = 1, ++chosen;
-    take_ = std::move(take);
-    for (int s = 0; s < kNumInputSlots; ++s) {
-      acc_.emplace_back(dims[s]);
-      sample_[s].resize(k, dims[s]);
-    }
+  SlotStats(int dim, const std::vector<char>& take, long k) : acc_(dim), take_(take) {
+    sample_.resize(k, dim);
   }
-  void set_row_offset(long off) { offset_ = off; }
-  void set_inputs_only(bool v) { inputs_only_ = v; }
-  bool inputs_only() const override { return inputs_only_; }
-  void linear_input(int, int slot, const float* x, int n, int dim) override {
-    acc_[slot].add(x, n);
-    long& filled = filled_[slot];
-    for (int t = 0; t < n; ++t)
-      if (take_[offset_ + t])
-        std::copy(x + (size_t)t * dim, x + (size_t)(t + 1) * dim, sample_[slot].row(filled++).data());
+  void add(const float* x, long n, long row0) {
+    const int dim = acc_.dim();
+    acc_.add(x, n);
+    for (long t = 0; t < n; ++t)
+      if (take_[row0 + t])
+        std::copy(x + (size_t)t * dim, x + (size_t)(t + 1) * dim, sample_.row(filled_++).data());
   }
-  LinearStats stats(int slot) {
+  LinearStats finish() {
     LinearStats s;
-    s.xtx = acc_[slot].xtx();
-    s.n_tokens = acc_[slot].count();
-    s.sample = sample_[slot].topRows(filled_[slot]);
+    s.xtx = acc_.xtx();
+    s.n_tokens = acc_.count();
+    s.sample = sample_.topRows(filled_);
     return s;
   }
 
  private:
-  std::vector<XtxAccumulator> acc_;
-  MatrixRM sample_[kNumInputSlots];
-  long filled_[kNumInputSlots] = {0, 0, 0, 0};
-  std::vector<char> take_;
-  long offset_ = 0;
-  bool inputs_only_ = false;
+  XtxAccumulator acc_;
+  const std::vector<char>& take_;
+  MatrixRM sample_;
+  long filled_ = 0;
 };
 
 MatrixRM dense_matrix(const Linear& l) {
@@ -89,34 +89,35 @@ std::string layer_dir(const std::string& partial, int l) {
   return fmt::format("{}/layer_{:04d}", partial, l);
 }
 
-// All statistics of a layer are gathered before its linears are quantized, so
-// the 7 quantizations are independent. Much of each one is serial (GPTQ column
-// loop, per-block binarizer refits), so with `jobs` > 1 they run side by side,
-// one thread each, largest first. Each result is that of the same method at one
+// The linears of one input slot share their statistics, so they are
+// quantized independently. Much of each one is serial (GPTQ column loop,
+// per-block binarizer refits), so with `jobs` > 1 they run side by side, one
+// thread each, largest first. Each result is that of the same method at one
 // thread (multi-threaded float reductions round differently, so it can differ
 // from a 2-thread run in the last digits; OKT's EM can amplify that slightly).
-void run_linears_side_by_side(const ModelConfig& c, int jobs, const std::function<void(int)>& fn) {
+// A slot with a single linear runs it alone with every thread.
+void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jobs,
+                              const std::function<void(int)>& fn) {
   if (jobs <= 0) jobs = num_threads();
+  jobs = std::min<int>(jobs, (int)ids.size());
   if (jobs <= 1 || omp_in_parallel()) {
-    for (int id = 0; id < kNumLinears; ++id) fn(id);
+    for (int id : ids) fn(id);
     return;
   }
-  std::vector<int> order(kNumLinears);
-  for (int id = 0; id < kNumLinears; ++id) order[id] = id;
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
     return (long)c.linear_out(a) * c.linear_in(a) > (long)c.linear_out(b) * c.linear_in(b);
   });
   BlasSingleThreaded blas_single;
   std::exception_ptr err;
   std::mutex mu;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
-  for (int i = 0; i < kNumLinears; ++i) {
+  for (size_t i = 0; i < ids.size(); ++i) {
     {
       std::lock_guard<std::mutex> lock(mu);
       if (err) continue;  // another linear failed: start nothing new
     }
     try {
-      fn(order[i]);
+      fn(ids[i]);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu);
       if (!err) err = std::current_exception();
@@ -184,22 +185,34 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   json layer_reports = json::array();
   double total_bits = 0;
   long total_weights = 0;
+  // Attention outputs, then MLP activations, of every calibration row: the
+  // inputs of o_proj and down_proj, kept from the statistics pass to the
+  // propagation through the quantized linear (true-sequential order).
+  std::vector<float> mid;
+  const int mid_dim = std::max(c.q_dim(), c.intermediate);
   Progress prog("quantize", c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     Timer lt;
     const std::string ldir = layer_dir(partial, l);
     json lrep;
-    // fp32 outputs of this layer for the first chunk only (the block error is
-    // measured there; the other chunks skip down_proj in the statistics pass).
-    const int ns0 = std::min(opt.chunk_segments, S);
+    // The block error is measured on the first segments only: fp32 outputs of
+    // this layer (on the quantized-so-far stream) are computed for them.
+    const int ns0 = std::min(kBlockErrorSegments, S);
     std::vector<float> y_fp;
     const bool have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
     json phases;
+    auto for_chunks = [&](const std::function<void(long row0, int ns)>& fn) {
+      for (int s0 = 0; s0 < S; s0 += opt.chunk_segments)
+        fn((long)s0 * L, std::min(opt.chunk_segments, S - s0));
+    };
     if (have) {
       TensorStore st(ldir);
       model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
       lrep = load_json_file(ldir + "/report.json");
       lrep["resumed"] = true;
+      for_chunks([&](long row0, int ns) {
+        layer_forward(c, *model->rope, model->layers[l], l, x.data() + row0 * H, ns, L, nullptr, nullptr);
+      });
     } else {
       Timer pt;
       LayerWeights fp = load_dense_layer(*model->store, c, l);
@@ -208,61 +221,101 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       const std::string prefix = fmt::format("model.layers.{}.", l);
       for (const auto& n : model->store->names())
         if (n.rfind(prefix, 0) == 0) model->store->release(n);
-      // Statistics of this layer's linear inputs on the (quantized-so-far) stream.
-      StatsCapture cap(c, rows, opt.act_sample_rows, opt.seed * 7919 + l);
-      std::vector<float> buf((size_t)opt.chunk_segments * L * H);
-      for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
-        int ns = std::min(opt.chunk_segments, S - s0);
-        std::copy(x.begin() + (size_t)s0 * L * H, x.begin() + (size_t)(s0 + ns) * L * H, buf.begin());
-        cap.set_row_offset((long)s0 * L);
-        cap.set_inputs_only(s0 > 0);
-        layer_forward(c, *model->rope, fp, l, buf.data(), ns, L, nullptr, &cap);
-        if (s0 == 0) y_fp.assign(buf.begin(), buf.begin() + (size_t)ns * L * H);
-      }
-      buf = std::vector<float>();
-      phases["stats"] = pt.seconds();
-      pt.reset();
+      y_fp.assign(x.begin(), x.begin() + (size_t)ns0 * L * H);
+      layer_forward(c, *model->rope, fp, l, y_fp.data(), ns0, L, nullptr, nullptr);
+      phases["reference"] = pt.seconds();
+      double t_forward = 0, t_stats = 0, t_quant = 0;
       LayerWeights q;
       q.attn_norm = fp.attn_norm;
       q.mlp_norm = fp.mlp_norm;
       q.q_norm = fp.q_norm;
       q.k_norm = fp.k_norm;
-      json lins = json::array();
-      LinearStats slot_stats[kNumInputSlots];
-      for (int s = 0; s < kNumInputSlots; ++s) slot_stats[s] = cap.stats(s);
+      const std::vector<char> take = sample_mask(rows, opt.act_sample_rows, opt.seed * 7919 + l);
+      const long n_sample = std::min<long>(opt.act_sample_rows, rows);
       LinearQuantReport reps[kNumLinears];
-      auto quantize_one = [&](int id) {
-        LinearQuantReport& rep = reps[id];
-        rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
-        const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
-        q.lin[id] = quantize_linear(dense_matrix(*fp.lin[id]), d->bias(),
-                                    slot_stats[linear_input_slot(id)], opt,
-                                    opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
-        log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
-                  rep.storage_bits / rep.n_weights);
-        fp.lin[id].reset();
+      std::vector<float> hbuf;
+      if (mid.empty()) mid.resize((size_t)rows * mid_dim);
+      // True-sequential: the linears of each input slot are quantized on
+      // statistics of the stream through the already-quantized linears before
+      // them (with their activation quantization), then that slot's outputs
+      // are propagated. make_input(row0, ns, buf) computes the slot's input
+      // rows for one chunk into buf, advance() pushes the stream past the slot.
+      auto run_slot = [&](int slot, const std::function<const float*(long, int)>& make_input) {
+        const int dim = slot == 1 ? c.q_dim() : slot == 3 ? c.intermediate : H;
+        SlotStats ss(dim, take, n_sample);
+        for_chunks([&](long row0, int ns) {
+          Timer ft;
+          const float* in = make_input(row0, ns);
+          t_forward += ft.seconds();
+          ft.reset();
+          ss.add(in, (long)ns * L, row0);
+          t_stats += ft.seconds();
+        });
+        const LinearStats st = ss.finish();
+        Timer qt;
+        std::vector<int> ids;
+        for (int id = 0; id < kNumLinears; ++id)
+          if (linear_input_slot(id) == slot) ids.push_back(id);
+        run_linears_side_by_side(c, ids, opt.linear_jobs, [&](int id) {
+          LinearQuantReport& rep = reps[id];
+          rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
+          const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
+          q.lin[id] = quantize_linear(dense_matrix(*fp.lin[id]), d->bias(), st, opt,
+                                      opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
+          log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
+                    rep.storage_bits / rep.n_weights);
+          fp.lin[id].reset();
+        });
+        t_quant += qt.seconds();
       };
-      run_linears_side_by_side(c, opt.linear_jobs, quantize_one);
+      auto normed = [&](const std::vector<float>& norm_w) {
+        return [&, w = norm_w.data()](long row0, int ns) {
+          const long n = (long)ns * L;
+          if (hbuf.size() < (size_t)n * H) hbuf.resize((size_t)n * H);
+          rmsnorm(x.data() + row0 * H, w, hbuf.data(), (int)n, H, c.rms_eps);
+          return (const float*)hbuf.data();
+        };
+      };
+      auto timed = [&](const std::function<void(long, int)>& fn) {
+        Timer ft;
+        for_chunks(fn);
+        t_forward += ft.seconds();
+      };
+      run_slot(0, normed(q.attn_norm));
+      run_slot(1, [&](long row0, int ns) {
+        float* att = mid.data() + row0 * c.q_dim();
+        layer_attention(c, *model->rope, q, l, x.data() + row0 * H, ns, L, att);
+        return (const float*)att;
+      });
+      timed([&](long row0, int ns) {
+        layer_attn_residual(c, q, l, mid.data() + row0 * c.q_dim(), ns * L, x.data() + row0 * H);
+      });
+      run_slot(2, normed(q.mlp_norm));
+      run_slot(3, [&](long row0, int ns) {
+        float* act = mid.data() + row0 * c.intermediate;
+        layer_mlp_act(c, q, l, x.data() + row0 * H, ns * L, act);
+        return (const float*)act;
+      });
+      timed([&](long row0, int ns) {
+        layer_mlp_residual(c, q, l, mid.data() + row0 * c.intermediate, ns * L, x.data() + row0 * H);
+      });
+      phases["forward"] = t_forward;
+      phases["stats"] = t_stats;
+      phases["quantize"] = t_quant;
+      json lins = json::array();
       for (int id = 0; id < kNumLinears; ++id) lins.push_back(reps[id].to_json());
-      model->layers[l] = std::move(q);
       lrep["linears"] = lins;
+      model->layers[l] = std::move(q);
+      Timer wt;
       SafeTensorsWriter w;
       add_layer_tensors(w, *model, l);
       fs::create_directories(ldir);
       w.write(ldir + "/model.safetensors");
-      phases["quantize"] = pt.seconds();
-    }
-    // Propagate through the quantized layer, in place: x becomes the next layer's input.
-    Timer pt;
-    for (int s0 = 0; s0 < S; s0 += opt.chunk_segments) {
-      int ns = std::min(opt.chunk_segments, S - s0);
-      layer_forward(c, *model->rope, model->layers[l], l, x.data() + (size_t)s0 * L * H, ns, L,
-                    nullptr, nullptr);
+      phases["write"] = wt.seconds();
     }
     for (float v : x)
       BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
     if (!have) {
-      phases["propagate"] = pt.seconds();
       double num = 0, den = 0;
       for (size_t i = 0; i < y_fp.size(); ++i) {
         double d = (double)x[i] - y_fp[i];

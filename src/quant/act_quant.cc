@@ -68,17 +68,55 @@ double act_quant_output_error(const float* x, long n, int dim, const MatrixRM& w
   return e.cast<double>().squaredNorm();
 }
 
+std::vector<double> act_quant_output_errors(const float* x, long n, int dim, const MatrixRM& w,
+                                            int bits, const std::vector<float>& grid) {
+  for (float c : grid) check_args(dim, bits, c);
+  BWLA_CHECK(w.cols() == dim, "act clip search: W has {} columns but activations have dim {}",
+             w.cols(), dim);
+  std::vector<double> errs(grid.size(), 0.0);
+  if (bits >= 16 || n <= 0 || grid.empty()) return errs;
+  const int out = (int)w.rows();
+  if (out <= dim) {  // direct: one [n, dim] x [dim, out] product per clip ratio
+    for (size_t i = 0; i < grid.size(); ++i)
+      errs[i] = act_quant_output_error(x, n, dim, w, bits, grid[i]);
+    return errs;
+  }
+  // Wider outputs: ‖E·Wᵀ‖² = Σ E ⊙ (E·G) with G = WᵀW [dim, dim], computed once,
+  // so each clip ratio costs an [n, dim] x [dim, dim] product instead.
+  MatrixRM g(dim, dim);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, out, 1.0f, w.data(), dim, 0.0f, g.data(), dim);
+  for (int i = 0; i < dim; ++i)
+    for (int j = 0; j < i; ++j) g(i, j) = g(j, i);
+  Eigen::Map<const MatrixRM> xm(x, n, dim);
+  MatrixRM d(n, dim), t(n, dim);
+  for (size_t i = 0; i < grid.size(); ++i) {
+    d = xm;
+    fake_quant_acts(d.data(), n, dim, bits, grid[i]);
+    d = xm - d;  // E = X − Q(X)
+    par_sgemm_nt((int)n, dim, dim, 1.0f, d.data(), dim, g.data(), dim, 0.0f, t.data(), dim);  // E·G (G symmetric)
+    double acc = 0;
+#pragma omp parallel for reduction(+ : acc) schedule(static) if (n >= 64)
+    for (long r = 0; r < n; ++r) {
+      double rs = 0;
+      for (int j = 0; j < dim; ++j) rs += (double)d(r, j) * t(r, j);
+      acc += rs;
+    }
+    errs[i] = acc;
+  }
+  return errs;
+}
+
 float search_act_clip(const float* x, long n, int dim, const MatrixRM& w, int bits,
                       const std::vector<float>& grid) {
   BWLA_CHECK(!grid.empty(), "act clip search: empty clip grid");
   if (bits >= 16) return 1.0f;
+  const std::vector<double> errs = act_quant_output_errors(x, n, dim, w, bits, grid);
   float best = grid[0];
   double best_err = std::numeric_limits<double>::infinity();
-  for (float c : grid) {
-    const double e = act_quant_output_error(x, n, dim, w, bits, c);
-    if (e < best_err) {
-      best_err = e;
-      best = c;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    if (errs[i] < best_err) {
+      best_err = errs[i];
+      best = grid[i];
     }
   }
   return best;

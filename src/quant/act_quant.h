@@ -30,6 +30,13 @@ std::vector<float> default_act_clip_grid();
 float search_act_clip(const float* x, long n, int dim, const MatrixRM& w, int bits,
                       const std::vector<float>& grid = default_act_clip_grid());
 
+// The same quantity for every clip ratio of `grid`, as search_act_clip
+// evaluates it: when W has more rows than columns, through the Gram matrix
+// WᵀW (‖E·Wᵀ‖² = tr(E·WᵀW·Eᵀ), E = X − Q_c(X)), which is equal up to float
+// rounding and costs dim/out of the direct products.
+std::vector<double> act_quant_output_errors(const float* x, long n, int dim, const MatrixRM& w,
+                                            int bits, const std::vector<float>& grid);
+
 // ‖X·Wᵀ − Q_c(X)·Wᵀ‖²_F for one clip ratio (the quantity search_act_clip minimises).
 double act_quant_output_error(const float* x, long n, int dim, const MatrixRM& w, int bits,
                               float clip);
