@@ -89,7 +89,8 @@ ABLATION = [
     ("binarizer only (arb-x + groups; no OKT, no PSP)", ["--method", "bwla", "--no-okt", "--no-psp"]),
     ("OKT only", ["--method", "bwla", "--no-psp"]),
     ("PSP only", ["--method", "bwla", "--no-okt"]),
-    ("OKT + PSP (BWLA default: Procrustes M-step; PSP 8 sign·α warm-up + 2 arb-x iterations)", ["--method", "bwla"]),
+    ("OKT + PSP (BWLA default: Procrustes M-step; PSP 9 sign·α warm-up + 1 arb-x iteration)", ["--method", "bwla"]),
+    ("OKT + PSP, 2 arb-x PSP iterations (the default before 2026-11-24)", ["--method", "bwla", "--psp-full-iters", "2"]),
     ("OKT + PSP, all 10 PSP iterations with arb-x (paper's alternation)", ["--method", "bwla", "--psp-full-iters", "-1"]),
     ("OKT + PSP, no column groups, 2 arb-x PSP iterations (not the default)", ["--method", "bwla", "--no-groups", "--psp-full-iters", "2"]),
     ("OKT + PSP, Cayley M-step", ["--method", "bwla", "--mstep", "cayley"]),
@@ -204,12 +205,14 @@ def qtime(a):
            f"The machine is shared: the 1-minute load average before/after each run is shown; "
            f"times under load are upper bounds. `steal` is the share of CPU time the hypervisor "
            f"took from this VM during the run (from /proc/stat); phases are summed over layers "
-           f"(statistics pass / weight quantization / propagation through the quantized layer).\n"
+           f"(fp32 reference outputs for the block error / forward through the quantized "
+           f"linears in true-sequential order / streaming XᵀX and row samples / weight quantization "
+           f"and clip search).\n"
            f"Command: `{' '.join(sys.argv)}`\n\n"
-           "| shape | method | bf16 checkpoint | wall | stats / quantize / propagate | peak RSS | RSS / checkpoint | bits/weight | load before/after | steal |\n"
+           "| shape | method | bf16 checkpoint | wall | reference / forward / stats / quantize | peak RSS | RSS / checkpoint | bits/weight | load before/after | steal |\n"
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     for preset, method, ckpt, wall, rss, bits, l0, l1, steal, ph in rows:
-        phs = " / ".join(f"{ph.get(k, 0) / 60:.1f}" for k in ("stats", "quantize", "propagate"))
+        phs = " / ".join(f"{ph.get(k, 0) / 60:.1f}" for k in ("reference", "forward", "stats", "quantize"))
         out += (f"| {preset} | {method} | {ckpt / 2**30:.2f} GiB | {wall / 60:.1f} min | {phs} min | "
                 f"{rss / 2**30:.2f} GiB | {rss / ckpt:.2f} | {bits:.3f} | {l0:.1f} / {l1:.1f} | {steal:.0f}% |\n")
     return out

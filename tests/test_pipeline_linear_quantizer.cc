@@ -66,7 +66,7 @@ TEST(LinearQuantizer, PspFullItersDefaultsFollowTheColumnGroups) {
   auto la = quantize_linear(f.w, {}, f.st, bwla_no_okt(0, true), 1, a);
   auto lb = quantize_linear(f.w, {}, f.st, bwla_no_okt(0, false), 1, b);
   auto lc = quantize_linear(f.w, {}, f.st, bwla_no_okt(-1, true), 1, c);
-  EXPECT_EQ(a.extra["psp"]["warm_iters"], 2);  // 4 iterations, the last 2 full
+  EXPECT_EQ(a.extra["psp"]["warm_iters"], 3);  // 4 iterations, the last one full
   EXPECT_EQ(b.extra["psp"]["warm_iters"], 0);
   EXPECT_EQ(c.extra["psp"]["warm_iters"], 0);
   // Warm-up changes the branch the loop ends with.

@@ -37,7 +37,7 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--psp-iters", o.psp_opt.iters, "bwla: PSP alternations");
   sub->add_option("--psp-full-iters", o.psp_full_iters,
                   "bwla: last PSP iterations that run --binarizer (earlier ones use a sign*alpha "
-                  "surrogate); -1 = all, 0 = auto (default: 2 with column groups, all without)");
+                  "surrogate); -1 = all, 0 = auto (default: 1 with column groups, all without)");
   sub->add_option("--prox", prox, "bwla: PSP proximal step: truncated or soft");
   sub->add_option("--okt-iters", o.okt.iters, "bwla: OKT EM iterations");
   sub->add_option("--kappa", o.okt.kappa, "bwla: OKT mixture width σ = κ·c");

@@ -23,13 +23,14 @@ struct QuantizeOptions {
   // PSP iterations that run the configured binarizer (the last ones); the
   // earlier ones binarize with the row-wise sign·α surrogate, which steers A·B
   // at no cost next to a full call (seconds per call at 1B widths). -1: every
-  // iteration full (the paper's alternation); 0 (auto): 2 with column groups,
-  // all without. Measured on stories260K (docs/RESULTS.md ablation, 3 seeds):
-  // with groups W1A6 166.9 ± 1.2 (2 full) vs 216.1 ± 3.2 (all); without groups
-  // 548.3 vs 532.3 (Procrustes), and 766.5 vs 296.8 (Cayley, one seed).
+  // iteration full (the paper's alternation); 0 (auto): 1 with column groups,
+  // all without. Measured on stories260K (docs/RESULTS.md ablation): with
+  // groups, 6 seeds, W1A6 182.6 ± 11.6 (1 full) vs 184.6 ± 12.7 (2 full), and
+  // 2 full vs all 10: 166.9 ± 1.2 vs 216.1 ± 3.2 (3 seeds, 2026-11-23); without
+  // groups 548.3 (2 full) vs 532.3 (all, Procrustes), 766.5 vs 296.8 (Cayley, one seed).
   int psp_full_iters = 0;
   int effective_psp_full_iters() const {
-    return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 2 : -1);
+    return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 1 : -1);
   }
   double rank_ratio = 0.005;       // > 0: PSP rank = max(1, round(ratio * min(out, in))) (paper: ≈0.005)
   WeightQuantOptions wq;
