@@ -24,10 +24,9 @@ struct QuantizeOptions {
   // earlier ones binarize with the row-wise sign·α surrogate, which steers A·B
   // at no cost next to a full call (seconds per call at 1B widths). -1: every
   // iteration full (the paper's alternation); 0 (auto): 1 with column groups,
-  // all without. Measured on stories260K (docs/RESULTS.md ablation): with
-  // groups, 6 seeds, W1A6 182.6 ± 11.6 (1 full) vs 184.6 ± 12.7 (2 full), and
-  // 2 full vs all 10: 166.9 ± 1.2 vs 216.1 ± 3.2 (3 seeds, 2026-11-23); without
-  // groups 548.3 (2 full) vs 532.3 (all, Procrustes), 766.5 vs 296.8 (Cayley, one seed).
+  // all without. Measured on stories260K (docs/RESULTS.md ablation, 6 seeds,
+  // 2026-11-24), W1A6: with groups 182.6 ± 11.6 (1 full), 184.6 ± 12.7 (2),
+  // 213.7 ± 13.0 (all 10); without groups 472.0 ± 24.0 (2) vs 377.7 ± 48.8 (all).
   int psp_full_iters = 0;
   int effective_psp_full_iters() const {
     return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 1 : -1);
