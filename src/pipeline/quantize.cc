@@ -237,9 +237,9 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       if (mid.empty()) mid.resize((size_t)rows * mid_dim);
       // True-sequential: the linears of each input slot are quantized on
       // statistics of the stream through the already-quantized linears before
-      // them (with their activation quantization), then that slot's outputs
-      // are propagated. make_input(row0, ns, buf) computes the slot's input
-      // rows for one chunk into buf, advance() pushes the stream past the slot.
+      // them (with their activation quantization). make_input(row0, ns)
+      // computes the slot's input rows for one chunk of segments and returns
+      // them; the residual stages then push the stream past o_proj / down_proj.
       auto run_slot = [&](int slot, const std::function<const float*(long, int)>& make_input) {
         const int dim = slot == 1 ? c.q_dim() : slot == 3 ? c.intermediate : H;
         SlotStats ss(dim, take, n_sample);
