@@ -110,14 +110,18 @@ float* scratch(std::vector<float>& b, size_t size) {
   return b.data();
 }
 
+// The rmsnorm output both the attention and the MLP stage read their linears
+// from (one buffer per thread, shared by the two stages).
+thread_local std::vector<float> normed_tl;
+
 // Stage 1 with an optional cache (see layer_forward for the cache contract).
 void attention_stage(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
                      const float* x, int n_seq, int seq_len, KVCache* cache, float* att,
                      Capture* cap) {
   BWLA_ASSERT(!cache || n_seq == 1, "cache with {} segments", n_seq);
   const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  thread_local std::vector<float> hb, qb, kb, vb;
-  float* h = scratch(hb, (size_t)n * H);
+  thread_local std::vector<float> qb, kb, vb;
+  float* h = scratch(normed_tl, (size_t)n * H);
   float* q = scratch(qb, (size_t)n * qd);
   float* k = scratch(kb, (size_t)n * kvd);
   float* v = scratch(vb, (size_t)n * kvd);
@@ -196,8 +200,8 @@ void layer_attn_residual(const ModelConfig& c, const LayerWeights& L, int layer,
 void layer_mlp_act(const ModelConfig& c, const LayerWeights& L, int layer, const float* x, int n,
                    float* act, Capture* cap) {
   const int H = c.hidden, F = c.intermediate;
-  thread_local std::vector<float> hb, ub;
-  float* h = scratch(hb, (size_t)n * H);
+  thread_local std::vector<float> ub;
+  float* h = scratch(normed_tl, (size_t)n * H);
   float* u = scratch(ub, (size_t)n * F);
   rmsnorm(x, L.mlp_norm.data(), h, n, H, c.rms_eps);
   if (cap) {
