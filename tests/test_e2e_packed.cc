@@ -205,10 +205,11 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     }
   }
   // Head / embedding storage (stories260K: tied 512×64 table): f16 (pack's
-  // default) and int8 per row, against the fp32 head, F32 scales. Not at A4:
-  // there, any perturbation of the embeddings flips 4-bit activation levels
-  // and the PPL moves chaotically (measured: f16 +10%, q8 +0.03%).
-  for (const char* head : {"f16", "q8"}) {
+  // default), int8 per row and 4-bit per 32 columns, against the fp32 head,
+  // F32 scales. Not at A4: there, any perturbation of the embeddings flips
+  // 4-bit activation levels and the PPL moves chaotically (measured: f16 +10%,
+  // q8 +0.03%).
+  for (const char* head : {"f16", "q8", "q4"}) {
     if (abits < 6) break;
     PackOptions po;
     po.scale_dtype = DType::F32;
@@ -217,7 +218,9 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     pack_quantized_dir(fq, pk, po);
     const double rel = std::fabs(ppl(*Model::load(pk), ids) / ref_ppl - 1);
     std::printf("[%s a%d head %s] ppl rel. change %.2e\n", method.c_str(), abits, head, rel);
-    EXPECT_LE(rel, 2.5e-2) << head;
+    // q4 stores the embeddings at 4 bits as well (tied), so every layer's input
+    // moves, not only the logits.
+    EXPECT_LE(rel, std::string(head) == "q4" ? 8e-2 : 2.5e-2) << head;
   }
 }
 

@@ -14,6 +14,7 @@
 #include "model/forward.h"
 #include "model/packed_linear.h"
 #include "model/packed_model.h"
+#include "model/q4_linear.h"
 #include "model/q8_linear.h"
 #include "packed_testing.h"
 #include "tmpdir.h"
@@ -176,8 +177,28 @@ TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
 
 }  // namespace
 
-// Head / embedding storage (format version 2): keep, f16, q8 on a tied and an
-// untied model; the loaded head kind, the tensors written, the byte split,
+// The 4-bit table's bytes are frozen too (docs/FORMAT.md, `q4`): nibble order,
+// padding of the last group and the scale search.
+TEST(PackedFormat, GoldenBytesQ4Table) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"));
+  PackOptions po;
+  po.head_dtype = "q4";
+  pack_quantized_dir(td.file("fq"), td.file("packed"), po);
+  TensorStore st(td.file("packed"));
+  const auto& w = st.get("model.embed_tokens.weight");
+  const auto& sc = st.get("model.embed_tokens.weight_scale");
+  EXPECT_EQ(dtype_name(w.dtype), std::string("U8"));
+  EXPECT_EQ(w.shape, (std::vector<int64_t>{48, 48}));
+  EXPECT_EQ(dtype_name(sc.dtype), std::string("F16"));
+  EXPECT_EQ(sc.shape, (std::vector<int64_t>{48, 3}));
+  EXPECT_EQ(load_json_file(td.file("packed/config.json"))["quantization_config"]["head_dtype"], "Q4");
+  EXPECT_EQ(test::fnv1a(w.data, w.nbytes), 8208342764512685735ull);
+  EXPECT_EQ(test::fnv1a(sc.data, sc.nbytes), 12604252750004698305ull);
+}
+
+// Head / embedding storage (format version 2): keep, f16, q8, q4 on a tied and
+// an untied model; the loaded head kind, the tensors written, the byte split,
 // and the logits against the fake-quant model.
 TEST(PackedFormat, HeadAndEmbeddingDtypes) {
   for (bool tied : {true, false}) {
@@ -188,100 +209,140 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
     for (int i = 0; i < 24; ++i) toks.push_back((i * 7 + 3) % 48);
     const auto ref = logits_of(*fq, toks);
     const double scale = max_abs(ref);
-    for (const char* head : {"keep", "f16", "q8"}) {
+    for (const std::string head : {"keep", "f16", "q8", "q4"}) {
       SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + head);
       PackOptions po;
       po.head_dtype = head;
       po.embed_dtype = "q8";
-      const std::string dir = td.file(std::string("p-") + head);
+      const std::string dir = td.file("p-" + head);
       PackReport r = pack_quantized_dir(td.file("fq"), dir, po);
-      const std::string want = std::string(head) == "keep" ? "F32" : std::string(head) == "f16" ? "F16" : "Q8";
+      const std::string want = head == "keep" ? "F32" : head == "f16" ? "F16" : head == "q8" ? "Q8" : "Q4";
+      const bool quant = want == "Q8" || want == "Q4";
       EXPECT_EQ(r.head_dtype, want);
       EXPECT_EQ(r.embed_dtype, tied ? want : "Q8");
+      // 48 × 80 table: Q8 = bytes + F32 row scales; Q4 = 48 rows of 3 groups
+      // (the last one half padding) × 16 bytes + F16 group scales.
       const long vh = 48L * 80;
-      const long table = want == "F32" ? 4 * vh : want == "F16" ? 2 * vh : vh + 48 * 4;
-      EXPECT_EQ((long)r.embed_bytes, tied ? table : vh + 48 * 4);
-      EXPECT_EQ((long)r.head_bytes, tied ? 0 : table);
+      auto table_bytes = [&](const std::string& d) -> long {
+        return d == "F32" ? 4 * vh : d == "F16" ? 2 * vh : d == "Q8" ? vh + 48 * 4 : 48 * 48 + 48 * 3 * 2;
+      };
+      EXPECT_EQ((long)r.embed_bytes, tied ? table_bytes(want) : table_bytes("Q8"));
+      EXPECT_EQ((long)r.head_bytes, tied ? 0 : table_bytes(want));
       const json qc = load_json_file(dir + "/config.json")["quantization_config"];
       EXPECT_EQ(qc["head_dtype"], want);
       EXPECT_EQ(qc["format_version"], kPackedFormatVersion);
       TensorStore st(dir);
       const std::string hname = tied ? "model.embed_tokens.weight" : "lm_head.weight";
       EXPECT_EQ(st.get(hname).dtype == DType::I8, want == "Q8");
-      EXPECT_EQ(st.has(hname + "_scale"), want == "Q8");
+      EXPECT_EQ(st.get(hname).dtype == DType::U8, want == "Q4");
+      EXPECT_EQ(st.has(hname + "_scale"), quant);
       auto pk = Model::load(dir);
       EXPECT_EQ(dynamic_cast<const Q8Linear*>(pk->lm_head.get()) != nullptr, want == "Q8");
-      EXPECT_EQ(pk->head_shares_embedding(), tied && want != "Q8");
+      EXPECT_EQ(dynamic_cast<const Q4Linear*>(pk->lm_head.get()) != nullptr, want == "Q4");
+      EXPECT_EQ(pk->head_shares_embedding(), tied && !quant);
       const auto got = logits_of(*pk, toks);
       const double d = max_diff(ref, got);
-      std::printf("%s head %s: max |dlogit| %.3g of %.3g\n", tied ? "tied" : "untied", head, d, scale);
+      std::printf("%s head %s: max |dlogit| %.3g of %.3g\n", tied ? "tied" : "untied", head.c_str(), d, scale);
       // fp32/f16 heads: as in TinyModelForwardMatchesFakeQuantUnderEveryIsa; int8
-      // (step max|w|/127 per row, embeddings too when tied): a few percent.
-      EXPECT_LE(d, (want == "Q8" || !tied ? 6e-2 : 2e-2) * scale);
+      // (step max|w|/127 per row, embeddings too when tied): a few percent; 4-bit
+      // (step max|w|/8 per 32 columns, int8 activations): about 2.5× that.
+      EXPECT_LE(d, (want == "Q4" ? 0.15 : want == "Q8" || !tied ? 6e-2 : 2e-2) * scale);
       EXPECT_GT(d, 0.0);
       // Decode streams the head whole and one embedding row.
-      const size_t head_b = want == "F32" ? 4 * vh : want == "F16" ? 4 * vh : vh + 48 * 4;
-      // Tied F32/F16 tables are held as fp32 (they are the head); I8 and untied
-      // F16 tables stay mapped.
+      const size_t head_b = want == "F32" || want == "F16" ? 4 * vh : table_bytes(want);
+      // Tied F32/F16 tables are held as fp32 (they are the head); I8, U8 and
+      // untied F16 tables stay mapped.
       auto want_embed_bytes = [&](const std::string& d) -> size_t {
-        if (d == "Q8") return vh + 48 * 4;
         if (d == "F16" && !tied) return 2 * vh;
-        return 4 * vh;
+        return d == "F32" || d == "F16" ? 4 * vh : table_bytes(d);
       };
       const size_t tbytes = pk->embed_table_bytes();
       EXPECT_EQ(tbytes, want_embed_bytes(tied ? want : "Q8"));
       EXPECT_EQ(pk->decode_bytes_per_token() - pk->param_bytes() + tbytes -
                     (pk->head_shares_embedding() ? head_b : 0),
                 tbytes / 48) << "decode bytes " << pk->decode_bytes_per_token();
-      // Lookups (mapped I8 / F16 rows or the fp32 copy) give the stored values.
+      // Lookups (mapped I8 / U8 / F16 rows or the fp32 copy) give the stored values.
       std::vector<float> row(80);
       pk->embed_row(47, row.data());
       const auto& tv = st.get("model.embed_tokens.weight");
       for (int j = 0; j < 80; ++j) {
         float v;
-        if (tv.dtype == DType::I8)
+        if (tv.dtype == DType::I8) {
           v = reinterpret_cast<const int8_t*>(tv.data)[47 * 80 + j] *
               st.get("model.embed_tokens.weight_scale").to_f32()[47];
-        else
+        } else if (tv.dtype == DType::U8) {
+          const uint8_t b = reinterpret_cast<const uint8_t*>(tv.data)[47 * 48 + (j / 32) * 16 + j % 16];
+          const int q = j % 32 < 16 ? (b & 15) : (b >> 4);
+          v = (q - 8) * st.get("model.embed_tokens.weight_scale").to_f32()[47 * 3 + j / 32];
+        } else {
           v = tv.to_f32()[47 * 80 + j];
+        }
         ASSERT_EQ(row[j], v) << j;
       }
     }
   }
 }
 
-TEST(PackedFormat, Int8HeadWithoutScaleOrOutsideAPackedModelIsAnError) {
-  test::TempDir td;
-  test::write_tiny_fake_quant(td.file("fq"), 6, /*tied=*/false);
-  PackOptions po;
-  po.head_dtype = "q8";
-  pack_quantized_dir(td.file("fq"), td.file("p"), po);
-  // Drop the scale tensor by renaming it in the header (same length).
-  std::string bytes = read_text_file(td.file("p/model.safetensors"));
-  const size_t at = bytes.find("\"lm_head.weight_scale\"");
-  ASSERT_NE(at, std::string::npos);
-  bytes.replace(at, 22, "\"lm_head.weight_scalX\"");
-  {
-    std::ofstream f(td.file("p/model.safetensors"), std::ios::binary | std::ios::trunc);
-    f << bytes;
-  }
-  try {
-    Model::load(td.file("p"));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("lm_head.weight_scale"), std::string::npos) << m;
-    EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
-  }
-  // The same I8 head under a non-packed config.
-  pack_quantized_dir(td.file("fq"), td.file("p2"), po);
-  json cfg = load_json_file(td.file("p2/config.json"));
-  cfg["quantization_config"]["quant_method"] = "bwla";
-  write_text_file_atomic(td.file("p2/config.json"), cfg.dump());
-  try {
-    Model::load(td.file("p2"));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("only read from bwla-packed"), std::string::npos) << e.what();
+TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
+  for (const std::string head : {"q8", "q4"}) {
+    SCOPED_TRACE(head);
+    test::TempDir td;
+    test::write_tiny_fake_quant(td.file("fq"), 6, /*tied=*/false);
+    PackOptions po;
+    po.head_dtype = head;
+    pack_quantized_dir(td.file("fq"), td.file("p"), po);
+    // Drop the scale tensor by renaming it in the header (same length).
+    std::string bytes = read_text_file(td.file("p/model.safetensors"));
+    const size_t at = bytes.find("\"lm_head.weight_scale\"");
+    ASSERT_NE(at, std::string::npos);
+    bytes.replace(at, 22, "\"lm_head.weight_scalX\"");
+    {
+      std::ofstream f(td.file("p/model.safetensors"), std::ios::binary | std::ios::trunc);
+      f << bytes;
+    }
+    try {
+      Model::load(td.file("p"));
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("lm_head.weight_scale"), std::string::npos) << m;
+      EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+    }
+    // The same head under a non-packed config.
+    pack_quantized_dir(td.file("fq"), td.file("p2"), po);
+    json cfg = load_json_file(td.file("p2/config.json"));
+    cfg["quantization_config"]["quant_method"] = "bwla";
+    write_text_file_atomic(td.file("p2/config.json"), cfg.dump());
+    try {
+      Model::load(td.file("p2"));
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("only read from bwla-packed"), std::string::npos) << e.what();
+    }
+    if (head != "q4") continue;
+    // A 4-bit head whose config says another width: the shapes no longer match.
+    pack_quantized_dir(td.file("fq"), td.file("p3"), po);
+    cfg = load_json_file(td.file("p3/config.json"));
+    cfg["hidden_size"] = cfg["hidden_size"].get<int>() + 32;
+    write_text_file_atomic(td.file("p3/config.json"), cfg.dump());
+    EXPECT_THROW(Model::load(td.file("p3")), Error);
+    // A non-finite group scale (F16 0x7C00 = +inf) in the first scale.
+    pack_quantized_dir(td.file("fq"), td.file("p4"), po);
+    std::string b4 = read_text_file(td.file("p4/model.safetensors"));
+    const uint64_t hlen = *reinterpret_cast<const uint64_t*>(b4.data());
+    const json hdr = json::parse(b4.substr(8, hlen));
+    const size_t pos = 8 + hlen + hdr["lm_head.weight_scale"]["data_offsets"][0].get<size_t>();
+    b4[pos] = 0x00;
+    b4[pos + 1] = 0x7C;
+    {
+      std::ofstream f(td.file("p4/model.safetensors"), std::ios::binary | std::ios::trunc);
+      f << b4;
+    }
+    try {
+      Model::load(td.file("p4"));
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("must be finite"), std::string::npos) << e.what();
+    }
   }
 }

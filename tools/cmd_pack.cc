@@ -1,4 +1,4 @@
-// bwla pack QDIR -o OUT [--scale-dtype f16|f32] [--max-planes N] [--head-dtype q8|f16|keep]: real 1-bit
+// bwla pack QDIR -o OUT [--scale-dtype f16|f32] [--max-planes N] [--head-dtype q4|q8|f16|keep]: real 1-bit
 // storage (docs/FORMAT.md) from a fake-quant directory written by `bwla quantize`.
 #include <fmt/format.h>
 
@@ -24,11 +24,12 @@ Runner register_pack(CLI::App& app) {
       ->check(CLI::Range(1, kPackedMaxPlanesLimit));
   sub->add_option("--head-dtype", opt.head_dtype,
                   "output head (and the embedding table when tied): f16 (default), q8 (int8, fp32 "
-                  "scale per row: half the bytes, slightly lossy), or keep (the source's dtype)")
-      ->check(CLI::IsMember({"q8", "f16", "keep"}));
+                  "scale per row: half the bytes, slightly lossy), q4 (4-bit, fp16 scale per 32 "
+                  "columns, int8 activations: 28 % of the bytes, lossier), or keep (the source's dtype)")
+      ->check(CLI::IsMember({"q4", "q8", "f16", "keep"}));
   sub->add_option("--embed-dtype", opt.embed_dtype,
-                  "embedding table of an untied model: f16 (default), q8 or keep")
-      ->check(CLI::IsMember({"q8", "f16", "keep"}));
+                  "embedding table of an untied model: f16 (default), q8, q4 or keep")
+      ->check(CLI::IsMember({"q4", "q8", "f16", "keep"}));
   add_common(sub, common);
   return [] {
     apply_common(common);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "model/ops.h"
 #include "model/packed_model.h"
+#include "model/q4_linear.h"
 #include "model/q8_linear.h"
 #include "model/quant_model.h"
 
@@ -107,6 +108,31 @@ Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string&
   return q;
 }
 
+// A U8 tensor of a packed model: 4-bit nibbles [rows, q4_row_bytes(cols)] with
+// fp16 group scales `<name>_scale` [rows, q4_groups(cols)] (kernels/q4_gemm.h).
+Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string& name,
+                 int64_t rows, int64_t cols) {
+  const TensorView& t = st.get(name);
+  BWLA_CHECK(is_packed_config(c),
+             "'{}': tensor '{}' is U8; 4-bit embeddings and heads are only read from {} models",
+             t.file, name, kPackedQuantMethod);
+  const int64_t rb = (int64_t)q4_row_bytes((int)cols), G = q4_groups((int)cols);
+  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, rb}),
+             "'{}': 4-bit tensor '{}' has shape {} but config.json implies [{}, {}] ({} columns)",
+             t.file, name, t.shape_str(), rows, rb, cols);
+  BWLA_CHECK(st.has(name + "_scale"), "'{}': U8 tensor '{}' has no group scale tensor '{}'",
+             t.file, name, name + "_scale");
+  const TensorView& s = st.get(name + "_scale");
+  BWLA_CHECK(s.dtype == DType::F16 && s.shape == (std::vector<int64_t>{rows, G}),
+             "'{}': tensor '{}' has dtype {} shape {}, expected F16 [{}, {}]", s.file, s.name,
+             dtype_name(s.dtype), s.shape_str(), rows, G);
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(s.data);
+  for (int64_t i = 0; i < rows * G; ++i)
+    BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00, "'{}': tensor '{}' row {} group {} has scale {} (must be finite)",
+               s.file, s.name, i / G, i % G, f16_to_f32(sc[i]));
+  return Q4Matrix{(int)rows, (int)cols, reinterpret_cast<const uint8_t*>(t.data), sc};
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
@@ -119,7 +145,13 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   m->rope = std::make_shared<Rope>(c);
   const std::string ename = "model.embed_tokens.weight";
   const TensorView& et = st.get(ename);
-  if (et.dtype == DType::I8) {
+  if (et.dtype == DType::U8) {
+    const Q4Matrix q = read_q4(st, c, ename, c.vocab, c.hidden);
+    m->embed_view = &et;
+    m->embed_q4_scale = &st.get(ename + "_scale");
+    if (c.tie_embeddings)
+      m->lm_head = std::make_unique<Q4Linear>(c.vocab, c.hidden, q.w, q.scale, m->store);
+  } else if (et.dtype == DType::I8) {
     Q8Tensor q = read_q8(st, c, ename, c.vocab, c.hidden);
     m->embed_view = &et;
     m->embed_scale = q.scale;
@@ -138,7 +170,10 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   }
   m->final_norm = read_f32(st, "model.norm.weight", {c.hidden});
   if (!c.tie_embeddings) {
-    if (st.get("lm_head.weight").dtype == DType::I8) {
+    if (st.get("lm_head.weight").dtype == DType::U8) {
+      const Q4Matrix q = read_q4(st, c, "lm_head.weight", c.vocab, c.hidden);
+      m->lm_head = std::make_unique<Q4Linear>(c.vocab, c.hidden, q.w, q.scale, m->store);
+    } else if (st.get("lm_head.weight").dtype == DType::I8) {
       Q8Tensor q = read_q8(st, c, "lm_head.weight", c.vocab, c.hidden);
       m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
     } else {
@@ -180,6 +215,12 @@ void Model::embed_row(int token, float* out) const {
     return;
   }
   switch (embed_view->dtype) {
+    case DType::U8: {
+      const Q4Matrix q{cfg.vocab, cfg.hidden, reinterpret_cast<const uint8_t*>(embed_view->data),
+                       reinterpret_cast<const uint16_t*>(embed_q4_scale->data)};
+      q4_dequantize_row(q, token, out);
+      return;
+    }
     case DType::I8: {
       const int8_t* r = reinterpret_cast<const int8_t*>(embed_view->data) + off;
       const float s = embed_scale[token];
@@ -198,7 +239,8 @@ void Model::embed_row(int token, float* out) const {
 }
 
 size_t Model::embed_table_bytes() const {
-  return embed_view ? embed_view->nbytes + embed_scale.size() * 4 : embed.size() * 4;
+  if (!embed_view) return embed.size() * 4;
+  return embed_view->nbytes + embed_scale.size() * 4 + (embed_q4_scale ? embed_q4_scale->nbytes : 0);
 }
 
 bool Model::head_shares_embedding() const {

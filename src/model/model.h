@@ -44,10 +44,12 @@ class Model {
   ModelConfig cfg;
   std::string dir;
   std::vector<float> embed;       // [vocab, hidden] fp32, or empty when embed_view is set
-  // Packed models: the table stays in the memory-mapped file (F16, BF16, or I8
-  // with one fp32 scale per row in embed_scale) and a lookup converts one row.
+  // Packed models: the table stays in the memory-mapped file (F16, BF16, I8
+  // with one fp32 scale per row in embed_scale, or U8 4-bit groups with the
+  // fp16 group scales in embed_q4_scale) and a lookup converts one row.
   const TensorView* embed_view = nullptr;
   std::vector<float> embed_scale;
+  const TensorView* embed_q4_scale = nullptr;
   std::vector<float> final_norm;  // [hidden]
   std::unique_ptr<Linear> lm_head;
   std::vector<LayerWeights> layers;

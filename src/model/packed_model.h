@@ -18,9 +18,11 @@ struct PackOptions {
   DType scale_dtype = DType::F16;  // α, μ and the PSP factors: F16 or F32
   int max_planes = 4;              // bit planes per linear (see bit_planes.h)
   // Output head (and the embedding table when tied): "f16", "q8" (int8 + fp32
-  // scale per row), or "keep" (the source's dtype).
+  // scale per row), "q4" (4-bit, fp16 scale per 32 columns; int8 activations),
+  // or "keep" (the source's dtype).
   std::string head_dtype = "f16";
-  // Embedding table of an untied model (read one row per token): "f16", "q8" or "keep".
+  // Embedding table of an untied model (read one row per token): "f16", "q8",
+  // "q4" or "keep".
   std::string embed_dtype = "f16";
 };
 
@@ -31,7 +33,7 @@ struct PackReport {
   long decoder_linear_weights = 0;    // Σ out·in over packed linears
   size_t other_bytes = 0;             // embeddings, norms, lm_head, dense linears
   size_t embed_bytes = 0, head_bytes = 0;  // parts of other_bytes (tied: all in embed_bytes)
-  std::string embed_dtype, head_dtype;     // as written ("Q8" = I8 + per-row F32 scale)
+  std::string embed_dtype, head_dtype;     // as written ("Q8" = I8 + per-row F32 scale, "Q4")
   size_t file_bytes = 0;              // model.safetensors
   int max_planes_used = 0;
   json summary() const;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kernels/q4_gemm.h"
 #include "kernels/q8_gemm.h"
 #include "model/bit_planes.h"
 #include "model/packed_model.h"
@@ -45,7 +46,8 @@ void copy_view(SafeTensorsWriter& w, const TensorView& t, size_t& bytes) {
 }
 
 // Writes a [rows, cols] embedding/head tensor in the requested form ("keep",
-// "f16", "q8"); returns the dtype written ("Q8" for I8 + `<name>_scale`).
+// "f16", "q8", "q4"); returns the dtype written ("Q8" for I8 + `<name>_scale`,
+// "Q4" for U8 nibbles + F16 group scales `<name>_scale`).
 std::string write_table(SafeTensorsWriter& w, const TensorView& t, const std::string& how,
                         size_t& bytes) {
   if (how == "keep") {
@@ -61,7 +63,18 @@ std::string write_table(SafeTensorsWriter& w, const TensorView& t, const std::st
     bytes += v.size() * 2;
     return "F16";
   }
-  BWLA_CHECK(how == "q8", "pack: table dtype must be keep, f16 or q8, got '{}'", how);
+  if (how == "q4") {
+    const size_t rb = q4_row_bytes(cols);
+    const int G = q4_groups(cols);
+    std::vector<uint8_t> q((size_t)rows * rb);
+    std::vector<uint16_t> sc((size_t)rows * G);
+    q4_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
+    w.add(t.name, DType::U8, {rows, (int64_t)rb}, q.data(), q.size());
+    w.add(t.name + "_scale", DType::F16, {rows, G}, sc.data(), sc.size() * 2);
+    bytes += q.size() + sc.size() * 2;
+    return "Q4";
+  }
+  BWLA_CHECK(how == "q8", "pack: table dtype must be keep, f16, q8 or q4, got '{}'", how);
   std::vector<int8_t> q(v.size());
   std::vector<float> sc(rows);
   q8_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
@@ -146,8 +159,8 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   BWLA_CHECK(opt.scale_dtype == DType::F16 || opt.scale_dtype == DType::F32,
              "pack: scale dtype must be F16 or F32, got {}", dtype_name(opt.scale_dtype));
   for (const std::string* d : {&opt.head_dtype, &opt.embed_dtype})
-    BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8",
-               "pack: head/embedding dtype must be keep, f16 or q8, got '{}'", *d);
+    BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8" || *d == "q4",
+               "pack: head/embedding dtype must be keep, f16, q8 or q4, got '{}'", *d);
   BWLA_CHECK(opt.max_planes >= 1 && opt.max_planes <= kPackedMaxPlanesLimit,
              "pack: --max-planes {} must be in [1, {}]", opt.max_planes, kPackedMaxPlanesLimit);
   BWLA_CHECK(fs::weakly_canonical(qdir) != fs::weakly_canonical(out_dir),
