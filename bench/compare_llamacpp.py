@@ -3,15 +3,18 @@
 
   bench/compare_llamacpp.py --llama-cpp DIR [--models smollm2-135m,tinyllama-1.1b]
       [--threads 1,2] [--pp 128] [--tg 128] [--reps 3] [--work /tmp/bwla-compare]
-      [--variants fp32,w1a8,w1a6,f16,q4_0,tq2_0,tq1_0,q1_0] [--results docs/RESULTS.md]
+      [--variants fp32,w1a8,w1a6,w1a8q4,w1a6q4,f16,q4_0,tq2_0,tq1_0,q1_0]
+      [--results docs/RESULTS.md]
 
 For each model shape and thread count it runs, back to back:
   * bwla fp32 (`bwla bench CKPT --bandwidth`: the read-bandwidth probe runs in the
     same process right after the model bench);
   * bwla W1A8 / W1A6 packed models (`bwla quantize --method bwla` with a small
-    calibration, then `bwla pack`), when this bwla has `pack`; skipped otherwise
+    calibration, then `bwla pack`), with an int8 head (`w1a8`, `w1a6`: `--head-dtype
+    q8`) and with a 4-bit head (`w1a8q4`, `w1a6q4`: `--head-dtype q4`), both packed
+    from the same quantized model, when this bwla has `pack`; skipped otherwise
     (artefacts are cached: a packed model already at WORK/<preset>-bwla-w1a<A>-packed
-    is used as is, so a slow quantization can be made once beforehand);
+    or ...-packed-q4 is used as is, so a slow quantization can be made once beforehand);
   * llama.cpp F16 / Q4_0 / TQ2_0 / TQ1_0 / Q1_0 (if its llama-quantize knows the
     type) through `bwla export-gguf` + `llama-quantize` + `llama-bench -o json`.
 llama.cpp binaries come from DIR (or $LLAMA_CPP_DIR): DIR, DIR/bin or
@@ -31,8 +34,10 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 TOKENIZER_DIR = {"smollm2-135m": "tokenizers/smollm-bpe"}
 TOKENIZER_MODEL = {"tinyllama-1.1b": "tokenizers/llama2-sentencepiece/tokenizer.model"}
 LLAMA_TYPES = ["f16", "q4_0", "tq2_0", "tq1_0", "q1_0"]
-BWLA_PACKED = {"w1a8": 8, "w1a6": 6}
-LABEL = {"fp32": "bwla fp32", "w1a8": "bwla W1A8 packed", "w1a6": "bwla W1A6 packed",
+# variant: (activation bits, head dtype)
+BWLA_PACKED = {"w1a8": (8, "q8"), "w1a6": (6, "q8"), "w1a8q4": (8, "q4"), "w1a6q4": (6, "q4")}
+LABEL = {"fp32": "bwla fp32", "w1a8": "bwla W1A8 packed, q8 head", "w1a6": "bwla W1A6 packed, q8 head",
+         "w1a8q4": "bwla W1A8 packed, q4 head", "w1a6q4": "bwla W1A6 packed, q4 head",
          "f16": "llama.cpp F16", "q4_0": "llama.cpp Q4_0", "tq2_0": "llama.cpp TQ2_0",
          "tq1_0": "llama.cpp TQ1_0", "q1_0": "llama.cpp Q1_0"}
 
@@ -172,9 +177,9 @@ class Runner:
                           f"`{fallback[0][:160]}`)")
         return out, None
 
-    def packed(self, preset, ckpt, abits):
+    def packed(self, preset, ckpt, abits, head):
         q = os.path.join(self.a.work, f"{preset}-bwla-w1a{abits}")
-        p = q + "-packed"
+        p = q + "-packed" + ("" if head == "q8" else "-" + head)
         if os.path.isfile(os.path.join(p, "config.json")):
             return p, None
         if not os.path.isfile(os.path.join(q, "config.json")):
@@ -187,7 +192,7 @@ class Runner:
                 return None, f"bwla quantize did not finish within --quant-timeout {self.a.quant_timeout} s"
             if r.returncode != 0:
                 return None, "bwla quantize failed: " + first_line_error(r)
-        r = run([self.a.bwla, "pack", q, "-o", p] + shlex.split(self.a.pack_args))
+        r = run([self.a.bwla, "pack", q, "-o", p, "--head-dtype", head] + shlex.split(self.a.pack_args))
         if r.returncode != 0:
             return None, "bwla pack failed: " + first_line_error(r)
         return p, None
@@ -281,7 +286,7 @@ class Runner:
                 if v == "fp32":
                     paths[v] = (ckpt, None)
                 elif v in BWLA_PACKED:
-                    paths[v] = self.packed(preset, ckpt, BWLA_PACKED[v]) if has_pack else (None, "skipped")
+                    paths[v] = self.packed(preset, ckpt, *BWLA_PACKED[v]) if has_pack else (None, "skipped")
                     if paths[v][0]:
                         self.describe_packed(preset, v, paths[v][0])
                 elif v in LLAMA_TYPES:
@@ -393,7 +398,7 @@ def main():
     p.add_argument("--pp", default="128")
     p.add_argument("--tg", default="128")
     p.add_argument("--reps", default="3")
-    p.add_argument("--variants", default="fp32,w1a8,w1a6,f16,q4_0,tq2_0,tq1_0,q1_0")
+    p.add_argument("--variants", default="fp32,w1a8,w1a6,w1a8q4,w1a6q4,f16,q4_0,tq2_0,tq1_0,q1_0")
     p.add_argument("--nsamples", default="8", help="calibration segments for the packed models")
     p.add_argument("--seqlen", default="128", help="calibration segment length")
     p.add_argument("--quant-args",
@@ -401,7 +406,7 @@ def main():
                    help="extra `bwla quantize` arguments. The default makes BWLA's packed layout "
                         "(OKT factors, one sign plane with whole-row α/μ, PSP branch) quickly: speed "
                         "depends on the layout, not on how well the weights were fitted")
-    p.add_argument("--pack-args", default="--head-dtype q8", help="extra `bwla pack` arguments")
+    p.add_argument("--pack-args", default="", help="extra `bwla pack` arguments (the head dtype comes from the variant)")
     p.add_argument("--quant-timeout", type=float, default=1800, help="seconds allowed per quantization")
     p.add_argument("--results", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     p.add_argument("--section", default="llamacpp")
