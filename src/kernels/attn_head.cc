@@ -7,22 +7,9 @@
 #include "core/error.h"
 #include "kernels/kron.h"  // detail::lincomb_*: the weighted sum of values
 #include "kernels/row_gemv.h"  // detail::row_gemv_*: the scores q·k_j
+#include "kernels/vexp.h"
 
 namespace bwla {
-
-namespace {
-// p = softmax(s) in place over T entries (max-subtracted, like the fp32 oracle).
-void softmax_inplace(float* s, int T) {
-  const float m = *std::max_element(s, s + T);
-  float sum = 0.0f;
-  for (int j = 0; j < T; ++j) {
-    s[j] = std::exp(s[j] - m);
-    sum += s[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int j = 0; j < T; ++j) s[j] *= inv;
-}
-}  // namespace
 
 void attn_head(const float* q, const float* k, size_t ldk, const float* v, size_t ldv, int T,
                int hd, float scale, float* scratch, float* out) {
@@ -37,7 +24,7 @@ void attn_head(const float* q, const float* k, size_t ldk, const float* v, size_
                                  : detail::lincomb_scalar;
   scores(T, hd, k, ldk, q, scratch);
   for (int j = 0; j < T; ++j) scratch[j] *= scale;
-  softmax_inplace(scratch, T);
+  softmax_vec(scratch, T);  // the fp32 oracle's softmax (model/ops.h), same bits
   wsum(scratch, 1, T, v, (long)ldv, hd, out);
 }
 

@@ -6,7 +6,8 @@
 // was ~6 % of 2-thread W1A6 TinyLlama decode. Here the scores are the row GEMV
 // (kernels/row_gemv.h) and the weighted sum the OKT kernels' lincomb
 // (kernels/kron.h), each in its scalar / AVX2 / AVX-512 version chosen by
-// active_isa(); exp is the C library's. Sums are in an ISA-dependent order.
+// active_isa(); the softmax is kernels/vexp.h's (the oracle's). The dot
+// products and weighted sum are in an ISA-dependent order.
 #pragma once
 
 #include <cstddef>

@@ -28,10 +28,10 @@ class Rope {
 // Llama-3 style frequency scaling (exposed for tests).
 std::vector<float> rope_inv_freq(const ModelConfig& cfg);
 
-// a[i] = silu(a[i]) * b[i]
+// a[i] = silu(a[i]) * b[i]  (kernels/vexp.h: the same bits under every ISA)
 void silu_mul(float* a, const float* b, long n);
 
-// In-place softmax of n values.
+// In-place softmax of n values (kernels/vexp.h's softmax_vec).
 void softmax(float* x, int n);
 
 }  // namespace bwla
