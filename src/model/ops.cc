@@ -15,7 +15,10 @@ void rmsnorm(const float* x, const float* w, float* out, int n, int dim, double 
     // 16 interleaved partial sums and a fixed tree: one serial chain of `dim`
     // dependent adds was ~4.5 µs per 2048-wide decode row; any ISA vectorizes this.
     float acc[16] = {};
-    for (int i = 0; i < dim; ++i) acc[i % 16] += xr[i] * xr[i];
+    int i = 0;
+    for (; i + 16 <= dim; i += 16)
+      for (int k = 0; k < 16; ++k) acc[k] += xr[i + k] * xr[i + k];
+    for (; i < dim; ++i) acc[i % 16] += xr[i] * xr[i];
     for (int w = 8; w >= 1; w /= 2)
       for (int l = 0; l < w; ++l) acc[l] = acc[l] + acc[l + w];
     const float ss = acc[0];
