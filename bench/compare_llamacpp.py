@@ -3,18 +3,19 @@
 
   bench/compare_llamacpp.py --llama-cpp DIR [--models smollm2-135m,tinyllama-1.1b]
       [--threads 1,2] [--pp 128] [--tg 128] [--reps 3] [--work /tmp/bwla-compare]
-      [--variants fp32,w1a8,w1a6,w1a8q4,w1a6q4,f16,q4_0,tq2_0,tq1_0,q1_0]
+      [--variants fp32,w1a8,w1a6,w1a8c,w1a6c,f16,q4_0,tq2_0,tq1_0,q1_0]
       [--results docs/RESULTS.md]
 
 For each model shape and thread count it runs, back to back:
   * bwla fp32 (`bwla bench CKPT --bandwidth`: the read-bandwidth probe runs in the
     same process right after the model bench);
   * bwla W1A8 / W1A6 packed models (`bwla quantize --method bwla` with a small
-    calibration, then `bwla pack`), with an int8 head (`w1a8`, `w1a6`: `--head-dtype
-    q8`) and with a 4-bit head (`w1a8q4`, `w1a6q4`: `--head-dtype q4`), both packed
-    from the same quantized model, when this bwla has `pack`; skipped otherwise
-    (artefacts are cached: a packed model already at WORK/<preset>-bwla-w1a<A>-packed
-    or ...-packed-q4 is used as is, so a slow quantization can be made once beforehand);
+    calibration, then `bwla pack`), packed twice from the same quantized model: with
+    an int8 head and F16 PSP factors (`w1a8`, `w1a6`: `--head-dtype q8`) and compact
+    (`w1a8c`, `w1a6c`: `--head-dtype q4 --psp-dtype i8`), when this bwla has `pack`;
+    skipped otherwise (artefacts are cached: a packed model already at
+    WORK/<preset>-bwla-w1a<A>-packed or ...-packed-q4p8 is used as is, so a slow
+    quantization can be made once beforehand);
   * llama.cpp F16 / Q4_0 / TQ2_0 / TQ1_0 / Q1_0 (if its llama-quantize knows the
     type) through `bwla export-gguf` + `llama-quantize` + `llama-bench -o json`.
 llama.cpp binaries come from DIR (or $LLAMA_CPP_DIR): DIR, DIR/bin or
@@ -34,10 +35,12 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 TOKENIZER_DIR = {"smollm2-135m": "tokenizers/smollm-bpe"}
 TOKENIZER_MODEL = {"tinyllama-1.1b": "tokenizers/llama2-sentencepiece/tokenizer.model"}
 LLAMA_TYPES = ["f16", "q4_0", "tq2_0", "tq1_0", "q1_0"]
-# variant: (activation bits, head dtype)
-BWLA_PACKED = {"w1a8": (8, "q8"), "w1a6": (6, "q8"), "w1a8q4": (8, "q4"), "w1a6q4": (6, "q4")}
+# variant: (activation bits, `bwla pack` arguments, packed directory suffix)
+BWLA_PACKED = {"w1a8": (8, ["--head-dtype", "q8"], ""), "w1a6": (6, ["--head-dtype", "q8"], ""),
+               "w1a8c": (8, ["--head-dtype", "q4", "--psp-dtype", "i8"], "-q4p8"),
+               "w1a6c": (6, ["--head-dtype", "q4", "--psp-dtype", "i8"], "-q4p8")}
 LABEL = {"fp32": "bwla fp32", "w1a8": "bwla W1A8 packed, q8 head", "w1a6": "bwla W1A6 packed, q8 head",
-         "w1a8q4": "bwla W1A8 packed, q4 head", "w1a6q4": "bwla W1A6 packed, q4 head",
+         "w1a8c": "bwla W1A8 packed, q4 head, i8 PSP", "w1a6c": "bwla W1A6 packed, q4 head, i8 PSP",
          "f16": "llama.cpp F16", "q4_0": "llama.cpp Q4_0", "tq2_0": "llama.cpp TQ2_0",
          "tq1_0": "llama.cpp TQ1_0", "q1_0": "llama.cpp Q1_0"}
 
@@ -177,9 +180,9 @@ class Runner:
                           f"`{fallback[0][:160]}`)")
         return out, None
 
-    def packed(self, preset, ckpt, abits, head):
+    def packed(self, preset, ckpt, abits, pack_args, suffix):
         q = os.path.join(self.a.work, f"{preset}-bwla-w1a{abits}")
-        p = q + "-packed" + ("" if head == "q8" else "-" + head)
+        p = q + "-packed" + suffix
         if os.path.isfile(os.path.join(p, "config.json")):
             return p, None
         if not os.path.isfile(os.path.join(q, "config.json")):
@@ -192,7 +195,7 @@ class Runner:
                 return None, f"bwla quantize did not finish within --quant-timeout {self.a.quant_timeout} s"
             if r.returncode != 0:
                 return None, "bwla quantize failed: " + first_line_error(r)
-        r = run([self.a.bwla, "pack", q, "-o", p, "--head-dtype", head] + shlex.split(self.a.pack_args))
+        r = run([self.a.bwla, "pack", q, "-o", p] + pack_args + shlex.split(self.a.pack_args))
         if r.returncode != 0:
             return None, "bwla pack failed: " + first_line_error(r)
         return p, None
@@ -215,7 +218,8 @@ class Runner:
             f"W1A{qc.get('abits')}, calibration {qc.get('calibration', {}).get('source')} "
             f"{qc.get('calibration', {}).get('segments')}×{qc.get('calibration', {}).get('seq_len')}; "
             f"packed v{qc.get('format_version')}: {qc.get('bits_per_weight', 0):.3f} bits per decoder "
-            f"weight (every side tensor counted: scales {qc.get('scale_dtype')}, OKT factors, PSP), "
+            f"weight (every side tensor counted: scales {qc.get('scale_dtype')}, OKT factors, PSP "
+            f"{qc.get('psp_dtype', qc.get('scale_dtype'))}), "
             f"{pb.get('decoder_linears', 0) / 2**20:.1f} MiB decoder linears; embeddings "
             f"{qc.get('embedding_dtype')} {pb.get('embeddings', 0) / 2**20:.1f} MiB, head "
             f"{qc.get('head_dtype')} {pb.get('lm_head', 0) / 2**20:.1f} MiB"
@@ -398,7 +402,7 @@ def main():
     p.add_argument("--pp", default="128")
     p.add_argument("--tg", default="128")
     p.add_argument("--reps", default="3")
-    p.add_argument("--variants", default="fp32,w1a8,w1a6,w1a8q4,w1a6q4,f16,q4_0,tq2_0,tq1_0,q1_0")
+    p.add_argument("--variants", default="fp32,w1a8,w1a6,w1a8c,w1a6c,f16,q4_0,tq2_0,tq1_0,q1_0")
     p.add_argument("--nsamples", default="8", help="calibration segments for the packed models")
     p.add_argument("--seqlen", default="128", help="calibration segment length")
     p.add_argument("--quant-args",
@@ -406,7 +410,7 @@ def main():
                    help="extra `bwla quantize` arguments. The default makes BWLA's packed layout "
                         "(OKT factors, one sign plane with whole-row α/μ, PSP branch) quickly: speed "
                         "depends on the layout, not on how well the weights were fitted")
-    p.add_argument("--pack-args", default="", help="extra `bwla pack` arguments (the head dtype comes from the variant)")
+    p.add_argument("--pack-args", default="", help="extra `bwla pack` arguments (head and PSP dtypes come from the variant)")
     p.add_argument("--quant-timeout", type=float, default=1800, help="seconds allowed per quantization")
     p.add_argument("--results", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     p.add_argument("--section", default="llamacpp")

@@ -28,6 +28,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "eval/perplexity.h"
+#include "io/json.h"
 #include "io/mmap.h"
 #include "model/forward.h"
 #include "model/packed_linear.h"
@@ -147,24 +148,33 @@ void check_config(const std::string& method, int abits, bool groups = true) {
   const int V = fm->cfg.vocab;
   const auto ref = logits_of(*fm, toks);
   const double ref_ppl = ppl(*fm, ids);
-  for (DType sd : {DType::F32, DType::F16}) {
-    const std::string pk = td.file(std::string("packed-") + dtype_name(sd));
+  // F32 scales, F16 scales, and F16 scales with int8 PSP factors.
+  for (int variant = 0; variant < 3; ++variant) {
+    const DType sd = variant == 0 ? DType::F32 : DType::F16;
+    const bool psp8 = variant == 2;
+    const std::string pk = td.file(std::string("packed-") + dtype_name(sd) + (psp8 ? "-psp8" : ""));
     PackOptions po;
     po.scale_dtype = sd;
+    if (psp8) po.psp_dtype = "i8";
     // Parity of the decoder linears: head and embeddings as quantize left them
     // (fp32); the head options are measured below.
     po.head_dtype = po.embed_dtype = "keep";
     PackReport r = pack_quantized_dir(fq, pk, po);
     auto pm = Model::load(pk);
-    int lowrank16 = 0;
+    int lowrank16 = 0, lowrank8 = 0;
     for (auto& L : pm->layers)
       for (auto& lin : L.lin) {
         ASSERT_NE(dynamic_cast<const PackedLinear*>(lin.get()), nullptr);
         lowrank16 += lin->describe().find("f16") != std::string::npos;
+        lowrank8 += lin->describe().find(" i8") != std::string::npos;
       }
-    // An F16 file's PSP factors stay fp16 in memory (lowrank_add_f16).
-    if (method == "bwla")
-      EXPECT_EQ(lowrank16 > 0, sd == DType::F16) << lowrank16 << " " << pm->layers[0].lin[0]->describe();
+    // An F16 file's PSP factors stay fp16 in memory (lowrank_add_f16), int8 ones int8.
+    if (method == "bwla") {
+      EXPECT_EQ(lowrank16 > 0, sd == DType::F16 && !psp8) << lowrank16 << " " << pm->layers[0].lin[0]->describe();
+      EXPECT_EQ(lowrank8 > 0, psp8) << lowrank8 << " " << pm->layers[0].lin[0]->describe();
+      EXPECT_EQ(load_json_file(pk + "/config.json")["quantization_config"]["format_version"],
+                psp8 ? 3 : 2);
+    }
     if (method == "bwla")
       EXPECT_NE(pm->layers[0].lin[0]->describe().find("lowrank"), std::string::npos)
           << pm->layers[0].lin[0]->describe();
@@ -174,12 +184,12 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     const double p = ppl(*pm, ids);
     const double rel = std::fabs(p / ref_ppl - 1);
     const bool f32 = sd == DType::F32;
-    std::printf("[%s a%d scales %s] planes %d, %.4f bits/weight; per-linear max %.2e; logits: max "
+    std::printf("[%s a%d scales %s%s] planes %d, %.4f bits/weight; per-linear max %.2e; logits: max "
                 "%.2e mean %.2e, %.1f%% of tokens > 1e-3; ppl %.5f vs %.5f (%.2e rel)\n",
-                method.c_str(), abits, dtype_name(sd), r.max_planes_used, r.bits_per_weight, lin,
-                d.max_rel, d.mean_rel, 100 * d.frac_over, p, ref_ppl, rel);
-    EXPECT_LE(lin, f32 ? 1e-5 : 2e-3) << method << " " << dtype_name(sd);
-    EXPECT_LE(rel, f32 ? 1e-2 : 5e-2) << method << " " << dtype_name(sd);
+                method.c_str(), abits, dtype_name(sd), psp8 ? " psp i8" : "", r.max_planes_used,
+                r.bits_per_weight, lin, d.max_rel, d.mean_rel, 100 * d.frac_over, p, ref_ppl, rel);
+    EXPECT_LE(lin, f32 ? 1e-5 : psp8 ? 1e-2 : 2e-3) << method << " " << dtype_name(sd) << psp8;
+    EXPECT_LE(rel, f32 ? 1e-2 : 5e-2) << method << " " << dtype_name(sd) << psp8;
     if (f32) {
       EXPECT_LE(d.mean_rel, 2e-2) << method;
     }

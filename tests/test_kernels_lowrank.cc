@@ -110,6 +110,68 @@ TEST(LowRank, Fp16FactorsMatchDoubleReferenceEveryIsa) {
   }
 }
 
+// int8 factors with per-component scales: every ISA against the double
+// reference, and the project / expand pieces over a split equal the whole add.
+TEST(LowRank, Int8FactorsMatchDoubleReferenceEveryIsa) {
+  IsaGuard guard;
+  Rng rng(34);
+  struct S { int tokens, in, rank, out; };
+  for (S s : {S{1, 1, 1, 1}, S{3, 17, 4, 9}, S{1, 2048, 10, 5632}, S{5, 513, 33, 65},
+              S{6, 100, 7, 31}, S{2, 40, 1, 23}}) {
+    auto xb = random_floats(rng, (size_t)s.tokens * s.in + 1, -1.0f, 1.0f);
+    const float* x = xb.data() + 1;  // misaligned
+    std::vector<int8_t> B((size_t)s.rank * s.in + 1), At((size_t)s.rank * s.out + 1);
+    for (auto& v : B) v = (int8_t)(int)rng.uniformf(-127.99f, 127.99f);
+    for (auto& v : At) v = (int8_t)(int)rng.uniformf(-127.99f, 127.99f);
+    const int8_t* b = B.data() + 1;  // odd offsets
+    const int8_t* at = At.data() + 1;
+    const auto sc = random_floats(rng, s.rank, 1e-5f, 1e-3f);
+    auto y0 = random_floats(rng, (size_t)s.tokens * s.out, -1.0f, 1.0f);
+    std::vector<double> ref(y0.size()), mag(y0.size());
+    for (int t = 0; t < s.tokens; ++t) {
+      std::vector<double> u(s.rank), um(s.rank);
+      for (int k = 0; k < s.rank; ++k) {
+        for (int j = 0; j < s.in; ++j) {
+          const double p = (double)b[(size_t)k * s.in + j] * x[(size_t)t * s.in + j];
+          u[k] += p;
+          um[k] += std::fabs(p);
+        }
+        u[k] *= sc[k];
+        um[k] *= sc[k];
+      }
+      for (int i = 0; i < s.out; ++i) {
+        double acc = y0[(size_t)t * s.out + i], m = std::fabs(acc);
+        for (int k = 0; k < s.rank; ++k) {
+          acc += at[(size_t)k * s.out + i] * u[k];
+          m += std::fabs((double)at[(size_t)k * s.out + i]) * um[k];
+        }
+        ref[(size_t)t * s.out + i] = acc;
+        mag[(size_t)t * s.out + i] = m;
+      }
+    }
+    for (Isa isa : available_isas()) {
+      set_active_isa(isa);
+      std::vector<float> y = y0;
+      lowrank_add_i8(x, s.tokens, s.in, b, at, sc.data(), s.rank, s.out, y.data());
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i] + 1e-6)
+            << isa_name(isa) << " in=" << s.in << " rank=" << s.rank << " out=" << s.out << " i=" << i;
+      // One token in pieces: rank split in two, rows in three.
+      std::vector<float> u(s.rank), z(y0.begin(), y0.begin() + s.out);
+      const int kh = s.rank / 2;
+      lowrank_project_i8(x, s.in, b, sc.data(), 0, kh, u.data());
+      lowrank_project_i8(x, s.in, b, sc.data(), kh, s.rank, u.data());
+      const int r1 = s.out / 3, r2 = 2 * s.out / 3;
+      lowrank_expand_i8(u.data(), s.rank, at, s.out, 0, r1, z.data());
+      lowrank_expand_i8(u.data(), s.rank, at, s.out, r1, r2, z.data());
+      lowrank_expand_i8(u.data(), s.rank, at, s.out, r2, s.out, z.data());
+      std::vector<float> w(y0.begin(), y0.begin() + s.out);
+      lowrank_add_i8(x, 1, s.in, b, at, sc.data(), s.rank, s.out, w.data());
+      for (int i = 0; i < s.out; ++i) ASSERT_EQ(z[i], w[i]) << isa_name(isa) << " i=" << i;
+    }
+  }
+}
+
 // lowrank_project/lowrank_expand over any split of rank and rows equal
 // lowrank_add of one token (fp32 and fp16 factors, every ISA).
 TEST(LowRank, ProjectExpandPiecesEqualOneTokenAdd) {

@@ -97,9 +97,9 @@ TEST_F(PackedBadInput, TamperedHeaderOffsets) {
 }
 
 TEST_F(PackedBadInput, UnknownVersion) {
-  const std::string m = load_error(with_config("v3", [](json& c) { c["quantization_config"]["format_version"] = 3; }));
+  const std::string m = load_error(with_config("v4", [](json& c) { c["quantization_config"]["format_version"] = kPackedFormatVersion + 1; }));
   EXPECT_HAS(m, "config.json");
-  EXPECT_HAS(m, "format_version 3");
+  EXPECT_HAS(m, fmt::format("format_version {}", kPackedFormatVersion + 1));
 }
 
 TEST_F(PackedBadInput, BitsConfigMismatch) {
@@ -194,3 +194,32 @@ TEST_F(PackedBadInput, PackRefusesWhatItCannotRepresent) {
 }
 
 }  // namespace
+
+// int8 PSP factors (format 3): the scale tensors are required and must be finite.
+TEST_F(PackedBadInput, Int8PspWithoutOrWithBadScales) {
+  PackOptions po;
+  po.psp_dtype = "i8";
+  packed = td.file("packed-psp8");
+  pack_quantized_dir(td.file("fq"), packed, po);
+  EXPECT_EQ(load_json_file(packed + "/config.json")["quantization_config"]["format_version"], 3);
+  EXPECT_EQ(load_error(rewrite("psp8-same", [](auto&, auto&, auto&, auto&) { return true; })), "(no error)");
+  const std::string name = "model.layers.1.mlp.down_proj.psp_b_scale";
+  std::string m = load_error(rewrite("psp8-noscale", [&](const std::string& n, auto&, auto&, auto&) {
+    return n != name;
+  }));
+  EXPECT_HAS(m, name);
+  m = load_error(rewrite("psp8-inf", [&](const std::string& n, DType& d, auto&, std::vector<uint8_t>& b) {
+    if (n == name) {
+      EXPECT_EQ(d, DType::F16);
+      b[0] = 0x00, b[1] = 0x7C;  // +inf
+    }
+    return true;
+  }));
+  EXPECT_HAS(m, "non-finite scale");
+  EXPECT_HAS(m, "model.layers.1.mlp.down_proj");
+  m = load_error(rewrite("psp8-shape", [&](const std::string& n, auto&, std::vector<int64_t>& shape, auto&) {
+    if (n == "model.layers.1.mlp.down_proj.psp_b") std::swap(shape[0], shape[1]);
+    return true;
+  }));
+  EXPECT_HAS(m, "model.layers.1.mlp.down_proj.psp_b");
+}

@@ -145,6 +145,93 @@ BWLA_T512 void axpy_rows_f16_avx512(const float* u, int terms, const uint16_t* r
   }
 }
 
+float dot_i8_scalar(const int8_t* a, const float* b, int n) {
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i) s += (float)a[i] * b[i];
+  return s;
+}
+
+BWLA_T256 float dot_i8_avx2(const int8_t* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  auto w8 = [](const int8_t* p) BWLA_T256 {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
+  };
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(w8(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(w8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(w8(a + i), _mm256_loadu_ps(b + i), s0);
+  s0 = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float s = _mm_cvtss_f32(h);
+  for (; i < n; ++i) s += (float)a[i] * b[i];
+  return s;
+}
+
+BWLA_T512 float dot_i8_avx512(const int8_t* a, const float* b, int n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(a + i)))),
+                         _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(a + i + 16)))),
+        _mm512_loadu_ps(b + i + 16), s1);
+  }
+  for (; i < n; i += 16) {
+    const int m = n - i < 16 ? n - i : 16;
+    const __mmask16 k = (__mmask16)((1u << m) - 1);
+    s0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, a + i))),
+                         _mm512_maskz_loadu_ps(k, b + i), s0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+void axpy_rows_i8_scalar(const float* u, int terms, const int8_t* rows, long rs, int n, float* y) {
+  for (int j = 0; j < n; ++j) {
+    float s = 0.0f;
+    for (int k = 0; k < terms; ++k) s += u[k] * (float)rows[(size_t)k * rs + j];
+    y[j] += s;
+  }
+}
+
+BWLA_T256 void axpy_rows_i8_avx2(const float* u, int terms, const int8_t* rows, long rs, int n,
+                                 float* y) {
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int k = 0; k < terms; ++k)
+      acc = _mm256_fmadd_ps(
+          _mm256_set1_ps(u[k]),
+          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(rows + (size_t)k * rs + j)))),
+          acc);
+    _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j), acc));
+  }
+  for (; j < n; ++j) {
+    float s = 0.0f;
+    for (int k = 0; k < terms; ++k) s += u[k] * (float)rows[(size_t)k * rs + j];
+    y[j] += s;
+  }
+}
+
+BWLA_T512 void axpy_rows_i8_avx512(const float* u, int terms, const int8_t* rows, long rs, int n,
+                                   float* y) {
+  for (int j = 0; j < n; j += 16) {
+    const int m = n - j < 16 ? n - j : 16;
+    const __mmask16 msk = (__mmask16)((1u << m) - 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < terms; ++k)
+      acc = _mm512_fmadd_ps(
+          _mm512_set1_ps(u[k]),
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(msk, rows + (size_t)k * rs + j))),
+          acc);
+    _mm512_mask_storeu_ps(y + j, msk, _mm512_add_ps(_mm512_maskz_loadu_ps(msk, y + j), acc));
+  }
+}
+
 }  // namespace detail
 
 void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
@@ -173,6 +260,39 @@ void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, cons
     lowrank_project_f16(x + (size_t)t * in, in, B, 0, rank, u.data());
     lowrank_expand_f16(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
   }
+}
+
+void lowrank_add_i8(const float* x, int tokens, int in, const int8_t* B, const int8_t* At,
+                    const float* s, int rank, int out, float* y) {
+  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0,
+             "lowrank_add_i8: bad shape t={} in={} r={} out={}", tokens, in, rank, out);
+  if (rank == 0 || tokens == 0) return;
+#pragma omp parallel for schedule(static) if (tokens >= 4)
+  for (int t = 0; t < tokens; ++t) {
+    thread_local std::vector<float> u;
+    u.resize((size_t)rank);
+    lowrank_project_i8(x + (size_t)t * in, in, B, s, 0, rank, u.data());
+    lowrank_expand_i8(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
+  }
+}
+
+void lowrank_project_i8(const float* x, int in, const int8_t* B, const float* s, int k0, int k1,
+                        float* u) {
+  const Isa isa = active_isa();
+  auto dot = isa == Isa::Avx512 ? detail::dot_i8_avx512
+             : isa == Isa::Avx2 ? detail::dot_i8_avx2
+                                : detail::dot_i8_scalar;
+  for (int k = k0; k < k1; ++k) u[k] = s[k] * dot(B + (size_t)k * in, x, in);
+}
+
+void lowrank_expand_i8(const float* u, int rank, const int8_t* At, int out, int r0, int r1,
+                       float* y) {
+  if (r1 <= r0 || rank == 0) return;
+  const Isa isa = active_isa();
+  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_i8_avx512
+              : isa == Isa::Avx2 ? detail::axpy_rows_i8_avx2
+                                 : detail::axpy_rows_i8_scalar;
+  axpy(u, rank, At + r0, out, r1 - r0, y + r0);
 }
 
 namespace {

@@ -25,25 +25,32 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
   BWLA_ASSERT(!p_.transform || p_.transform->dim() == in, "transform dim {} vs in {}",
               p_.transform->dim(), in);
   const bool f16 = !p_.lr_a16.empty() || !p_.lr_b16.empty();
-  const size_t la = f16 ? p_.lr_a16.size() : p_.lr_a.size();
-  const size_t lb = f16 ? p_.lr_b16.size() : p_.lr_b.size();
-  BWLA_ASSERT(la == (size_t)out * p_.rank && lb == (size_t)p_.rank * in &&
-                  (!f16 || (p_.lr_a.empty() && p_.lr_b.empty())),
-              "low-rank sizes {} {} rank {} (fp16 {})", la, lb, p_.rank, f16);
+  const bool i8 = !p_.lr_a8.empty() || !p_.lr_b8.empty();
+  const size_t la = i8 ? p_.lr_a8.size() : f16 ? p_.lr_a16.size() : p_.lr_a.size();
+  const size_t lb = i8 ? p_.lr_b8.size() : f16 ? p_.lr_b16.size() : p_.lr_b.size();
+  BWLA_ASSERT(la == (size_t)out * p_.rank && lb == (size_t)p_.rank * in && !(f16 && i8) &&
+                  ((!f16 && !i8) || (p_.lr_a.empty() && p_.lr_b.empty())) &&
+                  (!i8 || p_.lr_s8.size() == (size_t)p_.rank),
+              "low-rank sizes {} {} rank {} (fp16 {}, int8 {}, {} scales)", la, lb, p_.rank, f16,
+              i8, p_.lr_s8.size());
   BWLA_ASSERT(p_.bias.empty() || p_.bias.size() == (size_t)out, "bias {}", p_.bias.size());
   BWLA_ASSERT(p_.abits >= 2 && p_.abits <= 8, "abits {}", p_.abits);
   BWLA_ASSERT(p_.block_scales.empty() || p_.block_scales.size() == p_.planes.size(),
               "block scales {} for {} planes", p_.block_scales.size(), p_.planes.size());
   lr_at_.resize(p_.lr_a.size());
   lr_at16_.resize(p_.lr_a16.size());
+  lr_at8_.resize(p_.lr_a8.size());
   for (int i = 0; i < out; ++i)
     for (int k = 0; k < p_.rank; ++k) {
-      if (f16) lr_at16_[(size_t)k * out + i] = p_.lr_a16[(size_t)i * p_.rank + k];
-      else lr_at_[(size_t)k * out + i] = p_.lr_a[(size_t)i * p_.rank + k];
+      const size_t t = (size_t)k * out + i, s = (size_t)i * p_.rank + k;
+      if (i8) lr_at8_[t] = p_.lr_a8[s];
+      else if (f16) lr_at16_[t] = p_.lr_a16[s];
+      else lr_at_[t] = p_.lr_a[s];
     }
   // Only the transposed copy is read from here on.
   std::vector<float>().swap(p_.lr_a);
   std::vector<uint16_t>().swap(p_.lr_a16);
+  std::vector<int8_t>().swap(p_.lr_a8);
 }
 
 namespace {
@@ -149,7 +156,9 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
     for (int j = 0; j < count; ++j) work[j] = jobs[j].L->p_.rank;
     for_share(count, work, tid, nth, [&](int j, int k0, int k1) {
       const PackedLinear& L = *jobs[j].L;
-      if (!L.lr_at16_.empty()) lowrank_project_f16(x, in, L.p_.lr_b16.data(), k0, k1, jobs[j].u);
+      if (!L.lr_at8_.empty())
+        lowrank_project_i8(x, in, L.p_.lr_b8.data(), L.p_.lr_s8.data(), k0, k1, jobs[j].u);
+      else if (!L.lr_at16_.empty()) lowrank_project_f16(x, in, L.p_.lr_b16.data(), k0, k1, jobs[j].u);
       else lowrank_project(x, in, L.p_.lr_b.data(), k0, k1, jobs[j].u);
     });
     // Input transforms, stage by stage.
@@ -181,7 +190,9 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
         binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
         for (int i = r0; i < r1; ++i) jb.y[i] += jb.tmp[i];
       }
-      if (p.rank > 0 && !L.lr_at16_.empty())
+      if (p.rank > 0 && !L.lr_at8_.empty())
+        lowrank_expand_i8(jb.u, p.rank, L.lr_at8_.data(), out, r0, r1, jb.y);
+      else if (p.rank > 0 && !L.lr_at16_.empty())
         lowrank_expand_f16(jb.u, p.rank, L.lr_at16_.data(), out, r0, r1, jb.y);
       else if (p.rank > 0)
         lowrank_expand(jb.u, p.rank, L.lr_at_.data(), out, r0, r1, jb.y);
@@ -241,7 +252,9 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
       for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
     }
   }
-  if (p_.rank > 0 && !lr_at16_.empty())
+  if (p_.rank > 0 && !lr_at8_.empty())
+    lowrank_add_i8(x, n, in, p_.lr_b8.data(), lr_at8_.data(), p_.lr_s8.data(), p_.rank, out, y);
+  else if (p_.rank > 0 && !lr_at16_.empty())
     lowrank_add_f16(x, n, in, p_.lr_b16.data(), lr_at16_.data(), p_.rank, out, y);
   else if (p_.rank > 0)
     lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), p_.rank, out, y);
@@ -258,7 +271,8 @@ size_t PackedLinear::param_bytes() const {
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
   return b + (lr_at_.size() + p_.lr_b.size() + p_.bias.size()) * 4 +
-         (lr_at16_.size() + p_.lr_b16.size()) * 2;
+         (lr_at16_.size() + p_.lr_b16.size()) * 2 + lr_at8_.size() + p_.lr_b8.size() +
+         p_.lr_s8.size() * 4;
 }
 
 std::string PackedLinear::describe() const {
@@ -267,7 +281,7 @@ std::string PackedLinear::describe() const {
                      p_.block_scales.empty() ? "" : fmt::format(" {}-col scale blocks", p_.block_scales[0].block_cols),
                      p_.abits, p_.act_clip,
                      p_.transform ? fmt::format(" {}", p_.transform->kind()) : std::string(),
-                     p_.rank ? fmt::format(" lowrank {}{}", p_.rank, lr_at16_.empty() ? "" : " f16") : "");
+                     p_.rank ? fmt::format(" lowrank {}{}", p_.rank, !lr_at8_.empty() ? " i8" : lr_at16_.empty() ? "" : " f16") : "");
 }
 
 }  // namespace bwla

@@ -33,6 +33,10 @@ struct PackedParts {
   // instead). PackedLinear keeps A only transposed (lr_a / lr_a16 are emptied).
   std::vector<float> lr_a, lr_b;
   std::vector<uint16_t> lr_a16, lr_b16;
+  // Or int8 [out, rank] / [rank, in] with lr_s8[k] = scale of A's column k ×
+  // scale of B's row k (format 3; used instead). lr_a8 is emptied like lr_a.
+  std::vector<int8_t> lr_a8, lr_b8;
+  std::vector<float> lr_s8;
   std::vector<float> bias;
   size_t file_bytes = 0;  // bytes of this linear's tensors in the packed file
   std::shared_ptr<const void> keep_alive;  // owner of memory-mapped plane bits
@@ -60,6 +64,7 @@ class PackedLinear : public Linear {
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
   std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed
+  std::vector<int8_t> lr_at8_;                    // lr_a8 transposed
 };
 
 // ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one

@@ -139,6 +139,26 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
                "'{}': tensor '{}' has shape {} but {} implies [{}, rank]", a.file, a.name,
                a.shape_str(), why, out);
     pp.rank = (int)a.shape[1];
+    if (a.dtype == DType::I8) {  // int8, one scale per rank component (format 3)
+      const TensorView& ta8 = need(st, p + ".psp_a", DType::I8, DType::I8, {out, pp.rank}, why);
+      const TensorView& tb8 = need(st, p + ".psp_b", DType::I8, DType::I8, {pp.rank, in}, why);
+      const TensorView& sa = need(st, p + ".psp_a_scale", DType::F16, DType::F32, {pp.rank}, why);
+      const TensorView& sb = need(st, p + ".psp_b_scale", DType::F16, DType::F32, {pp.rank}, why);
+      pp.lr_a8.assign(reinterpret_cast<const int8_t*>(ta8.data),
+                      reinterpret_cast<const int8_t*>(ta8.data) + ta8.numel());
+      pp.lr_b8.assign(reinterpret_cast<const int8_t*>(tb8.data),
+                      reinterpret_cast<const int8_t*>(tb8.data) + tb8.numel());
+      const std::vector<float> fa = floats(sa), fb = floats(sb);
+      pp.lr_s8.resize(pp.rank);
+      for (int k = 0; k < pp.rank; ++k) {
+        BWLA_CHECK(std::isfinite(fa[k]) && std::isfinite(fb[k]),
+                   "'{}': tensor '{}' or '{}' holds a non-finite scale at index {}", sa.file,
+                   sa.name, sb.name, k);
+        pp.lr_s8[k] = fa[k] * fb[k];
+      }
+      if (st.has(p + ".bias")) pp.bias = read_f32(st, p + ".bias", {out});
+      return std::make_unique<PackedLinear>(std::move(pp));
+    }
     const TensorView& ta2 = need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why);
     const TensorView& tb2 = need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why);
     if (ta2.dtype == DType::F16 && tb2.dtype == DType::F16) {  // kept as fp16 (half the bytes)

@@ -1,10 +1,12 @@
 // bwla pack: fake-quant directory -> packed directory (docs/FORMAT.md).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/log.h"
 #include "kernels/q4_gemm.h"
 #include "kernels/q8_gemm.h"
@@ -137,8 +139,37 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
       BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file,
                  t.name, t.shape_str());
       auto v = t.to_f32();
-      w.add_from_f32(p + s, opt.scale_dtype, t.shape, v.data());
-      bytes += v.size() * sd;
+      if (opt.psp_dtype != "i8") {
+        w.add_from_f32(p + s, opt.scale_dtype, t.shape, v.data());
+        bytes += v.size() * sd;
+        continue;
+      }
+      // int8 with one scale per rank component: A [out, rank] per column, B
+      // [rank, in] per row; the scale is rounded to the scale dtype first and
+      // the values quantized against the rounded scale.
+      const bool is_a = std::string(s) == ".psp_a";
+      const int64_t rows = t.shape[0], cols = t.shape[1], rank = is_a ? cols : rows;
+      std::vector<float> sc(rank);
+      std::vector<int8_t> q(v.size());
+      for (int64_t k = 0; k < rank; ++k) {
+        float mx = 0.0f;
+        const int64_t n = is_a ? rows : cols;
+        auto at = [&](int64_t i) -> float& { return is_a ? v[i * cols + k] : v[k * cols + i]; };
+        for (int64_t i = 0; i < n; ++i) {
+          BWLA_CHECK(std::isfinite(at(i)), "'{}': tensor '{}' holds a non-finite value", t.file, t.name);
+          mx = std::max(mx, std::fabs(at(i)));
+        }
+        float d = mx > 0.0f ? mx / 127.0f : 1.0f;
+        if (opt.scale_dtype == DType::F16) d = f16_to_f32(f32_to_f16(d));
+        sc[k] = d;
+        for (int64_t i = 0; i < n; ++i) {
+          const float r = std::clamp(std::nearbyint(at(i) / d), -127.0f, 127.0f);
+          q[is_a ? i * cols + k : k * cols + i] = (int8_t)r;
+        }
+      }
+      w.add(p + s, DType::I8, t.shape, q.data(), q.size());
+      w.add_from_f32(p + s + "_scale", opt.scale_dtype, {rank}, sc.data());
+      bytes += q.size() + (size_t)rank * sd;
     }
   }
   if (st.has(p + ".storage_bits")) {
@@ -158,6 +189,8 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
                               const PackOptions& opt) {
   BWLA_CHECK(opt.scale_dtype == DType::F16 || opt.scale_dtype == DType::F32,
              "pack: scale dtype must be F16 or F32, got {}", dtype_name(opt.scale_dtype));
+  BWLA_CHECK(opt.psp_dtype == "scale" || opt.psp_dtype == "i8",
+             "pack: PSP dtype must be scale (the scale dtype) or i8, got '{}'", opt.psp_dtype);
   for (const std::string* d : {&opt.head_dtype, &opt.embed_dtype})
     BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8" || *d == "q4",
                "pack: head/embedding dtype must be keep, f16, q8 or q4, got '{}'", *d);
@@ -245,7 +278,11 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   qc["source_quant_method"] = qc.value("quant_method", "");
   qc["source_format_version"] = qc.value("format_version", -1);
   qc["quant_method"] = kPackedQuantMethod;
-  qc["format_version"] = kPackedFormatVersion;
+  // The lowest version that describes the file: 3 only with a 4-bit table or
+  // int8 PSP factors, so version-2 readers keep reading everything else.
+  const bool v3 = opt.psp_dtype == "i8" || rep.embed_dtype == "Q4" || rep.head_dtype == "Q4";
+  qc["format_version"] = v3 ? kPackedFormatVersion : 2;
+  if (opt.psp_dtype == "i8") qc["psp_dtype"] = "I8";  // absent: the scale dtype
   qc["format"] = "packed";
   qc["weight_layout"] = "bitplanes-u64le-lsb-first";
   qc["scale_dtype"] = dtype_name(opt.scale_dtype);
