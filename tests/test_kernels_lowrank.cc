@@ -167,7 +167,10 @@ TEST(LowRank, Int8FactorsMatchDoubleReferenceEveryIsa) {
       lowrank_expand_i8(u.data(), s.rank, at, s.out, r2, s.out, z.data());
       std::vector<float> w(y0.begin(), y0.begin() + s.out);
       lowrank_add_i8(x, 1, s.in, b, at, sc.data(), s.rank, s.out, w.data());
-      for (int i = 0; i < s.out; ++i) ASSERT_EQ(z[i], w[i]) << isa_name(isa) << " i=" << i;
+      // Equal up to rounding: a row can fall in the vector body in one split and
+      // in the scalar tail (no FMA) in another.
+      for (int i = 0; i < s.out; ++i)
+        ASSERT_NEAR(z[i], w[i], 1e-6 * mag[i] + 1e-7) << isa_name(isa) << " i=" << i;
     }
   }
 }
