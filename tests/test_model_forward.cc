@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <memory>
 
 #include "core/error.h"
 #include "io/mmap.h"
 #include "model/forward.h"
+#include "model/ops.h"
 #include "model/random_checkpoint.h"
 #include "model/sampling.h"
 #include "model/tokenizer.h"
@@ -245,6 +247,40 @@ TEST(Forward, Llama3RopeScalingChangesOnlyLowFrequencies) {
   EXPECT_FLOAT_EQ(sc[0], base[0]);                 // high frequency kept
   EXPECT_NEAR(sc.back(), base.back() / 8, 1e-12);  // lowest frequency divided by factor
   for (size_t i = 0; i < sc.size(); ++i) EXPECT_LE(sc[i], base[i] * (1 + 1e-6));
+}
+
+// Rope::apply keeps the last position's angles per thread (decode rotates q,
+// then k): two ropes with other frequencies at the same position, a rope made
+// again in the place of a freed one, and positions in any order all rotate
+// with their own angles.
+TEST(Forward, RopeAngleReuseNeverCrossesFrequenciesOrPositions) {
+  auto rotate_ref = [](const std::vector<float>& f, std::vector<float> x, int pos) {
+    const int half = (int)f.size();
+    for (int i = 0; i < half; ++i) {
+      const float a = (float)pos * f[i], c = std::cos(a), s = std::sin(a);
+      const float u = x[i], v = x[i + half];
+      x[i] = u * c - v * s;
+      x[i + half] = v * c + u * s;
+    }
+    return x;
+  };
+  std::vector<float> x0(64);
+  for (int i = 0; i < 64; ++i) x0[i] = std::sin(0.7f * i) + 0.1f;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (double theta : {10000.0, 500000.0, 10000.0}) {
+      ModelConfig c;
+      c.head_dim = 64;
+      c.rope_theta = theta;
+      auto rope = std::make_unique<Rope>(c);  // freed at the end: the next may reuse the place
+      for (int pos : {5, 5, 9, 5}) {
+        std::vector<float> x = x0;
+        rope->apply(x.data(), 1, 1, pos);
+        const auto want = rotate_ref(rope->inv_freq(), x0, pos);
+        for (int i = 0; i < 64; ++i)
+          ASSERT_NEAR(x[i], want[i], 1e-6) << "theta " << theta << " pos " << pos << " i " << i;
+      }
+    }
+  }
 }
 
 TEST(Stories260K, GreedyTextMatchesModelCard) {

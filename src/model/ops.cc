@@ -67,11 +67,13 @@ void Rope::apply(float* x, int n, int n_heads, int pos0) const {
       sp = sbig.data();
     }
     const float pos = (float)(pos0 + t);
-    // Decode rotates q and then k at the same position: keep the last angles.
-    thread_local const float* last_freq = nullptr;
+    // Decode rotates q and then k at the same position: keep the last angles
+    // (keyed by the frequencies' values, not their address, which a later Rope
+    // may reuse).
+    thread_local std::vector<float> last_freq;
     thread_local float last_pos = -1.0f;
     thread_local std::vector<float> last_cs, last_sn;
-    if (last_freq == inv_freq_.data() && last_pos == pos && (int)last_cs.size() == half) {
+    if (last_pos == pos && last_freq == inv_freq_) {
       std::copy(last_cs.begin(), last_cs.end(), cp);
       std::copy(last_sn.begin(), last_sn.end(), sp);
     } else {
@@ -80,7 +82,7 @@ void Rope::apply(float* x, int n, int n_heads, int pos0) const {
         cp[i] = std::cos(a);
         sp[i] = std::sin(a);
       }
-      last_freq = inv_freq_.data();
+      last_freq = inv_freq_;
       last_pos = pos;
       last_cs.assign(cp, cp + half);
       last_sn.assign(sp, sp + half);

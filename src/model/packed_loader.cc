@@ -156,22 +156,21 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
                    sa.name, sb.name, k);
         pp.lr_s8[k] = fa[k] * fb[k];
       }
-      if (st.has(p + ".bias")) pp.bias = read_f32(st, p + ".bias", {out});
-      return std::make_unique<PackedLinear>(std::move(pp));
-    }
-    const TensorView& ta2 = need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why);
-    const TensorView& tb2 = need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why);
-    if (ta2.dtype == DType::F16 && tb2.dtype == DType::F16) {  // kept as fp16 (half the bytes)
-      for (auto [t, v] : {std::pair{&ta2, &pp.lr_a16}, std::pair{&tb2, &pp.lr_b16}}) {
-        v->resize(t->numel());
-        std::memcpy(v->data(), t->data, t->nbytes);
-        for (uint16_t h : *v)
-          BWLA_CHECK(std::isfinite(f16_to_f32(h)), "'{}': tensor '{}' holds a non-finite value",
-                     t->file, t->name);
-      }
     } else {
-      pp.lr_a = floats(ta2);
-      pp.lr_b = floats(tb2);
+      const TensorView& ta2 = need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why);
+      const TensorView& tb2 = need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why);
+      if (ta2.dtype == DType::F16 && tb2.dtype == DType::F16) {  // kept as fp16 (half the bytes)
+        for (auto [t, v] : {std::pair{&ta2, &pp.lr_a16}, std::pair{&tb2, &pp.lr_b16}}) {
+          v->resize(t->numel());
+          std::memcpy(v->data(), t->data, t->nbytes);
+          for (uint16_t h : *v)
+            BWLA_CHECK(std::isfinite(f16_to_f32(h)), "'{}': tensor '{}' holds a non-finite value",
+                       t->file, t->name);
+        }
+      } else {
+        pp.lr_a = floats(ta2);
+        pp.lr_b = floats(tb2);
+      }
     }
   }
   if (st.has(p + ".bias")) pp.bias = read_f32(st, p + ".bias", {out});
