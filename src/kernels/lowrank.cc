@@ -234,46 +234,47 @@ BWLA_T512 void axpy_rows_i8_avx512(const float* u, int terms, const int8_t* rows
 
 }  // namespace detail
 
-void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
-                 int out, float* y) {
-  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0, "lowrank_add: bad shape t={} in={} r={} out={}",
-             tokens, in, rank, out);
+namespace {
+// y += A·(B·x) token by token (OpenMP over tokens when there are several):
+// project(x_t, u) fills u[0..rank), expand(u, y_t) adds all `out` rows.
+template <class Project, class Expand>
+void add_per_token(const char* what, const float* x, int tokens, int in, int rank, int out,
+                   float* y, Project project, Expand expand) {
+  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0, "{}: bad shape t={} in={} r={} out={}",
+             what, tokens, in, rank, out);
   if (rank == 0 || tokens == 0) return;
 #pragma omp parallel for schedule(static) if (tokens >= 4)
   for (int t = 0; t < tokens; ++t) {
     thread_local std::vector<float> u;
     u.resize((size_t)rank);
-    lowrank_project(x + (size_t)t * in, in, B, 0, rank, u.data());
-    lowrank_expand(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
+    project(x + (size_t)t * in, u.data());
+    expand(u.data(), y + (size_t)t * out);
   }
+}
+}  // namespace
+
+void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
+                 int out, float* y) {
+  add_per_token(
+      "lowrank_add", x, tokens, in, rank, out, y,
+      [&](const float* xt, float* u) { lowrank_project(xt, in, B, 0, rank, u); },
+      [&](const float* u, float* yt) { lowrank_expand(u, rank, At, out, 0, out, yt); });
 }
 
 void lowrank_add_f16(const float* x, int tokens, int in, const uint16_t* B, const uint16_t* At,
                      int rank, int out, float* y) {
-  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0,
-             "lowrank_add_f16: bad shape t={} in={} r={} out={}", tokens, in, rank, out);
-  if (rank == 0 || tokens == 0) return;
-#pragma omp parallel for schedule(static) if (tokens >= 4)
-  for (int t = 0; t < tokens; ++t) {
-    thread_local std::vector<float> u;
-    u.resize((size_t)rank);
-    lowrank_project_f16(x + (size_t)t * in, in, B, 0, rank, u.data());
-    lowrank_expand_f16(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
-  }
+  add_per_token(
+      "lowrank_add_f16", x, tokens, in, rank, out, y,
+      [&](const float* xt, float* u) { lowrank_project_f16(xt, in, B, 0, rank, u); },
+      [&](const float* u, float* yt) { lowrank_expand_f16(u, rank, At, out, 0, out, yt); });
 }
 
 void lowrank_add_i8(const float* x, int tokens, int in, const int8_t* B, const int8_t* At,
                     const float* s, int rank, int out, float* y) {
-  BWLA_CHECK(tokens >= 0 && in > 0 && rank >= 0 && out > 0,
-             "lowrank_add_i8: bad shape t={} in={} r={} out={}", tokens, in, rank, out);
-  if (rank == 0 || tokens == 0) return;
-#pragma omp parallel for schedule(static) if (tokens >= 4)
-  for (int t = 0; t < tokens; ++t) {
-    thread_local std::vector<float> u;
-    u.resize((size_t)rank);
-    lowrank_project_i8(x + (size_t)t * in, in, B, s, 0, rank, u.data());
-    lowrank_expand_i8(u.data(), rank, At, out, 0, out, y + (size_t)t * out);
-  }
+  add_per_token(
+      "lowrank_add_i8", x, tokens, in, rank, out, y,
+      [&](const float* xt, float* u) { lowrank_project_i8(xt, in, B, s, 0, rank, u); },
+      [&](const float* u, float* yt) { lowrank_expand_i8(u, rank, At, out, 0, out, yt); });
 }
 
 void lowrank_project_i8(const float* x, int in, const int8_t* B, const float* s, int k0, int k1,

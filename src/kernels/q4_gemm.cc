@@ -181,14 +181,12 @@ template <int B>
 struct TailStep {
   alignas(64) uint8_t w[16 * B] = {};
   uint16_t s[B] = {};
-  bool load(const Q4Matrix& m, int row, int steps) {
+  void load(const Q4Matrix& m, int row, int steps) {
     const int G = q4_groups(m.cols), g0 = (steps - 1) * B, ng = G - g0;
-    if (ng == B) return false;
     std::memset(w, 0, sizeof w);
     std::memset(s, 0, sizeof s);
     std::memcpy(w, m.w + (size_t)row * q4_row_bytes(m.cols) + (size_t)g0 * 16, (size_t)ng * 16);
     std::memcpy(s, m.scale + (size_t)row * G + g0, (size_t)ng * 2);
-    return true;
   }
 };
 

@@ -155,11 +155,7 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
     // PSP branches: u = B·x on the untransformed input, split over rank.
     for (int j = 0; j < count; ++j) work[j] = jobs[j].L->p_.rank;
     for_share(count, work, tid, nth, [&](int j, int k0, int k1) {
-      const PackedLinear& L = *jobs[j].L;
-      if (!L.lr_at8_.empty())
-        lowrank_project_i8(x, in, L.p_.lr_b8.data(), L.p_.lr_s8.data(), k0, k1, jobs[j].u);
-      else if (!L.lr_at16_.empty()) lowrank_project_f16(x, in, L.p_.lr_b16.data(), k0, k1, jobs[j].u);
-      else lowrank_project(x, in, L.p_.lr_b.data(), k0, k1, jobs[j].u);
+      jobs[j].L->psp_project(x, k0, k1, jobs[j].u);
     });
     // Input transforms, stage by stage.
     for (int s = 0; s < max_stages; ++s) {
@@ -190,12 +186,7 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
         binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
         for (int i = r0; i < r1; ++i) jb.y[i] += jb.tmp[i];
       }
-      if (p.rank > 0 && !L.lr_at8_.empty())
-        lowrank_expand_i8(jb.u, p.rank, L.lr_at8_.data(), out, r0, r1, jb.y);
-      else if (p.rank > 0 && !L.lr_at16_.empty())
-        lowrank_expand_f16(jb.u, p.rank, L.lr_at16_.data(), out, r0, r1, jb.y);
-      else if (p.rank > 0)
-        lowrank_expand(jb.u, p.rank, L.lr_at_.data(), out, r0, r1, jb.y);
+      L.psp_expand(jb.u, r0, r1, jb.y);
       if (!p.bias.empty())
         for (int i = r0; i < r1; ++i) jb.y[i] += p.bias[i];
     });
@@ -252,15 +243,33 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
       for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
     }
   }
-  if (p_.rank > 0 && !lr_at8_.empty())
-    lowrank_add_i8(x, n, in, p_.lr_b8.data(), lr_at8_.data(), p_.lr_s8.data(), p_.rank, out, y);
-  else if (p_.rank > 0 && !lr_at16_.empty())
-    lowrank_add_f16(x, n, in, p_.lr_b16.data(), lr_at16_.data(), p_.rank, out, y);
-  else if (p_.rank > 0)
-    lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), p_.rank, out, y);
+  psp_add(x, n, y);
   if (!p_.bias.empty())
     for (int t = 0; t < n; ++t)
       for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
+}
+
+void PackedLinear::psp_project(const float* x, int k0, int k1, float* u) const {
+  const int in = in_features();
+  if (!lr_at8_.empty()) lowrank_project_i8(x, in, p_.lr_b8.data(), p_.lr_s8.data(), k0, k1, u);
+  else if (!lr_at16_.empty()) lowrank_project_f16(x, in, p_.lr_b16.data(), k0, k1, u);
+  else lowrank_project(x, in, p_.lr_b.data(), k0, k1, u);
+}
+
+void PackedLinear::psp_expand(const float* u, int r0, int r1, float* y) const {
+  const int out = out_features();
+  if (p_.rank == 0) return;
+  if (!lr_at8_.empty()) lowrank_expand_i8(u, p_.rank, lr_at8_.data(), out, r0, r1, y);
+  else if (!lr_at16_.empty()) lowrank_expand_f16(u, p_.rank, lr_at16_.data(), out, r0, r1, y);
+  else lowrank_expand(u, p_.rank, lr_at_.data(), out, r0, r1, y);
+}
+
+void PackedLinear::psp_add(const float* x, int n, float* y) const {
+  const int in = in_features(), out = out_features(), r = p_.rank;
+  if (r == 0) return;
+  if (!lr_at8_.empty()) lowrank_add_i8(x, n, in, p_.lr_b8.data(), lr_at8_.data(), p_.lr_s8.data(), r, out, y);
+  else if (!lr_at16_.empty()) lowrank_add_f16(x, n, in, p_.lr_b16.data(), lr_at16_.data(), r, out, y);
+  else lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), r, out, y);
 }
 
 size_t PackedLinear::param_bytes() const {

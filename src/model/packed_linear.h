@@ -61,6 +61,12 @@ class PackedLinear : public Linear {
                                   const float* x);
 
  private:
+  // The PSP branch in the stored factor dtype (int8, fp16 or fp32):
+  // u[k0..k1) = B·x, y[r0..r1) += A·u, and both for n tokens.
+  void psp_project(const float* x, int k0, int k1, float* u) const;
+  void psp_expand(const float* u, int r0, int r1, float* y) const;
+  void psp_add(const float* x, int n, float* y) const;
+
   PackedParts p_;
   std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
   std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed

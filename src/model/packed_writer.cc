@@ -114,6 +114,35 @@ BitPlanes choose_planes(const std::vector<float>& wt, int out, int in, int block
   return *blocked;
 }
 
+// A PSP factor as int8 with one scale per rank component (A [out, rank] per
+// column, B [rank, in] per row); the scale is rounded to the scale dtype first
+// and the values quantized against the rounded scale. Returns the bytes written.
+size_t write_psp_i8(SafeTensorsWriter& w, const TensorView& t, const std::string& name, bool is_a,
+                    DType scale_dtype) {
+  const std::vector<float> v = t.to_f32();
+  const int64_t rows = t.shape[0], cols = t.shape[1], rank = is_a ? cols : rows;
+  const int64_t n = is_a ? rows : cols;
+  auto index = [&](int64_t k, int64_t i) { return is_a ? i * cols + k : k * cols + i; };
+  std::vector<float> sc(rank);
+  std::vector<int8_t> q(v.size());
+  for (int64_t k = 0; k < rank; ++k) {
+    float mx = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+      BWLA_CHECK(std::isfinite(v[index(k, i)]), "'{}': tensor '{}' holds a non-finite value",
+                 t.file, t.name);
+      mx = std::max(mx, std::fabs(v[index(k, i)]));
+    }
+    float d = mx > 0.0f ? mx / 127.0f : 1.0f;
+    if (scale_dtype == DType::F16) d = f16_to_f32(f32_to_f16(d));
+    sc[k] = d;
+    for (int64_t i = 0; i < n; ++i)
+      q[index(k, i)] = (int8_t)std::clamp(std::nearbyint(v[index(k, i)] / d), -127.0f, 127.0f);
+  }
+  w.add(name, DType::I8, t.shape, q.data(), q.size());
+  w.add_from_f32(name + "_scale", scale_dtype, {rank}, sc.data());
+  return q.size() + (size_t)rank * dtype_size(scale_dtype);
+}
+
 // Packs one fake-quant linear (prefix p) into w; returns its bytes.
 size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::string& p, int out,
                    int in, const std::string& method, int block, const PackOptions& opt,
@@ -138,38 +167,13 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
       const TensorView& t = st.get(p + s);
       BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file,
                  t.name, t.shape_str());
-      auto v = t.to_f32();
-      if (opt.psp_dtype != "i8") {
-        w.add_from_f32(p + s, opt.scale_dtype, t.shape, v.data());
-        bytes += v.size() * sd;
+      if (opt.psp_dtype == "i8") {
+        bytes += write_psp_i8(w, t, p + s, std::string(s) == ".psp_a", opt.scale_dtype);
         continue;
       }
-      // int8 with one scale per rank component: A [out, rank] per column, B
-      // [rank, in] per row; the scale is rounded to the scale dtype first and
-      // the values quantized against the rounded scale.
-      const bool is_a = std::string(s) == ".psp_a";
-      const int64_t rows = t.shape[0], cols = t.shape[1], rank = is_a ? cols : rows;
-      std::vector<float> sc(rank);
-      std::vector<int8_t> q(v.size());
-      for (int64_t k = 0; k < rank; ++k) {
-        float mx = 0.0f;
-        const int64_t n = is_a ? rows : cols;
-        auto at = [&](int64_t i) -> float& { return is_a ? v[i * cols + k] : v[k * cols + i]; };
-        for (int64_t i = 0; i < n; ++i) {
-          BWLA_CHECK(std::isfinite(at(i)), "'{}': tensor '{}' holds a non-finite value", t.file, t.name);
-          mx = std::max(mx, std::fabs(at(i)));
-        }
-        float d = mx > 0.0f ? mx / 127.0f : 1.0f;
-        if (opt.scale_dtype == DType::F16) d = f16_to_f32(f32_to_f16(d));
-        sc[k] = d;
-        for (int64_t i = 0; i < n; ++i) {
-          const float r = std::clamp(std::nearbyint(at(i) / d), -127.0f, 127.0f);
-          q[is_a ? i * cols + k : k * cols + i] = (int8_t)r;
-        }
-      }
-      w.add(p + s, DType::I8, t.shape, q.data(), q.size());
-      w.add_from_f32(p + s + "_scale", opt.scale_dtype, {rank}, sc.data());
-      bytes += q.size() + (size_t)rank * sd;
+      auto v = t.to_f32();
+      w.add_from_f32(p + s, opt.scale_dtype, t.shape, v.data());
+      bytes += v.size() * sd;
     }
   }
   if (st.has(p + ".storage_bits")) {
