@@ -2,7 +2,9 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "core/log.h"
 #include "core/threads.h"
@@ -16,7 +18,16 @@ void add_common(CLI::App* app, Common& c) {
 }
 
 void apply_common(const Common& c) {
-  set_num_threads(c.threads);
+  // More threads than a few per core only adds stacks and scheduling (and a
+  // huge count exhausts memory in the runtime's thread pools).
+  const int cores = std::max(1, (int)std::thread::hardware_concurrency());
+  const int cap = kMaxThreadsPerCore * cores;
+  int n = c.threads;
+  if (n > cap) {
+    log_warn("-t {}: capped at {} ({} per core on {} cores)", n, cap, kMaxThreadsPerCore, cores);
+    n = cap;
+  }
+  set_num_threads(n);
   if (c.quiet) set_log_level(LogLevel::Quiet);
 }
 

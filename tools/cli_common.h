@@ -8,6 +8,9 @@
 
 namespace bwla::cli {
 
+// -t larger than this many threads per core is capped (with a warning).
+inline constexpr int kMaxThreadsPerCore = 4;
+
 struct Common {
   int threads = 0;  // 0 = all cores
   bool json = false;

@@ -6,6 +6,7 @@
 #include "core/timer.h"
 #include "eval/zeroshot.h"
 #include "io/json.h"
+#include "io/output_path.h"
 #include "model/model_lm.h"
 #include "model/tokenizer.h"
 
@@ -39,14 +40,17 @@ Runner register_eval(CLI::App& app) {
       if (e > b) opt.tasks.push_back(tasks.substr(b, e - b));
       b = e + 1;
     }
+    if (!out_file.empty())
+      check_output_file(out_file, {dir, opt.data_dir}, "--json-out", json_written_by_bwla);
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
+    check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     ModelLM lm(*model, ctx);
     Timer t;
     json r = run_zeroshot(lm, *tok, opt);
     r["model"] = dir;
     r["seconds"] = t.seconds();
-    if (!out_file.empty()) write_text_file_atomic(out_file, r.dump(2));
+    if (!out_file.empty()) write_owned_json_file(out_file, r);
     if (common.json)
       print_json(r);
     else

@@ -50,6 +50,7 @@ Runner register_generate(CLI::App& app) {
     apply_common(common);
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
+    check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     BWLA_CHECK(!(prompt_opt->count() > 0 && prompt.empty()),
                "empty prompt: omit -p to generate from the BOS token alone");
     std::vector<int> ids = tok->encode(prompt, true);
@@ -67,6 +68,17 @@ Runner register_generate(CLI::App& app) {
     forward_tokens(*model, ids.data(), (int)ids.size(), cache, logits.data(), false);
     const double t_prefill = t.seconds();
     std::vector<int> out;
+    // Decoding is incremental over the whole sequence, prompt included, as the
+    // HF / SentencePiece decoders do it: a piece's leading space is dropped only
+    // at the start of the text, so decoding the continuation alone would lose
+    // the space between the prompt and it.
+    std::vector<int> all = ids;
+    const std::string prefix = tok->decode(ids, true);
+    auto continuation = [&] {
+      std::string full = tok->decode(all, true);
+      if (full.compare(0, prefix.size(), prefix) == 0) return full.substr(prefix.size());
+      return tok->decode(out, true);  // a prompt that does not decode to itself
+    };
     std::string printed;
     if (!common.json) {
       std::fputs(prompt.c_str(), stdout);
@@ -78,8 +90,8 @@ Runner register_generate(CLI::App& app) {
       int next = sampler.sample(logits.data(), model->cfg.vocab);
       if (next == tok->eos_id() || (next == tok->bos_id() && i > 0) || next == tok->bos_id()) break;
       out.push_back(next);
-      std::string full = tok->decode(out, true);
-      // Leading space of the first generated piece after a BOS-only start is dropped by decode.
+      all.push_back(next);
+      std::string full = continuation();
       size_t ok = complete_utf8_prefix(full);
       if (ok > printed.size() && full.compare(0, printed.size(), printed) == 0) {
         if (!common.json) {
@@ -93,7 +105,7 @@ Runner register_generate(CLI::App& app) {
       ++decoded;
     }
     const double t_decode = td.seconds();
-    std::string text = tok->decode(out, true);
+    std::string text = continuation();
     const double pp_tps = ids.size() / t_prefill;
     const double tg_tps = decoded > 0 ? decoded / t_decode : 0.0;
     if (common.json) {

@@ -5,6 +5,7 @@
 
 #include "cli_common.h"
 #include "core/error.h"
+#include "io/output_path.h"
 #include "eval/inspect.h"
 #include "model/tokenizer.h"
 #include "pipeline/calibration.h"
@@ -54,6 +55,7 @@ Runner register_inspect(CLI::App& app) {
                fmt::join(inspect_linear_names(), ", "));
     if (!plots.empty() && !inspect_plots_available())
       write_inspect_plots({}, plots, prefix);  // throws the explanation
+    if (!plots.empty()) check_output_dir(plots, {dir}, "--plots");
     o.okt.seed = calib.seed;
     auto tok = Tokenizer::load_dir(dir);
     auto segs = sample_calibration(*tok, calib);

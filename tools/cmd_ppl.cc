@@ -28,6 +28,7 @@ Runner register_ppl(CLI::App& app) {
     BWLA_CHECK(!text.empty(), "'{}': file is empty", data);
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
+    check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     Timer tt;
     std::vector<int> ids = tok->encode(text, true);
     const double t_tok = tt.seconds();

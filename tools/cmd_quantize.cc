@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "eval/perplexity.h"
 #include "io/mmap.h"
+#include "model/config.h"
 #include "model/tokenizer.h"
 #include "pipeline/quantize.h"
 
@@ -87,6 +88,17 @@ Runner register_quantize(CLI::App& app) {
     o.clip_search = !no_clip;
     o.resume = !no_resume;
     o.calib.seed = o.seed;
+    // The PPL step runs after the whole quantization: its options are checked now.
+    BWLA_CHECK(ppl_ctx >= 0, "--ppl-ctx must be >= 0 (0 = the calibration length), got {}", ppl_ctx);
+    BWLA_CHECK(ppl_windows >= 0, "--ppl-windows must be >= 0, got {}", ppl_windows);
+    if (!ppl_data.empty()) {
+      BWLA_CHECK(file_exists(ppl_data), "--ppl-data '{}': file not found", ppl_data);
+      const int ctx = ppl_ctx > 0 ? ppl_ctx : o.calib.seq_len;
+      const ModelConfig mc = ModelConfig::load(dir);
+      BWLA_CHECK(ctx >= 2 && ctx <= mc.max_pos,
+                 "--ppl-ctx {}{} must be in [2, {}] (the model's max_position_embeddings)", ctx,
+                 ppl_ctx > 0 ? "" : " (default: --seqlen)", mc.max_pos);
+    }
     QuantizeResult r = quantize_model(dir, o, out);
     if (!r.complete) {
       fmt::print(stderr, "stopped after {} layers; run the same command again to continue\n", o.stop_after);

@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "cli_common.h"
@@ -67,6 +69,21 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // Carries the paths and the system's reason.
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const nlohmann::json::exception& e) {
+    // Loaders name the file themselves; this is the last resort (the JSON
+    // pointer of the key is in the message: JSON_DIAGNOSTICS).
+    std::fprintf(stderr, "error: JSON value of the wrong type or range: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "error: unknown exception\n");
     return 1;
   }
   return 1;

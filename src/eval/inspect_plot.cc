@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 
 #include "core/error.h"
 #include "eval/inspect.h"
+#include "io/output_path.h"
 
 #ifdef BWLA_HAVE_PLPLOT
 #include <plstream.h>
@@ -231,19 +233,34 @@ bool inspect_plots_available() { return *png_device() != 0; }
 
 std::vector<std::string> write_inspect_plots(const InspectData& d, const std::string& dir,
                                              const std::string& prefix) {
-  std::filesystem::create_directories(dir);
+  // A plot directory is bwla's (marker): new plots join earlier ones there,
+  // each written beside its final name and renamed into place.
+  claim_work_dir(dir, "inspect --plots");
   const json& r = d.report;
   const std::string title = fmt::format("layer {} {}", r["layer"].get<int>(), r["linear"].get<std::string>());
   const std::string base = (std::filesystem::path(dir) / prefix).string();
   std::vector<std::string> out;
-  if (!d.weight_values.empty()) out.push_back(weights_plot(d, base + "weights.png", title + " weight rows"));
+  auto place = [&](const std::string& name, const std::function<void(const std::string&)>& plot) {
+    const std::string final_path = base + name, tmp = temp_sibling(final_path);
+    plot(tmp);
+    std::error_code ec;
+    BWLA_CHECK(std::filesystem::exists(tmp, ec) && std::filesystem::file_size(tmp, ec) > 0,
+               "--plots: PLplot did not write '{}'", final_path);
+    std::filesystem::rename(tmp, final_path, ec);
+    if (ec) {
+      std::filesystem::remove(tmp, ec);
+      fail("--plots: cannot write '{}': {}", final_path, ec.message());
+    }
+    out.push_back(final_path);
+  };
+  if (!d.weight_values.empty())
+    place("weights.png", [&](const std::string& p) { weights_plot(d, p, title + " weight rows"); });
   if (!d.tok_ratio_before.empty())
-    out.push_back(acts_plot(d, base + "acts.png", title,
-                            d.quantized ? "after stored transform" : "after OKT rotation"));
-  if (!d.sv.empty()) out.push_back(svd_plot(d, base + "svd.png", title + " singular values"));
-  for (auto& f : out)
-    BWLA_CHECK(std::filesystem::exists(f) && std::filesystem::file_size(f) > 0,
-               "--plots: PLplot did not write '{}'", f);
+    place("acts.png", [&](const std::string& p) {
+      acts_plot(d, p, title, d.quantized ? "after stored transform" : "after OKT rotation");
+    });
+  if (!d.sv.empty())
+    place("svd.png", [&](const std::string& p) { svd_plot(d, p, title + " singular values"); });
   return out;
 }
 

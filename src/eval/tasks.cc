@@ -53,12 +53,7 @@ std::vector<std::pair<long, json>> read_jsonl(const std::string& path) {
   std::vector<std::pair<long, json>> rows;
   for (auto& l : read_lines(path)) {
     if (is_blank(l.text)) continue;
-    json j;
-    try {
-      j = json::parse(l.text);
-    } catch (const json::exception& e) {
-      fail("{}: invalid JSON: {}", where(path, l.number), e.what());
-    }
+    json j = parse_json_text(l.text, where(path, l.number));
     BWLA_CHECK(j.is_object(), "{}: expected a JSON object", where(path, l.number));
     rows.emplace_back(l.number, std::move(j));
   }

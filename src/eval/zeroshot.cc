@@ -145,6 +145,8 @@ json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& op
   out["results"] = json::object();
   for (const TaskSpec* s : specs) {
     std::vector<TaskItem> all = load_task(s->name, opt.data_dir);
+    // An accuracy over nothing would print as 0.0000, a result that was never measured.
+    BWLA_CHECK(!all.empty(), "{}: the task files under '{}' hold no items", s->name, opt.data_dir);
     std::vector<TaskItem> items;
     for (size_t i : select_subset(all.size(), opt.limit, opt.seed)) items.push_back(all[i]);
     log_info("{}: evaluating {} of {} items", s->name, items.size(), all.size());

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "io/output_path.h"
 
 namespace bwla {
 
@@ -83,6 +84,20 @@ GgufWriter::GgufWriter(uint32_t alignment) : align_(alignment) {
   BWLA_CHECK(alignment > 0 && alignment % 8 == 0 && alignment <= 4096,
              "GGUF alignment {} must be a positive multiple of 8 (at most 4096)", alignment);
   if (alignment != 32) set_u32("general.alignment", alignment);
+}
+
+bool gguf_written_by_bwla(const std::string& path) {
+  // magic, version u32, tensor count u64, kv count u64, then the first key (u64 length + bytes).
+  const std::string key = kGgufWriterKey;
+  std::vector<char> head(4 + 4 + 8 + 8 + 8 + key.size());
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  const bool full = std::fread(head.data(), 1, head.size(), f) == head.size();
+  std::fclose(f);
+  if (!full || std::memcmp(head.data(), "GGUF", 4) != 0) return false;
+  uint64_t len;
+  std::memcpy(&len, head.data() + 24, 8);
+  return len == key.size() && std::memcmp(head.data() + 32, key.data(), key.size()) == 0;
 }
 
 GgufWriter::KV& GgufWriter::new_kv(const std::string& key, GgufValueType t) {
@@ -186,8 +201,8 @@ void GgufWriter::write(const std::string& path) const {
     off = round_up(off + t.nbytes(), align_);
   }
 
-  std::string tmp = path + ".tmp";
-  {
+  const std::string tmp = temp_sibling(path);
+  try {
     File f(tmp);
     f.write(head.data(), head.size());
     f.zeros(round_up(head.size(), align_) - head.size());
@@ -211,6 +226,9 @@ void GgufWriter::write(const std::string& path) const {
     }
     f.zeros(round_up(pos, align_) - pos);
     f.close();
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

@@ -34,6 +34,12 @@ GgmlType parse_ggml_type(const std::string& s, const std::string& context);
 const char* ggml_type_name(GgmlType t);
 size_t ggml_type_size(GgmlType t);
 
+// Metadata key bwla writes first in every GGUF it exports, so a later export
+// recognises (and may replace) its own file and refuses anyone else's.
+inline constexpr const char* kGgufWriterKey = "bwla.writer";
+// True if `path` is a GGUF whose first metadata key is kGgufWriterKey.
+bool gguf_written_by_bwla(const std::string& path);
+
 class GgufWriter {
  public:
   explicit GgufWriter(uint32_t alignment = 32);
@@ -59,7 +65,7 @@ class GgufWriter {
   void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> shape,
                   const float* data);
 
-  // Writes the file (path.tmp, then rename). Errors name the path.
+  // Writes the file (a temporary beside it, then rename). Errors name the path.
   void write(const std::string& path) const;
 
   size_t num_tensors() const { return tensors_.size(); }

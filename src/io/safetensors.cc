@@ -1,12 +1,15 @@
 #include "io/safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include "core/error.h"
 #include "core/half.h"
 #include "io/json.h"
+#include "io/output_path.h"
 
 namespace bwla {
 
@@ -58,8 +61,29 @@ int64_t TensorView::numel() const {
 
 std::string TensorView::shape_str() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
+namespace {
+// Index of the first value that is not finite (NaN or ±inf), or -1. The
+// first pass only ORs flags, so it vectorizes; the second finds the index.
+int64_t first_non_finite(const float* v, int64_t n) {
+  const uint32_t* u = reinterpret_cast<const uint32_t*>(v);
+  uint32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= (u[i] & 0x7f800000u) == 0x7f800000u;
+  if (!any) return -1;
+  for (int64_t i = 0; i < n; ++i)
+    if ((u[i] & 0x7f800000u) == 0x7f800000u) return i;
+  return -1;
+}
+}  // namespace
+
 void TensorView::to_f32(float* out) const {
   const int64_t n = numel();
+  convert_f32(out, n);
+  const int64_t bad = first_non_finite(out, n);
+  if (bad >= 0)
+    fail("'{}': tensor '{}' holds a non-finite value ({}) at flat index {}", file, name, out[bad], bad);
+}
+
+void TensorView::convert_f32(float* out, int64_t n) const {
   switch (dtype) {
     case DType::F32:
       std::memcpy(out, data, (size_t)n * 4);
@@ -91,6 +115,7 @@ void TensorView::to_f32(float* out) const {
   }
 }
 
+
 std::vector<float> TensorView::to_f32() const {
   std::vector<float> v((size_t)numel());
   to_f32(v.data());
@@ -104,12 +129,9 @@ SafeTensorsIndex parse_safetensors(const uint8_t* data, size_t fsize, const std:
   std::memcpy(&hlen, data, 8);
   BWLA_CHECK(hlen <= fsize - 8, "'{}': header length {} exceeds file size {}", path, hlen, fsize);
   BWLA_CHECK(hlen <= (100u << 20), "'{}': header length {} is implausibly large", path, hlen);
-  json header;
-  try {
-    header = json::parse(data + 8, data + 8 + hlen);
-  } catch (const json::exception& e) {
-    fail("'{}': header is not valid JSON: {}", path, e.what());
-  }
+  // Errors name the file; a tensor name given twice is refused there too.
+  json header = parse_json_text((const char*)data + 8, (const char*)data + 8 + hlen,
+                                path + " (header)");
   BWLA_CHECK(header.is_object(), "'{}': header is not a JSON object", path);
   const size_t data_start = 8 + hlen;
   const size_t buf_size = fsize - data_start;
@@ -292,10 +314,10 @@ void SafeTensorsWriter::write(const std::string& path) const {
   }
   BWLA_ASSERT(!header_str.empty() || entries_.empty(), "header layout did not converge{}", "");
   if (header_str.empty()) header_str = std::string("{}") + std::string(6, ' ');
-  std::string tmp = path + ".tmp";
+  const std::string tmp = temp_sibling(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) fail("cannot write '{}'", tmp);
+    if (!f) fail("cannot write '{}': {}", path, std::strerror(errno));
     uint64_t hl = header_str.size();
     f.write((const char*)&hl, 8);
     f.write(header_str.data(), (std::streamsize)header_str.size());
@@ -308,9 +330,17 @@ void SafeTensorsWriter::write(const std::string& path) const {
         f.write(zeros.data(), (std::streamsize)(p.en - p.b));
       }
     }
-    if (!f) fail("write failed for '{}'", tmp);
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      fail("write failed for '{}'", path);
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '{}' to '{}'", tmp, path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    fail("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(err));
+  }
 }
 
 TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
@@ -342,6 +372,19 @@ TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
   } else {
     fail("'{}': no model.safetensors or model.safetensors.index.json found", dir);
   }
+  for (auto& [k, f] : where_) used_.try_emplace(k, false);
+}
+
+std::vector<std::string> TensorStore::unused() const {
+  std::vector<std::string> out;
+  for (auto& [k, u] : used_)
+    if (!u.load(std::memory_order_relaxed)) out.push_back(k);
+  return out;
+}
+
+void TensorStore::mark_used(const std::string& name) const {
+  auto it = used_.find(name);
+  if (it != used_.end()) it->second.store(true, std::memory_order_relaxed);
 }
 
 void SafeTensorsFile::release(const std::string& name) const {
@@ -352,6 +395,7 @@ void SafeTensorsFile::release(const std::string& name) const {
 const TensorView& TensorStore::get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail("'{}': missing tensor '{}'", dir_, name);
+  mark_used(name);
   return it->second->get(name);
 }
 

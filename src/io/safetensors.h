@@ -3,6 +3,7 @@
 // {name: {dtype, shape, data_offsets:[begin,end]}, "__metadata__": {...}},
 // then the data buffer; offsets are relative to the buffer start.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -31,9 +32,13 @@ struct TensorView {
 
   int64_t numel() const;
   std::string shape_str() const;
-  // Converts F32/F16/BF16/F64 to fp32 into out (numel() floats).
+  // Converts F32/F16/BF16/F64 to fp32 into out (numel() floats); a value that
+  // is not finite is an error naming the tensor and the index.
   void to_f32(float* out) const;
   std::vector<float> to_f32() const;
+
+ private:
+  void convert_f32(float* out, int64_t n) const;
 };
 
 // A parsed, validated safetensors header: every tensor's bytes lie inside
@@ -119,11 +124,20 @@ class TensorStore {
   size_t total_bytes() const;
   // Drops a tensor's mapped pages from the resident set (after converting it).
   void release(const std::string& name) const;
+  // Tensors no get() has asked for yet, in name order: after a whole model is
+  // loaded, weights its config does not account for (a checkpoint and a
+  // config that disagree, or a tensor whose name was corrupted).
+  std::vector<std::string> unused() const;
+  // Counts `name` as used without reading it (an alias checked elsewhere).
+  void mark_used(const std::string& name) const;
 
  private:
   std::string dir_;
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const SafeTensorsFile*> where_;
+  // One flag per tensor, created with where_ and only flipped afterwards, so
+  // get() may run on several threads at once.
+  mutable std::map<std::string, std::atomic<bool>> used_;
 };
 
 }  // namespace bwla

@@ -12,24 +12,18 @@ const ArchTraits kArchs[] = {
     {"Qwen3ForCausalLM", Arch::Qwen3, false, true},
 };
 
-template <typename T>
-T get_or(const json& j, const char* key, T def, const std::string& file) {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    fail("'{}': key '{}' has the wrong type ({})", file, key, j[key].dump());
-  }
-}
-template <typename T>
-T get_req(const json& j, const char* key, const std::string& file) {
-  BWLA_CHECK(j.contains(key) && !j[key].is_null(), "'{}': missing required key '{}'", file, key);
-  return get_or<T>(j, key, T{}, file);
-}
+// Bounds for the size fields: generous for any real checkpoint, small enough
+// that products of two of them never overflow the index types used below.
+constexpr long long kMaxWidth = 1 << 20;        // hidden, intermediate, head_dim
+constexpr long long kMaxCount = 1 << 16;        // layers, heads
+constexpr long long kMaxVocab = 1 << 24;
+constexpr long long kMaxPositions = 1LL << 28;  // max_position_embeddings, windows
+
 int first_id(const json& j, const char* key, const std::string& file) {
   if (!j.contains(key) || j[key].is_null()) return -1;
-  if (j[key].is_array()) return j[key].empty() ? -1 : j[key][0].get<int>();
-  return get_or<int>(j, key, -1, file);
+  const json& v = j[key].is_array() ? (j[key].empty() ? json() : j[key][0]) : j[key];
+  if (v.is_null()) return -1;
+  return (int)json_int_value(v, 0, kMaxVocab, fmt::format("'{}': '{}'", file, key));
 }
 }  // namespace
 
@@ -49,26 +43,21 @@ const char* arch_hf_name(Arch a) {
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& file) {
   ModelConfig c;
-  c.raw = j;
   BWLA_CHECK(j.is_object(), "'{}': config is not a JSON object", file);
   BWLA_CHECK(j.contains("architectures") && j["architectures"].is_array() &&
-                 !j["architectures"].empty(),
-             "'{}': missing 'architectures'", file);
+                 !j["architectures"].empty() && j["architectures"][0].is_string(),
+             "'{}': 'architectures' must be a non-empty array of strings", file);
+  c.raw = j;
   c.arch_name = j["architectures"][0].get<std::string>();
   const ArchTraits& t = arch_traits(c.arch_name, file);
   c.arch = t.arch;
-  c.hidden = get_req<int>(j, "hidden_size", file);
-  c.intermediate = get_req<int>(j, "intermediate_size", file);
-  c.n_layers = get_req<int>(j, "num_hidden_layers", file);
-  c.n_heads = get_req<int>(j, "num_attention_heads", file);
-  c.n_kv_heads = get_or<int>(j, "num_key_value_heads", c.n_heads, file);
-  c.vocab = get_req<int>(j, "vocab_size", file);
-  BWLA_CHECK(c.hidden > 0 && c.intermediate > 0 && c.n_layers > 0 && c.n_heads > 0 &&
-                 c.n_kv_heads > 0 && c.vocab > 0,
-             "'{}': sizes must be positive (hidden {}, intermediate {}, layers {}, heads {}, kv "
-             "heads {}, vocab {})",
-             file, c.hidden, c.intermediate, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab);
-  c.head_dim = get_or<int>(j, "head_dim", 0, file);
+  c.hidden = (int)json_int_req(j, "hidden_size", 1, kMaxWidth, file);
+  c.intermediate = (int)json_int_req(j, "intermediate_size", 1, kMaxWidth, file);
+  c.n_layers = (int)json_int_req(j, "num_hidden_layers", 1, kMaxCount, file);
+  c.n_heads = (int)json_int_req(j, "num_attention_heads", 1, kMaxCount, file);
+  c.n_kv_heads = (int)json_int(j, "num_key_value_heads", c.n_heads, 1, kMaxCount, file);
+  c.vocab = (int)json_int_req(j, "vocab_size", 1, kMaxVocab, file);
+  c.head_dim = (int)json_int(j, "head_dim", 0, 0, kMaxWidth, file);
   if (c.head_dim <= 0) {
     BWLA_CHECK(c.hidden % c.n_heads == 0,
                "'{}': hidden_size {} not divisible by num_attention_heads {}", file, c.hidden,
@@ -76,35 +65,52 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& file) {
     c.head_dim = c.hidden / c.n_heads;
   }
   BWLA_CHECK(c.head_dim % 2 == 0, "'{}': head_dim {} must be even for RoPE", file, c.head_dim);
+  BWLA_CHECK((long long)c.n_heads * c.head_dim <= kMaxWidth,
+             "'{}': num_attention_heads {} x head_dim {} is implausibly wide", file, c.n_heads,
+             c.head_dim);
   BWLA_CHECK(c.n_heads % c.n_kv_heads == 0,
              "'{}': num_attention_heads {} not a multiple of num_key_value_heads {}", file,
              c.n_heads, c.n_kv_heads);
-  c.max_pos = get_or<int>(j, "max_position_embeddings", 2048, file);
-  c.rms_eps = get_or<double>(j, "rms_norm_eps", 1e-6, file);
-  c.rope_theta = get_or<double>(j, "rope_theta", 10000.0, file);
-  c.tie_embeddings = get_or<bool>(j, "tie_word_embeddings", false, file);
-  c.qkv_bias = get_or<bool>(j, "attention_bias", t.qkv_bias_default, file);
+  c.max_pos = (int)json_int(j, "max_position_embeddings", 2048, 1, kMaxPositions, file);
+  c.rms_eps = json_number(j, "rms_norm_eps", 1e-6, 0.0, 1.0, file);
+  BWLA_CHECK(c.rms_eps > 0, "'{}': 'rms_norm_eps' must be > 0, got {}", file, c.rms_eps);
+  c.rope_theta = json_number(j, "rope_theta", 10000.0, 0.0, 1e12, file);
+  BWLA_CHECK(c.rope_theta > 0, "'{}': 'rope_theta' must be > 0, got {}", file, c.rope_theta);
+  // The MLP is SiLU-gated (SwiGLU) in every supported architecture; another
+  // activation would run as SiLU, i.e. a different model.
+  const std::string act = json_string(j, "hidden_act", "silu", file);
+  BWLA_CHECK(act == "silu" || act == "swish",
+             "'{}': hidden_act '{}' is not supported (bwla runs SiLU-gated MLPs: silu)", file, act);
+  c.tie_embeddings = json_bool(j, "tie_word_embeddings", false, file);
+  c.qkv_bias = json_bool(j, "attention_bias", t.qkv_bias_default, file);
   c.o_bias = c.arch == Arch::Qwen2 ? false : c.qkv_bias;
-  c.mlp_bias = get_or<bool>(j, "mlp_bias", false, file);
+  c.mlp_bias = json_bool(j, "mlp_bias", false, file);
   c.qk_norm = t.qk_norm;
   c.bos_id = first_id(j, "bos_token_id", file);
   c.eos_id = first_id(j, "eos_token_id", file);
-  c.sliding_window = get_or<int>(j, "sliding_window", 0, file);
+  c.sliding_window = (int)json_int(j, "sliding_window", 0, 0, kMaxPositions, file);
   if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
-    if (!get_or<bool>(j, "use_sliding_window", false, file)) c.sliding_window = 0;
+    if (!json_bool(j, "use_sliding_window", false, file)) c.sliding_window = 0;
   }
-  c.torch_dtype = get_or<std::string>(j, "torch_dtype", "", file);
-  if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
+  c.torch_dtype = json_string(j, "torch_dtype", "", file);
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    BWLA_CHECK(j["rope_scaling"].is_object(), "'{}': 'rope_scaling' must be an object or null",
+               file);
     const json& r = j["rope_scaling"];
-    std::string type = r.contains("rope_type") ? r["rope_type"].get<std::string>()
-                                               : get_or<std::string>(r, "type", "", file);
+    const std::string where = file + ", rope_scaling";
+    std::string type = r.contains("rope_type") ? json_string(r, "rope_type", "", where)
+                                               : json_string(r, "type", "", where);
     if (type == "llama3") {
-      c.rope_scaling.type = "llama3";
-      c.rope_scaling.factor = get_req<double>(r, "factor", file);
-      c.rope_scaling.low_freq_factor = get_or<double>(r, "low_freq_factor", 1.0, file);
-      c.rope_scaling.high_freq_factor = get_or<double>(r, "high_freq_factor", 4.0, file);
-      c.rope_scaling.original_max_position =
-          get_or<int>(r, "original_max_position_embeddings", 8192, file);
+      auto& s = c.rope_scaling;
+      s.type = "llama3";
+      s.factor = json_number_req(r, "factor", 1e-6, 1e6, where);
+      s.low_freq_factor = json_number(r, "low_freq_factor", 1.0, 1e-6, 1e6, where);
+      s.high_freq_factor = json_number(r, "high_freq_factor", 4.0, 1e-6, 1e6, where);
+      s.original_max_position =
+          (int)json_int(r, "original_max_position_embeddings", 8192, 1, kMaxPositions, where);
+      BWLA_CHECK(s.high_freq_factor > s.low_freq_factor,
+                 "'{}': rope_scaling high_freq_factor {} must exceed low_freq_factor {}", file,
+                 s.high_freq_factor, s.low_freq_factor);
     } else if (type != "default" && !type.empty()) {
       fail("'{}': unsupported rope_scaling type '{}' (supported: llama3)", file, type);
     }

@@ -1,3 +1,4 @@
+#include "io/output_path.h"
 #include "model/gguf_export.h"
 
 #include <filesystem>
@@ -74,6 +75,7 @@ void write_vocab(GgufWriter& w, const GgufVocab& v) {
 
 GgufExportReport export_gguf(const std::string& dir, const std::string& out,
                              const GgufExportOptions& opt) {
+  check_output_file(out, {dir}, "-o", gguf_written_by_bwla);
   const std::string cfg_file = dir + "/config.json";
   ModelConfig c = ModelConfig::load(dir);
   check_exportable(c, cfg_file);
@@ -82,6 +84,7 @@ GgufExportReport export_gguf(const std::string& dir, const std::string& out,
   auto st = std::make_shared<TensorStore>(dir);
 
   GgufWriter w;
+  w.set_string(kGgufWriterKey, "bwla export-gguf");
   const std::string name = std::filesystem::path(dir).filename().string();
   w.set_string("general.architecture", "llama");
   w.set_string("general.name", name.empty() ? "model" : name);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -135,6 +136,19 @@ Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string&
 
 }  // namespace
 
+void check_all_tensors_used(const TensorStore& st, const ModelConfig& c) {
+  std::vector<std::string> unused;
+  for (auto& n : st.unused())
+    // HF Llama checkpoints of 2023 stored RoPE's inverse frequencies as a
+    // buffer; bwla derives them from config.json (rope_theta).
+    if (n.find("rotary_emb.inv_freq") == std::string::npos) unused.push_back(n);
+  BWLA_CHECK(unused.empty(),
+             "'{}': {} tensor(s) in the checkpoint are not used by its config.json ({} layers, "
+             "{}), e.g. '{}'; a config that does not match its weights would run a different "
+             "model",
+             st.dir(), unused.size(), c.n_layers, c.arch_name, unused.front());
+}
+
 std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   auto m = std::make_unique<Model>();
   m->dir = dir;
@@ -142,6 +156,14 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   m->store = std::make_shared<TensorStore>(dir);
   const auto& c = m->cfg;
   const TensorStore& st = *m->store;
+  // Layers past num_hidden_layers would be dropped silently: refuse before any work.
+  for (const auto& n : st.names()) {
+    int l = -1;
+    if (std::sscanf(n.c_str(), "model.layers.%d.", &l) == 1)
+      BWLA_CHECK(l >= 0 && l < c.n_layers,
+                 "'{}': tensor '{}' belongs to layer {}, but config.json has num_hidden_layers {}",
+                 dir, n, l, c.n_layers);
+  }
   m->rope = std::make_shared<Rope>(c);
   const std::string ename = "model.embed_tokens.weight";
   const TensorView& et = st.get(ename);
@@ -169,6 +191,14 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
       m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, m->embed.data());
   }
   m->final_norm = read_f32(st, "model.norm.weight", {c.hidden});
+  if (c.tie_embeddings && st.has("lm_head.weight")) {
+    // Some writers store the tied table twice: it must be the same bytes.
+    const TensorView& h = st.get("lm_head.weight");
+    BWLA_CHECK(h.dtype == et.dtype && h.shape == et.shape && h.nbytes == et.nbytes &&
+                   std::memcmp(h.data, et.data, h.nbytes) == 0,
+               "'{}': tie_word_embeddings is true but 'lm_head.weight' differs from '{}'", dir,
+               ename);
+  }
   if (!c.tie_embeddings) {
     if (st.get("lm_head.weight").dtype == DType::U8) {
       const Q4Matrix q = read_q4(st, c, "lm_head.weight", c.vocab, c.hidden);
@@ -201,6 +231,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
           if (auto* d = dynamic_cast<DenseLinear*>(lin.get())) d->prepack();
     }
   }
+  check_all_tensors_used(*m->store, m->cfg);
   // An untied fp32 head owns its weights; a tied one is a view of the embedding
   // table (still needed for lookups), so it keeps the plain layout.
   if (prepack_dense)

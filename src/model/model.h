@@ -80,4 +80,8 @@ class Model {
   bool head_shares_embedding() const;
 };
 
+// Throws naming the first tensor of `st` that no loader has read (weights the
+// config does not account for); call once a whole model has been loaded.
+void check_all_tensors_used(const TensorStore& st, const ModelConfig& c);
+
 }  // namespace bwla

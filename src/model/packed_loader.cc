@@ -1,4 +1,5 @@
 // Loading a packed bwla model (docs/FORMAT.md) into PackedLinear layers.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -177,28 +178,80 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
   return std::make_unique<PackedLinear>(std::move(pp));
 }
 
+// The name quantization_config uses for a table's storage (packed_writer.cc).
+std::string table_dtype_name(const TensorView& t) {
+  return t.dtype == DType::U8 ? "Q4" : t.dtype == DType::I8 ? "Q8" : dtype_name(t.dtype);
+}
+
 }  // namespace
 
 void load_packed_layers(Model& m) {
   const json& q = m.cfg.raw["quantization_config"];
   const std::string file = m.dir + "/config.json";
-  const int ver = q.value("format_version", -1);
+  const std::string where = file + ", quantization_config";
+  const int ver = (int)json_int(q, "format_version", -1, -1, 1 << 20, where);
   BWLA_CHECK(ver >= 1 && ver <= kPackedFormatVersion,
              "'{}': quantization_config.format_version {} of a {} model is not supported (this "
              "build reads 1 to {})",
              file, ver, kPackedQuantMethod, kPackedFormatVersion);
-  const int abits = q.value("abits", -1);
+  const int abits = (int)json_int(q, "abits", -1, -1, 64, where);
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8,
              "'{}': quantization_config.abits {} must be 4, 6 or 8 for a packed model", file, abits);
-  const int block_cols = q.value("scale_block_cols", 0);
+  const int block_cols = (int)json_int(q, "scale_block_cols", 0, 0, 1 << 24, where);
+  // Fields that describe the tensors must agree with them: a field this build
+  // would not apply is an error, never silently ignored.
+  const std::string layout = json_string(q, "weight_layout", "bitplanes-u64le-lsb-first", where);
+  BWLA_CHECK(layout == "bitplanes-u64le-lsb-first",
+             "'{}': quantization_config.weight_layout '{}' is not supported (this build reads "
+             "bitplanes-u64le-lsb-first)",
+             file, layout);
+  const std::string scale_dtype = json_string(q, "scale_dtype", "", where);
+  const std::string psp_dtype = json_string(q, "psp_dtype", "", where);
+  BWLA_CHECK(psp_dtype.empty() || psp_dtype == "I8",
+             "'{}': quantization_config.psp_dtype '{}' is not supported (I8, or absent for the "
+             "scale dtype)",
+             file, psp_dtype);
+  const int max_planes = (int)json_int(q, "max_planes", 0, 0, kPackedMaxPlanesLimit, where);
+  const std::string transform = json_string(q, "transform", "", where);
+  const bool psp = json_bool(q, "psp", false, where);
   const TensorStore& st = *m.store;
   const ModelConfig& c = m.cfg;
+  {
+    const TensorView& head = st.get(c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    const std::string hd = json_string(q, "head_dtype", table_dtype_name(head), where);
+    BWLA_CHECK(hd == table_dtype_name(head),
+               "'{}': quantization_config.head_dtype is '{}' but tensor '{}' is stored as {}", file,
+               hd, head.name, table_dtype_name(head));
+  }
+  int planes_seen = 0;
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
     load_layer_norms(st, c, l, L);
     for (int id = 0; id < kNumLinears; ++id) {
       const std::string p = linear_tensor_prefix(l, id);
       if (st.has(p + ".qweight")) {
+        const std::string want_t = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : "";
+        BWLA_CHECK(want_t.empty() || st.has(p + want_t),
+                   "'{}': quantization_config.transform is '{}' but '{}' is missing", file,
+                   transform, p + want_t);
+        BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
+                   "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
+        BWLA_CHECK(!psp || st.has(p + ".psp_a"),
+                   "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
+        BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
+                   "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
+        const TensorView& a = st.get(p + ".alpha");
+        BWLA_CHECK(scale_dtype.empty() || scale_dtype == dtype_name(a.dtype),
+                   "'{}': quantization_config.scale_dtype is '{}' but '{}' is {}", file,
+                   scale_dtype, a.name, dtype_name(a.dtype));
+        if (st.has(p + ".psp_a")) {
+          const bool i8 = st.get(p + ".psp_a").dtype == DType::I8;
+          BWLA_CHECK(i8 == (psp_dtype == "I8"),
+                     "'{}': quantization_config.psp_dtype is '{}' but '{}' is {}", file,
+                     psp_dtype.empty() ? "absent (the scale dtype)" : psp_dtype, p + ".psp_a",
+                     dtype_name(st.get(p + ".psp_a").dtype));
+        }
+        planes_seen = std::max(planes_seen, (int)st.get(p + ".qweight").shape.at(0));
         L.lin[id] = load_packed_linear(st, c, m.store, p, id, abits, block_cols);
         continue;
       }
@@ -210,6 +263,9 @@ void load_packed_layers(Model& m) {
     }
     m.layers[l] = std::move(L);
   }
+  BWLA_CHECK(max_planes == 0 || max_planes == planes_seen,
+             "'{}': quantization_config.max_planes is {} but the linears use {}", file, max_planes,
+             planes_seen);
 }
 
 }  // namespace bwla

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "io/output_path.h"
 #include "core/half.h"
 #include "core/log.h"
 #include "kernels/q4_gemm.h"
@@ -198,6 +199,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   for (const std::string* d : {&opt.head_dtype, &opt.embed_dtype})
     BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8" || *d == "q4",
                "pack: head/embedding dtype must be keep, f16, q8 or q4, got '{}'", *d);
+  check_output_dir(out_dir, {qdir}, "-o");
   BWLA_CHECK(opt.max_planes >= 1 && opt.max_planes <= kPackedMaxPlanesLimit,
              "pack: --max-planes {} must be in [1, {}]", opt.max_planes, kPackedMaxPlanesLimit);
   BWLA_CHECK(fs::weakly_canonical(qdir) != fs::weakly_canonical(out_dir),
@@ -303,9 +305,8 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
                         {"lm_head", rep.head_bytes}};
   cfg["quantization_config"] = qc;
 
-  const std::string tmp = out_dir + ".tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  StagedDir out(out_dir, {qdir}, "-o", "pack");
+  const std::string tmp = out.path();
   w.write(tmp + "/model.safetensors");
   write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -314,8 +315,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
     if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
   }
   rep.file_bytes = fs::file_size(tmp + "/model.safetensors");
-  if (fs::exists(out_dir)) fs::remove_all(out_dir);
-  fs::rename(tmp, out_dir);
+  out.commit();
   return rep;
 }
 

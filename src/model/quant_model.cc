@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/output_path.h"
 #include "model/fake_quant_linear.h"
 #include "quant/hadamard.h"
 
@@ -131,17 +132,39 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
 void load_quantized_layers(Model& m) {
   const json& q = m.cfg.raw["quantization_config"];
   const std::string file = m.dir + "/config.json";
-  BWLA_CHECK(q.value("quant_method", "") == "bwla",
-             "'{}': quantization_config.quant_method is '{}', expected 'bwla'", file,
-             q.value("quant_method", ""));
-  const int ver = q.value("format_version", -1);
+  const std::string where = file + ", quantization_config";
+  const std::string method = json_string(q, "quant_method", "", where);
+  BWLA_CHECK(method == "bwla", "'{}': quantization_config.quant_method is '{}', expected 'bwla'",
+             file, method);
+  const int ver = (int)json_int(q, "format_version", -1, -1, 1 << 20, where);
   BWLA_CHECK(ver == kFakeQuantFormatVersion,
              "'{}': quantization_config.format_version {} is not supported (this build reads {})",
              file, ver, kFakeQuantFormatVersion);
-  const int abits = q.value("abits", 16);
+  const int abits = (int)json_int(q, "abits", 16, 0, 64, where);
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
              "'{}': quantization_config.abits {} must be 4, 6, 8 or 16", file, abits);
-  for (int l = 0; l < m.cfg.n_layers; ++l) m.layers[l] = load_quantized_layer(*m.store, m.cfg, l, abits);
+  // What the config says was stored must be there for every quantized linear
+  // (a lost or renamed tensor would otherwise load a different model).
+  const std::string transform = json_string(q, "transform", "", where);
+  const bool psp = json_bool(q, "psp", false, where);
+  const TensorStore& st = *m.store;
+  for (int l = 0; l < m.cfg.n_layers; ++l) {
+    for (int id = 0; id < kNumLinears; ++id) {
+      const std::string p = linear_tensor_prefix(l, id);
+      if (!st.has(p + ".act_clip")) continue;  // left in full precision
+      const char* want = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : nullptr;
+      BWLA_CHECK(!want || st.has(p + want),
+                 "'{}': quantization_config.transform is '{}' but '{}' is missing", file,
+                 transform, p + want);
+      BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
+                 "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
+      BWLA_CHECK(!psp || st.has(p + ".psp_a"),
+                 "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
+      BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
+                 "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
+    }
+    m.layers[l] = load_quantized_layer(st, m.cfg, l, abits);
+  }
 }
 
 void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string& src_dir,
@@ -150,9 +173,8 @@ void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string
   cfg["quantization_config"]["quant_method"] = "bwla";
   cfg["quantization_config"]["format_version"] = kFakeQuantFormatVersion;
   cfg["torch_dtype"] = "float32";
-  const std::string tmp = out_dir + ".tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  StagedDir out(out_dir, {src_dir}, "-o", "quantize");
+  const std::string tmp = out.path();
   w.write(tmp + "/model.safetensors");
   write_text_file_atomic(tmp + "/config.json", cfg.dump(2));
   for (auto& [name, text] : extra_files) write_text_file_atomic(tmp + "/" + name, text);
@@ -161,8 +183,7 @@ void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string
     fs::path s = fs::path(src_dir) / f;
     if (fs::exists(s)) fs::copy_file(s, fs::path(tmp) / f, fs::copy_options::overwrite_existing);
   }
-  if (fs::exists(out_dir)) fs::remove_all(out_dir);
-  fs::rename(tmp, out_dir);
+  out.commit();
 }
 
 }  // namespace bwla

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "io/output_path.h"
 #include "model/config.h"
 #include "model/linear.h"
 #include "model/model.h"
@@ -85,9 +86,9 @@ json random_config(const RandomCheckpointSpec& s) {
 
 void write_random_checkpoint(const RandomCheckpointSpec& s, const std::string& out_dir) {
   json j = random_config(s);
-  std::string cfg_file = out_dir + "/config.json";
-  ModelConfig c = ModelConfig::from_json(j, cfg_file);
-  std::filesystem::create_directories(out_dir);
+  ModelConfig c = ModelConfig::from_json(j, out_dir + "/config.json");
+  StagedDir out(out_dir, {s.tokenizer_dir}, "-o", "make-random");
+  const std::string cfg_file = out.file("config.json");
   SafeTensorsWriter w;
   uint64_t tensor_seed = s.seed * 1000003ull + 17;
   auto add_random = [&](const std::string& name, std::vector<int64_t> shape, double stdv,
@@ -119,16 +120,17 @@ void write_random_checkpoint(const RandomCheckpointSpec& s, const std::string& o
   add_random("model.norm.weight", {c.hidden}, 0.05, 1.0);
   if (!c.tie_embeddings) add_random("lm_head.weight", {c.vocab, c.hidden}, sd, 0.0);
   w.set_metadata("format", "pt");
-  w.write(out_dir + "/model.safetensors");
+  w.write(out.file("model.safetensors"));
   write_text_file_atomic(cfg_file, j.dump(2));
   if (!s.tokenizer_dir.empty()) {
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
       std::string src = s.tokenizer_dir + "/" + f;
       if (std::filesystem::exists(src))
-        std::filesystem::copy_file(src, out_dir + "/" + f,
+        std::filesystem::copy_file(src, out.file(f),
                                    std::filesystem::copy_options::overwrite_existing);
     }
   }
+  out.commit();
 }
 
 }  // namespace bwla

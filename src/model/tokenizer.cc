@@ -205,4 +205,11 @@ std::unique_ptr<Tokenizer> Tokenizer::load_dir(const std::string& dir) {
   return tok;
 }
 
+void check_tokenizer_vocab(const Tokenizer& tok, int model_vocab, const std::string& dir) {
+  BWLA_CHECK(tok.vocab_size() <= model_vocab,
+             "'{}': tokenizer.json has {} tokens but config.json's vocab_size is {}: ids {} and up "
+             "have no embedding row",
+             dir, tok.vocab_size(), model_vocab, model_vocab);
+}
+
 }  // namespace bwla

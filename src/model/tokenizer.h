@@ -38,4 +38,8 @@ class Tokenizer {
   virtual std::string kind() const = 0;
 };
 
+// Throws unless every id the tokenizer can produce is a row of the model's
+// embedding table (checked when both are loaded, not at the first such token).
+void check_tokenizer_vocab(const Tokenizer& tok, int model_vocab, const std::string& dir);
+
 }  // namespace bwla

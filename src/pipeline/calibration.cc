@@ -25,12 +25,8 @@ std::string load_c4_text(const std::string& path, const std::string& raw) {
     std::string line = raw.substr(b, e - b);
     b = e + 1;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& ex) {
-      fail("'{}' line {}: invalid JSON: {}", path, line_no, ex.what());
-    }
+    json j = parse_json_text(line, fmt::format("{} line {}", path, line_no));
+    BWLA_CHECK(j.is_object(), "'{}' line {}: expected a JSON object", path, line_no);
     std::string doc;
     if (j.contains("text") && j["text"].is_string()) {
       doc = j["text"].get<std::string>();

@@ -1,6 +1,7 @@
 #include "pipeline/options.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -38,6 +39,20 @@ void QuantizeOptions::finalize() {
   BWLA_CHECK(psp_full_iters >= -1,
              "--psp-full-iters must be -1 (all), 0 (auto) or a positive count, got {}", psp_full_iters);
   BWLA_CHECK(okt.iters >= 0, "--okt-iters must be >= 0, got {}", okt.iters);
+  // Every option is checked here, before calibration, so that a bad value
+  // fails in a second instead of after the work (and never leaves OUT.partial).
+  BWLA_CHECK(psp_opt.iters >= 1, "--psp-iters must be at least 1, got {}", psp_opt.iters);
+  BWLA_CHECK(std::isfinite(okt.kappa) && okt.kappa >= 0, "--kappa must be >= 0, got {}", okt.kappa);
+  BWLA_CHECK(std::isfinite(okt.act_weight) && okt.act_weight >= 0,
+             "--act-aware must be >= 0, got {}", okt.act_weight);
+  BWLA_CHECK(wq.block_size >= 1, "--block-size must be at least 1, got {}", wq.block_size);
+  BWLA_CHECK(wq.group_size >= 0, "--group-size must be >= 0 (0 = per row), got {}", wq.group_size);
+  BWLA_CHECK(std::isfinite(wq.damp) && wq.damp >= 0, "--damp must be >= 0, got {}", wq.damp);
+  BWLA_CHECK(wq.arb_iters >= 0, "--arb-iters must be >= 0, got {}", wq.arb_iters);
+  BWLA_CHECK(calib.n_segments >= 1, "--nsamples must be at least 1, got {}", calib.n_segments);
+  BWLA_CHECK(calib.seq_len >= 2, "--seqlen must be at least 2, got {}", calib.seq_len);
+  BWLA_CHECK(linear_jobs >= 0, "--linear-jobs must be >= 0, got {}", linear_jobs);
+  BWLA_CHECK(stop_after >= 0, "--stop-after must be >= 0, got {}", stop_after);
   BWLA_CHECK(chunk_segments >= 1, "chunk_segments must be >= 1");
   wq.method = wm;
   wq.wbits = wbits;

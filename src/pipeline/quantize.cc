@@ -17,6 +17,8 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "io/fingerprint.h"
+#include "io/output_path.h"
 #include "model/forward.h"
 #include "model/ops.h"
 #include "model/quant_model.h"
@@ -129,10 +131,17 @@ void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jo
 }  // namespace
 
 QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt_in,
-                              const std::string& out_dir) {
+                              const std::string& out_arg) {
   Timer timer;
   QuantizeOptions opt = opt_in;
   opt.finalize();
+  // Where the output, its staging copy and the resumable state will go, all
+  // checked before any work (docs/GUARANTEES.md).
+  check_output_dir(out_arg, {model_dir}, "-o");
+  const std::string out_dir = normalized_output_path(out_arg);
+  const std::string partial = out_dir + ".partial";
+  check_work_dir(partial, "-o");
+  check_work_dir(out_dir + ".tmp", "-o");
   auto model = Model::load_skeleton(model_dir);
   const ModelConfig& c = model->cfg;
   BWLA_CHECK(!is_quantized_config(c), "'{}' is already quantized", model_dir);
@@ -152,28 +161,35 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     segs = random_token_calibration(c.vocab, opt.calib);
   } else {
     auto tok = Tokenizer::load_dir(model_dir);
+    check_tokenizer_vocab(*tok, c.vocab, model_dir);
     segs = sample_calibration(*tok, opt.calib);
   }
   const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
   const long rows = (long)S * L;
 
-  // Resumable state: OUT.partial/state.json must match these settings.
-  const std::string partial = out_dir + ".partial";
+  // Resumable state: OUT.partial/state.json must match these settings and
+  // the content of what they read (fingerprints of the checkpoint and the
+  // calibration file), not only their paths.
   json settings = opt.to_json();
   settings["model"] = fs::absolute(model_dir).string();
+  json state = settings;
+  state["inputs"] = {{"checkpoint", checkpoint_fingerprint(model_dir)}};
+  if (!is_random_token_calibration(opt.calib))
+    state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt.calib));
   if (fs::exists(partial)) {
     bool same = false;
     try {
-      same = load_json_file(partial + "/state.json") == settings;
+      same = load_json_file(partial + "/state.json") == state;
     } catch (const Error&) {
     }
     if (!same || !opt.resume) {
-      log_info("quantize: discarding '{}' (settings differ or --no-resume)", partial);
-      fs::remove_all(partial);
+      log_info("quantize: discarding '{}' ({})", partial,
+               opt.resume ? "its settings or inputs differ" : "--no-resume");
+      remove_owned_dir(partial);
     }
   }
-  fs::create_directories(partial);
-  write_text_file_atomic(partial + "/state.json", settings.dump(2));
+  claim_work_dir(partial, "quantize (partial results)");
+  write_text_file_atomic(partial + "/state.json", state.dump(2));
 
   // Layer-0 inputs: embeddings of the calibration tokens.
   std::vector<float> x((size_t)rows * H);
@@ -386,7 +402,7 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                   {"seconds", res.seconds},
                   {"peak_rss_bytes", peak_rss()}};
     write_quantized_dir(w, cfg, model_dir, out_dir, {{"quantize_report.json", res.report.dump(2)}});
-    fs::remove_all(partial);
+    remove_owned_dir(partial);
     return res;
   }
 }
