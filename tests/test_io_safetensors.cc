@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -97,7 +98,7 @@ TEST(SafeTensors, LyingHeadersAreErrors) {
   EXPECT_NE(error_of(p).find("exceeds file size"), std::string::npos) << error_of(p);
   // Not JSON.
   write_raw(p, "{not json", 0);
-  EXPECT_NE(error_of(p).find("not valid JSON"), std::string::npos) << error_of(p);
+  EXPECT_NE(error_of(p).find("invalid JSON"), std::string::npos) << error_of(p);
   // Too small / missing file.
   { std::ofstream f(p, std::ios::binary); f.write("abc", 3); }
   EXPECT_NE(error_of(p).find("too small"), std::string::npos) << error_of(p);
@@ -133,6 +134,54 @@ TEST(SafeTensors, ShardedIndex) {
   EXPECT_THROW(TensorStore{td.str()}, Error);
   test::TempDir empty;
   EXPECT_THROW(TensorStore{empty.str()}, Error);
+}
+
+TEST(SafeTensors, DuplicateTensorNamesAreRefused) {
+  test::TempDir td;
+  const std::string p = td.file("dup.safetensors");
+  // Before: the second entry silently won, so one file could load two ways.
+  write_raw(p,
+            R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+            R"("x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            8);
+  const std::string e = error_of(p);
+  EXPECT_NE(e.find("'x' appears twice"), std::string::npos) << e;
+  EXPECT_NE(e.find("dup.safetensors"), std::string::npos) << e;
+}
+
+TEST(SafeTensors, NonFiniteValuesAreRefusedOnConversion) {
+  test::TempDir td;
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    SafeTensorsWriter w;
+    std::vector<float> v = {1.f, 2.f, std::numeric_limits<float>::infinity(), 4.f};
+    w.add_from_f32("t", dt, {4}, v.data());
+    w.add_f32("ok", {1}, v.data());
+    w.write(td.file("nf.safetensors"));
+    SafeTensorsFile f(td.file("nf.safetensors"));
+    std::string e;
+    try {
+      f.get("t").to_f32();
+    } catch (const Error& ex) {
+      e = ex.what();
+    }
+    EXPECT_NE(e.find("non-finite"), std::string::npos) << dtype_name(dt) << ": " << e;
+    EXPECT_NE(e.find("index 2"), std::string::npos) << e;
+    EXPECT_EQ(f.get("ok").to_f32()[0], 1.f);
+  }
+}
+
+TEST(SafeTensors, StoreReportsTensorsNobodyRead) {
+  test::TempDir td;
+  SafeTensorsWriter w;
+  float x = 1;
+  for (const char* n : {"a", "b", "c"}) w.add_f32(n, {1}, &x);
+  w.write(td.file("model.safetensors"));
+  TensorStore st(td.str());
+  EXPECT_EQ(st.unused(), (std::vector<std::string>{"a", "b", "c"}));
+  st.get("b");
+  st.mark_used("c");
+  EXPECT_TRUE(st.has("a"));  // has() is not a use
+  EXPECT_EQ(st.unused(), (std::vector<std::string>{"a"}));
 }
 
 }  // namespace
