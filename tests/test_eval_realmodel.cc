@@ -61,7 +61,7 @@ TEST(EvalRealModel, Stories260KSmallRun) {
   // Cached scoring agrees with from-scratch scoring on real items.
   auto items = load_task("hellaswag", bwla::test::shared_path("data"));
   std::vector<TaskItem> few;
-  for (size_t i : select_subset(items.size(), 12, 3)) few.push_back(items[i]);
+  for (size_t i : select_subset(items.size(), 12, 3, /*random=*/true)) few.push_back(items[i]);
   LoglikScorer cached(lm, true), scratch(lm2, false);
   for (auto& it : few)
     for (size_t c = 0; c < it.continuations.size(); ++c) {
@@ -78,6 +78,7 @@ TEST(EvalRealModel, Stories260KSmallRun) {
   opt.data_dir = bwla::test::shared_path("data");
   opt.limit = 25;
   opt.seed = 1;
+  opt.random_subset = true;
   json r = run_zeroshot(lm, *tok, opt);
   for (auto& t : opt.tasks) {
     const json& m = r["results"][t];

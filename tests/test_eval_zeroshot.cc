@@ -276,16 +276,25 @@ TEST(EvalZeroshot, StderrAndSubset) {
   EXPECT_DOUBLE_EQ(binomial_stderr(0.5, 101), std::sqrt(0.25 / 100));
   EXPECT_DOUBLE_EQ(binomial_stderr(0.0, 50), 0.0);
   EXPECT_DOUBLE_EQ(binomial_stderr(1.0, 1), 0.0);
-  auto all = select_subset(10, 0, 1);
+  auto all = select_subset(10, 0, 1, true);
   EXPECT_EQ(all.size(), 10u);
-  EXPECT_EQ(select_subset(10, 20, 1).size(), 10u);
-  auto s1 = select_subset(1000, 50, 7), s2 = select_subset(1000, 50, 7),
-       s3 = select_subset(1000, 50, 8);
+  EXPECT_EQ(select_subset(10, 20, 1, true).size(), 10u);
+  auto s1 = select_subset(1000, 50, 7, true), s2 = select_subset(1000, 50, 7, true),
+       s3 = select_subset(1000, 50, 8, true);
   EXPECT_EQ(s1, s2);
   EXPECT_NE(s1, s3);
   ASSERT_EQ(s1.size(), 50u);
   for (size_t i = 1; i < s1.size(); ++i) EXPECT_LT(s1[i - 1], s1[i]);
   EXPECT_LT(s1.back(), 1000u);
+}
+
+TEST(EvalZeroshot, LimitTakesTheFirstItemsAsTheHarnessDoes) {
+  // lm-evaluation-harness's --limit N scores documents 0..N-1; the random
+  // subset was bwla's default before, so its numbers were not comparable.
+  EXPECT_EQ(select_subset(1000, 5, 7, false), (std::vector<size_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(select_subset(3, 5, 7, false), (std::vector<size_t>{0, 1, 2}));
+  EvalOptions opt;
+  EXPECT_FALSE(opt.random_subset);
 }
 
 TEST(EvalZeroshot, BadItemsThrow) {

@@ -24,9 +24,12 @@ Runner register_eval(CLI::App& app) {
                   "comma-separated: piqa,hellaswag,winogrande,arc_easy,arc_challenge,lambada "
                   "(default all)");
   sub->add_option("--data-dir", opt.data_dir, "directory holding the task data");
-  sub->add_option("--limit", opt.limit, "items per task (0 = all), drawn with --seed")
+  sub->add_option("--limit", opt.limit,
+                  "items per task (0 = all): the first N, as lm-evaluation-harness's --limit")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--seed", opt.seed, "seed for --limit subsets");
+  sub->add_flag("--random-subset", opt.random_subset,
+                "--limit draws N items at random (with --seed) instead of the first N");
+  sub->add_option("--seed", opt.seed, "seed for --random-subset");
   sub->add_option("--ctx", ctx, "context size (0 = model maximum)")->check(CLI::NonNegativeNumber);
   sub->add_option("--json-out", out_file, "also write the JSON result to this file");
   add_common(sub, common);

@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "eval/perplexity.h"
 #include "io/mmap.h"
 #include "model/config.h"
@@ -21,7 +22,7 @@ Runner register_quantize(CLI::App& app) {
   static int ppl_ctx = 0;
   static long ppl_windows = 0;
   static Common common;
-  static CLI::Option *abits_opt, *rank_opt, *ratio_opt;
+  static CLI::Option *abits_opt, *rank_opt, *ratio_opt, *seqlen_opt;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--method", o.method,
@@ -53,7 +54,9 @@ Runner register_quantize(CLI::App& app) {
   sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
   sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext, a file, or random-tokens (timing runs without a tokenizer)");
   sub->add_option("--nsamples", o.calib.n_segments, "calibration segments");
-  sub->add_option("--seqlen", o.calib.seq_len, "calibration segment length");
+  seqlen_opt = sub->add_option("--seqlen", o.calib.seq_len,
+                               "calibration segment length (default 512, or the model's "
+                               "max_position_embeddings when shorter)");
   sub->add_option("--shared", o.calib.shared_dir, "directory holding data/ (default ../shared)");
   sub->add_option("--seed", o.seed, "seed (calibration sampling, transforms)");
   sub->add_flag("--no-resume", no_resume, "ignore per-layer results of an interrupted run");
@@ -88,13 +91,19 @@ Runner register_quantize(CLI::App& app) {
     o.clip_search = !no_clip;
     o.resume = !no_resume;
     o.calib.seed = o.seed;
+    // Defaults follow the model: a context shorter than the default length
+    // calibrates (and scores) on full-context segments instead of failing.
+    const ModelConfig mc = ModelConfig::load(dir);
+    if (!seqlen_opt->count() && o.calib.seq_len > mc.max_pos) {
+      log_info("quantize: --seqlen {} (the model's max_position_embeddings)", mc.max_pos);
+      o.calib.seq_len = mc.max_pos;
+    }
     // The PPL step runs after the whole quantization: its options are checked now.
     BWLA_CHECK(ppl_ctx >= 0, "--ppl-ctx must be >= 0 (0 = the calibration length), got {}", ppl_ctx);
     BWLA_CHECK(ppl_windows >= 0, "--ppl-windows must be >= 0, got {}", ppl_windows);
     if (!ppl_data.empty()) {
       BWLA_CHECK(file_exists(ppl_data), "--ppl-data '{}': file not found", ppl_data);
       const int ctx = ppl_ctx > 0 ? ppl_ctx : o.calib.seq_len;
-      const ModelConfig mc = ModelConfig::load(dir);
       BWLA_CHECK(ctx >= 2 && ctx <= mc.max_pos,
                  "--ppl-ctx {}{} must be in [2, {}] (the model's max_position_embeddings)", ctx,
                  ppl_ctx > 0 ? "" : " (default: --seqlen)", mc.max_pos);

@@ -19,10 +19,14 @@ double binomial_stderr(double p, long n) {
   return std::sqrt(p * (1.0 - p) / (double)(n - 1));
 }
 
-std::vector<size_t> select_subset(size_t n, long limit, uint64_t seed) {
+std::vector<size_t> select_subset(size_t n, long limit, uint64_t seed, bool random) {
   std::vector<size_t> idx(n);
   std::iota(idx.begin(), idx.end(), size_t(0));
   if (limit <= 0 || (size_t)limit >= n) return idx;
+  if (!random) {
+    idx.resize((size_t)limit);
+    return idx;
+  }
   Rng rng(seed);
   // Partial Fisher-Yates: the first `limit` entries become a uniform sample.
   for (size_t i = 0; i < (size_t)limit; ++i) std::swap(idx[i], idx[i + rng.below(n - i)]);
@@ -148,8 +152,9 @@ json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& op
     // An accuracy over nothing would print as 0.0000, a result that was never measured.
     BWLA_CHECK(!all.empty(), "{}: the task files under '{}' hold no items", s->name, opt.data_dir);
     std::vector<TaskItem> items;
-    for (size_t i : select_subset(all.size(), opt.limit, opt.seed)) items.push_back(all[i]);
-    log_info("{}: evaluating {} of {} items", s->name, items.size(), all.size());
+    for (size_t i : select_subset(all.size(), opt.limit, opt.seed, opt.random_subset)) items.push_back(all[i]);
+    log_info("{}: evaluating {} of {} items{}", s->name, items.size(), all.size(),
+             items.size() < all.size() ? (opt.random_subset ? " (random subset)" : " (the first)") : "");
     TaskMetrics m = evaluate_items(lm, tok, items, s->kind, s->name);
     json j = m.to_json();
     j["n_total"] = (long)all.size();

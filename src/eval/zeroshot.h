@@ -26,8 +26,9 @@ namespace bwla {
 struct EvalOptions {
   std::vector<std::string> tasks;  // empty = all of task_names()
   std::string data_dir;            // e.g. ../shared/data
-  long limit = 0;                  // 0 = all items; else a subset of `limit` items
-  uint64_t seed = 0;               // draws the subset when limit > 0
+  long limit = 0;                  // 0 = all items; else the first `limit` items
+  bool random_subset = false;      // limit draws `limit` items with `seed` instead
+  uint64_t seed = 0;               // draws the subset when random_subset
 };
 
 struct TaskMetrics {
@@ -47,8 +48,9 @@ struct TaskMetrics {
 double binomial_stderr(double p, long n);
 
 // Indices of the items to evaluate: all (in order) when limit <= 0 or
-// limit >= n, else `limit` distinct indices drawn with bwla::Rng(seed), sorted.
-std::vector<size_t> select_subset(size_t n, long limit, uint64_t seed);
+// limit >= n; else the first `limit` (lm-evaluation-harness's --limit), or,
+// with `random`, `limit` distinct indices drawn with bwla::Rng(seed), sorted.
+std::vector<size_t> select_subset(size_t n, long limit, uint64_t seed, bool random);
 
 // Scores items and aggregates their metrics; progress on stderr under `label`.
 // reuse_cache=false re-feeds every request from scratch (reference path).

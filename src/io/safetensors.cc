@@ -373,6 +373,17 @@ TensorStore::TensorStore(const std::string& dir) : dir_(dir) {
     fail("'{}': no model.safetensors or model.safetensors.index.json found", dir);
   }
   for (auto& [k, f] : where_) used_.try_emplace(k, false);
+  for (auto& f : files_)
+    for (auto& [k, v] : f->metadata())
+      if (!where_.count(k) && where_.count(v)) add_alias(k, v);
+}
+
+void TensorStore::add_alias(const std::string& name, const std::string& target) {
+  BWLA_CHECK(!where_.count(name), "'{}': cannot alias '{}' to '{}': '{}' is stored itself", dir_,
+             name, target, name);
+  BWLA_CHECK(where_.count(target), "'{}': alias '{}' names a missing tensor '{}'", dir_, name,
+             target);
+  alias_[name] = target;
 }
 
 std::vector<std::string> TensorStore::unused() const {
@@ -393,6 +404,7 @@ void SafeTensorsFile::release(const std::string& name) const {
 }
 
 const TensorView& TensorStore::get(const std::string& name) const {
+  if (auto a = alias_.find(name); a != alias_.end()) return get(a->second);
   auto it = where_.find(name);
   if (it == where_.end()) fail("'{}': missing tensor '{}'", dir_, name);
   mark_used(name);
@@ -400,6 +412,7 @@ const TensorView& TensorStore::get(const std::string& name) const {
 }
 
 void TensorStore::release(const std::string& name) const {
+  if (auto a = alias_.find(name); a != alias_.end()) return release(a->second);
   auto it = where_.find(name);
   if (it != where_.end()) it->second->release(name);
 }

@@ -115,8 +115,15 @@ class SafeTensorsWriter {
 class TensorStore {
  public:
   explicit TensorStore(const std::string& dir);
-  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  // An alias (see add_alias) counts as present; get() returns its target.
+  bool has(const std::string& name) const {
+    return where_.count(name) != 0 || alias_.count(name) != 0;
+  }
   const TensorView& get(const std::string& name) const;
+  // Makes `name` read `target` (a tensor of the store). The safetensors
+  // `__metadata__` convention of tied weights saved once ({"name": "target"},
+  // as transformers writes it) is applied by the constructor.
+  void add_alias(const std::string& name, const std::string& target);
   std::vector<std::string> names() const;
   const std::string& dir() const { return dir_; }
   // dtype of the first floating tensor (for `info`).
@@ -135,6 +142,7 @@ class TensorStore {
   std::string dir_;
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const SafeTensorsFile*> where_;
+  std::map<std::string, std::string> alias_;  // name -> stored tensor
   // One flag per tensor, created with where_ and only flipped afterwards, so
   // get() may run on several threads at once.
   mutable std::map<std::string, std::atomic<bool>> used_;

@@ -82,6 +82,7 @@ GgufExportReport export_gguf(const std::string& dir, const std::string& out,
   GgufVocab vocab = load_vocab(dir, opt);
   fit_vocab(vocab, c.vocab);
   auto st = std::make_shared<TensorStore>(dir);
+  alias_tied_embedding(*st, c);
 
   GgufWriter w;
   w.set_string(kGgufWriterKey, "bwla export-gguf");

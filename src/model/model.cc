@@ -149,11 +149,21 @@ void check_all_tensors_used(const TensorStore& st, const ModelConfig& c) {
              st.dir(), unused.size(), c.n_layers, c.arch_name, unused.front());
 }
 
+void alias_tied_embedding(TensorStore& st, const ModelConfig& c) {
+  // A tied table saved once under the head's name, without a metadata alias.
+  if (c.tie_embeddings && !st.has("model.embed_tokens.weight") && st.has("lm_head.weight"))
+    st.add_alias("model.embed_tokens.weight", "lm_head.weight");
+}
+
 std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   auto m = std::make_unique<Model>();
   m->dir = dir;
   m->cfg = ModelConfig::load(dir);
-  m->store = std::make_shared<TensorStore>(dir);
+  {
+    auto st = std::make_shared<TensorStore>(dir);
+    alias_tied_embedding(*st, m->cfg);
+    m->store = st;
+  }
   const auto& c = m->cfg;
   const TensorStore& st = *m->store;
   // Layers past num_hidden_layers would be dropped silently: refuse before any work.

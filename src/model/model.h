@@ -80,6 +80,9 @@ class Model {
   bool head_shares_embedding() const;
 };
 
+// tie_word_embeddings with only lm_head.weight stored: the embedding table
+// reads it (a safetensors metadata alias is applied by TensorStore itself).
+void alias_tied_embedding(TensorStore& st, const ModelConfig& c);
 // Throws naming the first tensor of `st` that no loader has read (weights the
 // config does not account for); call once a whole model has been loaded.
 void check_all_tensors_used(const TensorStore& st, const ModelConfig& c);
