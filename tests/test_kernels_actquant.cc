@@ -103,8 +103,10 @@ TEST(ActQuant, ConstantRowAndZeroPoint) {
     set_active_isa(isa);
     QuantActs a;
     quantize_acts(x.data(), 1, 100, 8, 1.0f, a);
-    EXPECT_EQ(a.scale[0], 1.0f);
-    for (int j = 0; j < 100; ++j) EXPECT_EQ(a.row(0)[j], 0);
+    // The constant is itself a code: s = 2, z = 0, q = 1.
+    EXPECT_EQ(a.scale[0], 2.0f);
+    EXPECT_EQ(a.zero[0], 0.0f);
+    for (int j = 0; j < 100; ++j) EXPECT_EQ(a.row(0)[j], 1);
   }
   // Range [-3, 12] at 4 bits: scale 1, zero point 3.
   std::vector<float> y = {-3.0f, 0.0f, 12.0f, 1.4f, -1.6f};

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/act_quant.h"
 #include "quant/act_quant.h"
 #include "quant_testing.h"
 
@@ -128,4 +130,50 @@ TEST(ActQuant, ClipSearchErrorsMatchTheDirectProductForNarrowAndWideOutputs) {
     }
   }
   EXPECT_THROW(act_quant_output_errors(x.data(), n, dim + 1, test::gaussian(300, dim, 1), 4, grid), Error);
+}
+
+// Fake quantization is dequantize(quantize(x)) of the packed path's codes, bit
+// for bit, on ordinary, constant, tiny and huge rows (before: a constant row
+// of 0.3 dequantized to 0.0 in the kernel and stayed 0.3 in fake quant).
+TEST(ActQuant, FakeQuantEqualsKernelQuantizeDequantizeBitForBit) {
+  const int cols = 37;
+  std::vector<std::vector<float>> rows;
+  for (float c : {0.3f, -0.3f, 0.0f, 3.5f, -7.25f, 1e-30f, -1e-40f, 3e38f, -3e38f})
+    rows.push_back(std::vector<float>(cols, c));
+  Rng rng(11);
+  for (double scale : {1.0, 1e-3, 1e-30, 1e-38, 1e-43, 1e20, 1e37, 6e37}) {
+    std::vector<float> r(cols);
+    for (auto& v : r) v = (float)(scale * rng.normal());
+    rows.push_back(r);
+    for (auto& v : r) v = (float)(scale * std::fabs(rng.normal()));  // one-signed
+    rows.push_back(r);
+  }
+  std::vector<float> mixed(cols, 0.0f);
+  mixed[3] = 3.4e38f;
+  mixed[5] = -3.4e38f;  // hi − lo overflows
+  rows.push_back(mixed);
+  std::vector<float> x;
+  for (auto& r : rows) x.insert(x.end(), r.begin(), r.end());
+  const int n = (int)rows.size();
+  for (int bits : {4, 6, 8}) {
+    for (float clip : {1.0f, 0.8f}) {
+      std::vector<float> fake = x, deq(x.size());
+      fake_quant_acts(fake.data(), n, cols, bits, clip);
+      QuantActs a;
+      quantize_acts(x.data(), n, cols, bits, clip, a);
+      dequantize_acts(a, deq.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        // (The last row spans the whole float range: its grid's end overflows.)
+        if ((int)(i / cols) < n - 1)
+          ASSERT_TRUE(std::isfinite(deq[i])) << "row " << i / cols << " bits " << bits;
+        ASSERT_EQ(std::memcmp(&fake[i], &deq[i], 4), 0)
+            << "row " << i / cols << " col " << i % cols << " bits " << bits << " clip " << clip
+            << ": fake " << fake[i] << " vs kernel " << deq[i] << " (x " << x[i] << ")";
+      }
+    }
+  }
+  // Constant rows are exact, whatever the clip ratio.
+  std::vector<float> c(cols, 0.3f);
+  fake_quant_acts(c.data(), 1, cols, 6, 0.7f);
+  for (float v : c) EXPECT_EQ(v, 0.3f);
 }

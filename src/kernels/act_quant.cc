@@ -60,14 +60,10 @@ void quantize_acts(const float* x, int tokens, int cols, int bits, float clip, Q
     uint8_t* qt = out.q.data() + (size_t)t * out.stride;
     float mn, mx;
     minmax(xt, cols, &mn, &mx);
-    const float lo = mn * clip, hi = mx * clip;
-    float scale = (hi - lo) / qmax;
-    if (!(hi > lo) || !(scale > 0.0f) || !std::isfinite(scale)) scale = 1.0f;
-    const float inv = 1.0f / scale;
-    const float zero = std::nearbyint(-lo * inv);
-    out.scale[t] = scale;
-    out.zero[t] = zero;
-    out.qsum[t] = qrow(xt, cols, inv, zero, qmax, qt);
+    const ActQuantParams p = act_quant_params(mn, mx, clip, qmax);
+    out.scale[t] = p.scale;
+    out.zero[t] = p.zero;
+    out.qsum[t] = qrow(xt, cols, p.inv_scale, p.zero, qmax, qt);
     std::fill(qt + cols, qt + out.stride, (uint8_t)0);
   }
 }

@@ -8,6 +8,7 @@
 
 #include "core/blas_par.h"
 #include "core/error.h"
+#include "kernels/act_quant.h"
 
 namespace bwla {
 
@@ -25,15 +26,12 @@ void quant_row(float* x, int dim, float maxq, float clip) {
     mn = std::min(mn, x[j]);
     mx = std::max(mx, x[j]);
   }
-  const float lo = mn * clip, hi = mx * clip;
-  const float scale = (hi - lo) / maxq;
-  if (!(scale > 0.0f) || !std::isfinite(scale)) return;  // constant row: exact as is
-  const float inv = 1.0f / scale;
-  const float zero = std::nearbyint(-lo * inv);
+  // The packed kernels' rule and codes, dequantized as dequantize_acts does.
+  const ActQuantParams p = act_quant_params(mn, mx, clip, maxq);
   for (int j = 0; j < dim; ++j) {
-    float q = std::nearbyint(x[j] * inv) + zero;
+    float q = std::nearbyint(x[j] * p.inv_scale) + p.zero;
     q = std::min(std::max(q, 0.0f), maxq);
-    x[j] = (q - zero) * scale;
+    x[j] = p.scale * (q - p.zero);
   }
 }
 }  // namespace
