@@ -164,8 +164,9 @@ TEST(ActQuant, FakeQuantEqualsKernelQuantizeDequantizeBitForBit) {
       dequantize_acts(a, deq.data());
       for (size_t i = 0; i < x.size(); ++i) {
         // (The last row spans the whole float range: its grid's end overflows.)
-        if ((int)(i / cols) < n - 1)
+        if ((int)(i / cols) < n - 1) {
           ASSERT_TRUE(std::isfinite(deq[i])) << "row " << i / cols << " bits " << bits;
+        }
         ASSERT_EQ(std::memcmp(&fake[i], &deq[i], 4), 0)
             << "row " << i / cols << " col " << i % cols << " bits " << bits << " clip " << clip
             << ": fake " << fake[i] << " vs kernel " << deq[i] << " (x " << x[i] << ")";
