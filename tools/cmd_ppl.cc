@@ -1,4 +1,6 @@
-// bwla ppl DIR --data FILE [--ctx N] [--max-windows K]: WikiText-2 protocol.
+// bwla ppl DIR --data FILE [--ctx N] [--max-windows K] [--kld-base FPDIR]:
+// WikiText-2 protocol; with --kld-base also the KL divergence against a base
+// model over the same windows.
 #include <fmt/format.h>
 
 #include "cli_common.h"
@@ -6,13 +8,14 @@
 #include "core/timer.h"
 #include "eval/perplexity.h"
 #include "io/mmap.h"
+#include "model/model_lm.h"
 #include "model/tokenizer.h"
 
 namespace bwla::cli {
 
 Runner register_ppl(CLI::App& app) {
   auto* sub = app.add_subcommand("ppl", "perplexity over a raw text file (WikiText-2 protocol)");
-  static std::string dir, data;
+  static std::string dir, data, kld_base;
   static PplOptions opt;
   static Common common;
   sub->add_option("model", dir, "model directory")->required();
@@ -20,6 +23,10 @@ Runner register_ppl(CLI::App& app) {
   sub->add_option("--ctx", opt.ctx, "window length in tokens")->check(CLI::Range(2, 1 << 20));
   sub->add_option("--max-windows", opt.max_windows, "score at most K windows (0 = all)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--kld-base", kld_base,
+                  "also compare with this base (e.g. FP32) model over the same windows: mean, "
+                  "median, 99th percentile and max KL(base || model) per token, top-1 agreement, "
+                  "PPL ratio");
   add_common(sub, common);
   return [] {
     apply_common(common);
@@ -29,9 +36,46 @@ Runner register_ppl(CLI::App& app) {
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
+    std::unique_ptr<Model> base;
+    if (!kld_base.empty()) {
+      base = Model::load(kld_base, /*prepack_dense=*/true);
+      BWLA_CHECK(base->cfg.vocab == model->cfg.vocab,
+                 "--kld-base '{}' has vocab_size {} but '{}' has {}", kld_base, base->cfg.vocab,
+                 dir, model->cfg.vocab);
+    }
     Timer tt;
     std::vector<int> ids = tok->encode(text, true);
     const double t_tok = tt.seconds();
+    if (base) {
+      ModelLM lb(*base, opt.ctx), lq(*model, opt.ctx);
+      const KldResult k = kl_divergence(lb, lq, ids, opt);
+      if (common.json) {
+        print_json({{"model", dir},
+                    {"base", kld_base},
+                    {"data", data},
+                    {"ctx", opt.ctx},
+                    {"windows", k.model.windows},
+                    {"tokens_scored", k.tokens},
+                    {"ppl", k.model.ppl},
+                    {"ppl_base", k.base.ppl},
+                    {"ppl_ratio", k.ppl_ratio},
+                    {"mean_kld", k.mean_kld},
+                    {"kld_stderr", k.kld_stderr},
+                    {"median_kld", k.median_kld},
+                    {"p99_kld", k.p99_kld},
+                    {"max_kld", k.max_kld},
+                    {"top1_agreement", k.top1_agreement},
+                    {"seconds", k.model.seconds}});
+      } else {
+        fmt::print("ppl {:.4f}  base ppl {:.4f}  ratio {:.4f}  ({} windows x {} tokens)\n",
+                   k.model.ppl, k.base.ppl, k.ppl_ratio, k.model.windows, opt.ctx);
+        fmt::print("KL(base || model) per token: mean {:.6f} ± {:.6f}, median {:.6f}, p99 {:.6f}, "
+                   "max {:.6f}; top-1 agreement {:.2f} %\n",
+                   k.mean_kld, k.kld_stderr, k.median_kld, k.p99_kld, k.max_kld,
+                   100.0 * k.top1_agreement);
+      }
+      return 0;
+    }
     PplResult r = perplexity(*model, ids, opt);
     if (common.json) {
       print_json({{"model", dir},

@@ -1,9 +1,12 @@
-// WikiText-2 style perplexity: the whole text tokenized once, split into
-// non-overlapping windows of ctx tokens (remainder dropped), each window run
-// from an empty cache; PPL = exp(mean next-token NLL over every window).
+// WikiText-2 style perplexity: the whole text tokenized once (BOS only at its
+// start, as the tokenizer adds it), split into non-overlapping windows of ctx
+// tokens (the remainder dropped), each window run from an empty cache and
+// scoring its ctx − 1 next-token predictions; PPL = exp(mean NLL over every
+// scored prediction of every window).
 #pragma once
 #include <vector>
 
+#include "model/lm.h"
 #include "model/model.h"
 
 namespace bwla {
@@ -22,9 +25,30 @@ struct PplResult {
   double seconds = 0, tokens_per_s = 0;
 };
 
+PplResult perplexity(LanguageModel& lm, const std::vector<int>& tokens, const PplOptions& opt);
+// The same through the model's own forward (a ModelLM with a ctx-token cache).
 PplResult perplexity(const Model& m, const std::vector<int>& tokens, const PplOptions& opt);
+
+// KL divergence of a model (e.g. quantized) against a base (e.g. FP32) over
+// the same windows and predictions as perplexity(), as llama.cpp's
+// `llama-perplexity --kl-divergence` defines it: per prediction
+// KL(P_base ‖ P) = Σ_v p_base(v)·(log p_base(v) − log p(v)); top-1 agreement
+// is the share of predictions whose argmax is the same. Far less noisy than
+// comparing two PPLs on a small model. (llama.cpp scores only the second half
+// of each of its chunks; bwla scores every prediction of each window.)
+struct KldResult {
+  PplResult base, model;
+  double mean_kld = 0, kld_stderr = 0, median_kld = 0, p99_kld = 0, max_kld = 0;
+  double top1_agreement = 0;  // fraction in [0, 1]
+  double ppl_ratio = 0;       // PPL(model) / PPL(base)
+  long tokens = 0;            // predictions compared
+};
+KldResult kl_divergence(LanguageModel& base, LanguageModel& lm, const std::vector<int>& tokens,
+                        const PplOptions& opt);
 
 // log-softmax of logits[label] computed stably in double.
 double token_logprob(const float* logits, int vocab, int label);
+// KL(softmax(base) ‖ softmax(logits)) over `vocab` entries, in double.
+double token_kld(const float* base, const float* logits, int vocab);
 
 }  // namespace bwla
