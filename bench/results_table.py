@@ -9,7 +9,10 @@ docs/RESULTS.md (between <!-- BEGIN name --> / <!-- END name --> markers).
   bench/results_table.py qtime --nsamples 64 --seqlen 512 --threads 2
                                      # quantization time / RSS on random real-shape checkpoints
 
-Every cell re-runs `bwla quantize ... --ppl-data` with the same calibration.
+Every cell re-runs `bwla quantize` with the same calibration, then scores the
+output with `bwla ppl OUT --kld-base MODEL` (PPL, and KL divergence against
+the FP32 model over the same windows: far less seed noise than PPL on small
+models). Sections are named per model (e.g. `baselines-mixtext-8m`).
 """
 import argparse, concurrent.futures, hashlib, json, os, platform, statistics, subprocess, sys, time
 
@@ -38,7 +41,7 @@ def fp_ppl(a):
 def quantize(a, method_args, abits, seed):
     """One grid cell. Results are cached in a.work by their full command line, so an
     interrupted grid resumes and cells shared between tables run once."""
-    key = hashlib.sha1(json.dumps([a.model, a.calib, a.nsamples, a.seqlen, a.data, a.ctx, a.windows,
+    key = hashlib.sha1(json.dumps(["kld", a.model, a.calib, a.nsamples, a.seqlen, a.data, a.ctx, a.windows,
                                    a.threads, method_args, abits, seed]).encode()).hexdigest()[:16]
     cache = os.path.join(a.work, f"cell-{key}.json")
     if os.path.exists(cache):
@@ -46,13 +49,18 @@ def quantize(a, method_args, abits, seed):
     out = os.path.join(a.work, f"q-{key}")
     cmd = [a.bwla, "quantize", a.model, "-o", out, "--abits", str(abits), "--seed", str(seed),
            "--calib", a.calib, "--nsamples", str(a.nsamples), "--seqlen", str(a.seqlen),
-           "--ppl-data", a.data, "--ppl-ctx", str(a.ctx), "--ppl-windows", str(a.windows),
-           "-t", str(a.threads), "--json", "-q", "--no-resume", "--ppl-no-fp"] + method_args
+           "-t", str(a.threads), "--json", "-q", "--no-resume"] + method_args
     t = time.time()
     j = sh(cmd)
     j["wall"] = time.time() - t
+    k = sh([a.bwla, "ppl", out, "--kld-base", a.model, "--data", a.data, "--ctx", str(a.ctx),
+            "--max-windows", str(a.windows), "-t", str(a.threads), "--json", "-q"])
+    j["ppl_quantized"] = k["ppl"]
+    for f in ("mean_kld", "kld_stderr", "p99_kld", "top1_agreement", "ppl_base"):
+        j[f] = k[f]
     print(f"  {' '.join(method_args)} A{abits} seed {seed}: ppl {j['ppl_quantized']:.2f} "
-          f"bits {j['bits_per_weight']:.3f} ({j['wall']:.0f}s)", file=sys.stderr, flush=True)
+          f"KLD {j['mean_kld']:.4f} bits {j['bits_per_weight']:.3f} ({j['wall']:.0f}s)",
+          file=sys.stderr, flush=True)
     subprocess.run(["rm", "-rf", out])
     with open(cache + ".tmp", "w") as f:
         json.dump(j, f)
@@ -100,52 +108,71 @@ ABLATION = [
 ]
 
 def grid(a, configs, abits):
-    """Mean/std PPL, bits and median quantize seconds per (config, abits) over a.seeds seeds."""
+    """Mean/std PPL and KLD, bits and median quantize seconds per (config, abits) over a.seeds seeds."""
     seeds = list(range(a.seed, a.seed + a.seeds))
     cells = [(args, ab, s) for _, args in configs for ab in abits for s in seeds]
     res = iter(run_cells(a, cells))
     table = []
     for name, _ in configs:
-        row = {"name": name, "cells": {}, "bits": None, "secs": []}
+        row = {"name": name, "cells": {}, "kld": {}, "top1": {}, "bits": None, "secs": []}
         for ab in abits:
-            v = []
+            v, kl, t1 = [], [], []
             for _ in seeds:
                 j = next(res)
                 v.append(j["ppl_quantized"])
+                kl.append(j["mean_kld"])
+                t1.append(j["top1_agreement"])
                 row["bits"] = j["bits_per_weight"]
                 row["secs"].append(j["seconds"])
             row["cells"][ab] = mean_sd(v)
+            row["kld"][ab] = mean_sd(kl)
+            row["top1"][ab] = statistics.mean(t1)
         table.append(row)
     return table, seeds
 
-def fmt_cell(m, sd, nseeds):
-    return f"{m:.2f} ± {sd:.2f}" if nseeds > 1 else f"{m:.2f}"
+def fmt_cell(m, sd, nseeds, digits=2):
+    return f"{m:.{digits}f} ± {sd:.{digits}f}" if nseeds > 1 else f"{m:.{digits}f}"
+
+def abits_list(a, default):
+    return [int(x) for x in a.abits.split(",")] if a.abits else default
+
+def table_rows(table, abits, seeds, first_cols):
+    """PPL and KLD columns per activation width: `W1A6 PPL | W1A6 KLD | ...`."""
+    out = ""
+    for r in table:
+        cells = []
+        for ab in abits:
+            cells.append(fmt_cell(*r["cells"][ab], len(seeds)))
+            cells.append(fmt_cell(*r["kld"][ab], len(seeds), 4))
+        out += f"| {r['name']} | {r['bits']:.3f} | " + " | ".join(cells) + first_cols(r) + " |\n"
+    return out
+
+def table_head(first, abits, extra=""):
+    cols = "".join(f" W1A{ab} PPL | W1A{ab} KLD |" for ab in abits)
+    n = 2 + 2 * len(abits) + (1 if extra else 0)
+    return (f"\n| {first} | bits/weight |{cols}{extra}\n|---|" + "---:|" * (n - 1) + "\n")
 
 def baselines(a):
-    abits = [16, 8, 6, 4]
+    abits = abits_list(a, [16, 8, 6, 4])
     fp = fp_ppl(a)
     table, seeds = grid(a, BASELINES, abits)
-    out = header(a, f"Each cell: WikiText-2 PPL, mean ± std over calibration seeds {seeds}. "
+    out = header(a, f"Each cell: WikiText-2 PPL and mean KL(FP32 ‖ quantized) per token over the "
+                 f"same windows (`bwla ppl --kld-base`), mean ± std over calibration seeds {seeds}. "
                  "Bits per weight count signs, every scale/mean, column-group bitmaps, rotations "
                  "and low-rank factors of the decoder linears (fp32 side tensors counted as stored).")
-    out += ("\n| method | bits/weight | W1A16 | W1A8 | W1A6 | W1A4 | A6/A16 | quantize s |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
-    out += f"| FP32 | 32 | {fp:.2f} | – | – | – | – | – |\n"
-    for r in table:
-        ratio = r["cells"][6][0] / r["cells"][16][0]
-        out += (f"| {r['name']} | {r['bits']:.3f} | " +
-                " | ".join(fmt_cell(*r["cells"][ab], len(seeds)) for ab in abits) +
-                f" | {ratio:.3f} | {statistics.median(r['secs']):.1f} |\n")
+    out += table_head("method", abits, " quantize s |")
+    fp_cells = [f"{fp:.2f}", "0"] + ["–", "–"] * (len(abits) - 1)
+    out += "| FP32 | 32 | " + " | ".join(fp_cells) + " | – |\n"
+    out += table_rows(table, abits, seeds, lambda r: f" | {statistics.median(r['secs']):.1f}")
     return out
 
 def ablation(a):
-    abits = [16, 6, 4]
+    abits = abits_list(a, [16, 6, 4])
     table, seeds = grid(a, ABLATION, abits)
-    out = header(a, f"Each cell: mean ± std over calibration seeds {seeds}. FP32: {fp_ppl(a):.2f}.")
-    out += "\n| configuration | bits/weight | W1A16 | W1A6 | W1A4 |\n|---|---:|---:|---:|---:|\n"
-    for r in table:
-        out += (f"| {r['name']} | {r['bits']:.3f} | " +
-                " | ".join(fmt_cell(*r["cells"][ab], len(seeds)) for ab in abits) + " |\n")
+    out = header(a, f"Each cell: PPL and mean KL(FP32 ‖ quantized) per token, mean ± std over "
+                 f"calibration seeds {seeds}. FP32: {fp_ppl(a):.2f}.")
+    out += table_head("configuration", abits)
+    out += table_rows(table, abits, seeds, lambda r: "")
     return out
 
 def dir_bytes(d):
@@ -278,12 +305,14 @@ def main():
     p.add_argument("--work", default="/tmp/bwla-results")
     p.add_argument("--limit", type=int, default=0, help="eval: items per task (0 = all)")
     p.add_argument("--from-json", default="", help="eval: format this saved `bwla eval --json` output")
+    p.add_argument("--abits", default="", help="baselines/ablation: activation widths, e.g. 16,6")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     body = {"baselines": baselines, "ablation": ablation, "fp32": fp32, "eval": zeroshot,
             "qtime": qtime}[a.table](a)
-    write_section(a.out, a.table, body)
+    name = os.path.basename(a.model.rstrip("/"))
+    write_section(a.out, f"{a.table}-{name}", body)
     print(body)
 
 if __name__ == "__main__":
