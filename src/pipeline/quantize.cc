@@ -107,7 +107,6 @@ void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jo
   std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
     return (long)c.linear_out(a) * c.linear_in(a) > (long)c.linear_out(b) * c.linear_in(b);
   });
-  BlasSingleThreaded blas_single;
   std::exception_ptr err;
   std::mutex mu;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)

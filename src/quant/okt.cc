@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/threads.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -341,9 +340,6 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
   BWLA_CHECK(opt.kappa >= 0 && std::isfinite(opt.kappa), "learn_okt: bad kappa {}", opt.kappa);
   BWLA_CHECK(opt.act_weight >= 0, "learn_okt: act_weight must be >= 0, got {}", opt.act_weight);
   BWLA_CHECK(opt.cayley_lr > 0, "learn_okt: cayley_lr must be > 0, got {}", opt.cayley_lr);
-  // The solver's products run inside its own OpenMP loops (over row blocks):
-  // OpenBLAS, which Eigen calls for them, stays single-threaded meanwhile.
-  BlasSingleThreaded blas_single;
   const bool use_act = opt.act_weight > 0 && act_sample != nullptr && act_sample->rows() > 0;
   if (use_act) {
     BWLA_CHECK(act_sample->cols() == w.cols(),
