@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 #include "quant/binarize.h"
 #include "quant/xnor_error.h"
@@ -221,8 +222,11 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
       }
       if (!refit) continue;
       SV.resize(C, V.cols());
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, C, (int)V.cols(), C, 1.0, sF.data(), C,
-                  V.data(), C, 0.0, SV.data(), C);
+      // S_F·V in groups of rows fixed by the shape (KB columns of V per row).
+      for_fixed_chunks(nr, fixed_row_chunks(nr, (long)C * C * nr * KB), 1, [&](long i0, long i1) {
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, C, (int)((i1 - i0) * KB), C, 1.0,
+                    sF.data(), C, V.col(i0 * KB).data(), C, 0.0, SV.col(i0 * KB).data(), C);
+      });
 #pragma omp parallel for schedule(static) reduction(+ : kept, tried)
       for (long ii = 0; ii < nr; ++ii) {
         const int K = nbasis[ii];
