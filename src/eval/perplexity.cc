@@ -34,13 +34,15 @@ PplResult perplexity(const Model& m, const std::vector<int>& tokens, const PplOp
   Timer timer;
   double nll = 0;
   long count = 0;
+  std::vector<double> tok_nll(opt.ctx - 1);  // summed in token order: the same at any thread count
   for (long w = 0; w < nw; ++w) {
     const int* tk = tokens.data() + w * opt.ctx;
     cache.pos = 0;
     forward_tokens(m, tk, opt.ctx, cache, logits.data(), true);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < opt.ctx - 1; ++t) tok_nll[t] = -token_logprob(logits.data() + (size_t)t * V, V, tk[t + 1]);
     double wn = 0;
-#pragma omp parallel for reduction(+ : wn) schedule(static)
-    for (int t = 0; t < opt.ctx - 1; ++t) wn -= token_logprob(logits.data() + (size_t)t * V, V, tk[t + 1]);
+    for (double v : tok_nll) wn += v;
     nll += wn;
     count += opt.ctx - 1;
     if (opt.progress) prog.update(w + 1, fmt::format("ppl {:.3f}", std::exp(nll / count)));

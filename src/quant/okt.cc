@@ -85,9 +85,8 @@ class OktSolver {
   enum class Changed { Both, R1, R2 };
   double rotate_and_evaluate(const MatrixD& r1, const MatrixD& r2, Changed changed) {
     const MatrixRM r1t = r1.transpose().cast<float>(), r2f = r2.cast<float>();
-    double j = 0;
     const long nb = (long)blocks_.size();
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : j) if (parallel())
+#pragma omp parallel for schedule(dynamic, 1) if (parallel())
     for (long k = 0; k < nb; ++k) {
       Block& b = blocks_[k];
       if (changed == Changed::R1) {
@@ -103,8 +102,10 @@ class OktSolver {
         zm.noalias() = ym * r2f;
       }
       b.value = b.is_act ? eval_act(b) : eval_weight(b);
-      j += b.value;
     }
+    // Summed in block order, not per thread: J is the same at any thread count.
+    double j = 0;
+    for (const auto& b : blocks_) j += b.value;
     return j;
   }
 
