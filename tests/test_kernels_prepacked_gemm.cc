@@ -48,21 +48,33 @@ TEST(PrepackedGemm, MatchesPlainProductOnOddShapes) {
   }
 }
 
-TEST(PrepackedGemm, ThreadCountsAgreeToRounding) {
+// oneDNN does not promise thread-count-independent results; bwla's guarantee
+// (docs/GUARANTEES.md) rests on its matmul splitting only the output, as
+// measured on decoder shapes up to 16 threads. This checks it on odd and
+// decoder-like shapes at 2 and 3 threads, bit for bit.
+TEST(PrepackedGemm, ThreadCountsGiveTheSameBits) {
   if (!PrepackedGemm::available()) GTEST_SKIP() << "built without oneDNN";
   Rng rng(12);
-  const int out = 96, in = 200, n = 40;
-  auto w = random_floats(rng, (size_t)out * in, -1.0f, 1.0f);
-  auto x = random_floats(rng, (size_t)n * in, -1.0f, 1.0f);
-  PrepackedGemm g(w.data(), out, in);
+  struct Shape {
+    int out, in;
+  };
   const int saved = omp_get_max_threads();
-  std::vector<float> y1((size_t)n * out), y2((size_t)n * out);
-  omp_set_num_threads(1);
-  g.forward(x.data(), n, y1.data());
-  omp_set_num_threads(std::max(2, saved));
-  g.forward(x.data(), n, y2.data());
+  for (Shape s : {Shape{96, 200}, Shape{576, 576}, Shape{192, 576}, Shape{300, 1536}}) {
+    auto w = random_floats(rng, (size_t)s.out * s.in, -1.0f, 1.0f);
+    PrepackedGemm g(w.data(), s.out, s.in);
+    for (int n : {2, 7, 40, 128}) {
+      auto x = random_floats(rng, (size_t)n * s.in, -1.0f, 1.0f);
+      std::vector<float> y1((size_t)n * s.out), y2((size_t)n * s.out);
+      omp_set_num_threads(1);
+      g.forward(x.data(), n, y1.data());
+      for (int t : {2, 3}) {
+        omp_set_num_threads(t);
+        g.forward(x.data(), n, y2.data());
+        EXPECT_TRUE(y1 == y2) << s.out << "x" << s.in << " n=" << n << " threads " << t;
+      }
+    }
+  }
   omp_set_num_threads(saved);
-  for (size_t i = 0; i < y1.size(); ++i) ASSERT_NEAR(y1[i], y2[i], 1e-4) << i;
 }
 
 TEST(PrepackedGemm, BadShapesAreErrors) {

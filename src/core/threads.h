@@ -1,21 +1,13 @@
-// Thread-count control. All parallel loops use OpenMP with static schedules.
+// Thread-count control. All parallel loops use OpenMP; OpenBLAS always runs
+// single-threaded (products are split over OpenMP threads by core/blas_par.h,
+// in pieces fixed by the shape), so results do not depend on the thread count.
 #pragma once
 
 namespace bwla {
-// Sets the number of threads for OpenMP and OpenBLAS (n <= 0: all cores).
+// Sets the number of OpenMP threads (n <= 0: all cores). OpenBLAS stays at one
+// thread: with its own threads, its results change with their number, and its
+// pool, waiting in sched_yield loops next to OpenMP workers spinning between
+// regions, made 2-thread fp32 prefill barely faster than 1 thread on a 2-vCPU VM.
 void set_num_threads(int n);
 int num_threads();
-
-// Limits OpenBLAS to one thread for its lifetime (restored to num_threads()
-// after the last of nested or concurrent guards ends): for callers that split a BLAS product over OpenMP threads themselves.
-// OpenBLAS's own pool yields in a loop while waiting, which on a 2-vCPU VM with
-// hypervisor steal made 2-thread fp32 prefill barely faster than 1 thread.
-class BlasSingleThreaded {
- public:
-  BlasSingleThreaded();
-  ~BlasSingleThreaded();
-  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
-  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
-  static int depth();  // guards alive now (for tests)
-};
 }  // namespace bwla

@@ -1,6 +1,5 @@
 #include "model/fake_quant_linear.h"
 
-#include <cblas.h>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -36,8 +35,7 @@ void FakeQuantLinear::forward(const float* x, int n, float* y) const {
   if (p_.lr_a.size()) {
     const int r = (int)p_.lr_a.cols();
     std::vector<float> t((size_t)n * r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, x, in, p_.lr_b.data(),
-                in, 0.0f, t.data(), r);
+    par_sgemm_nt(n, r, in, 1.0f, x, in, p_.lr_b.data(), in, 0.0f, t.data(), r);
     par_sgemm_nt(n, out, r, 1.0f, t.data(), r, p_.lr_a.data(), r, 1.0f, y, out);
   }
   if (!p_.bias.empty())

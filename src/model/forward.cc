@@ -5,12 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <optional>
 
 #include <omp.h>
 
 #include "core/error.h"
-#include "core/threads.h"
 #include "kernels/attn_head.h"
 #include "model/packed_linear.h"
 
@@ -42,8 +40,6 @@ void attend_prefill(const ModelConfig& c, const float* q, const float* kb, const
   auto first_key = [&](int p) { return win > 0 ? std::max(0, p - win + 1) : 0; };
   const int tasks = n_seq * nh;
   const bool par = tasks > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
-  std::optional<BlasSingleThreaded> single;
-  if (par) single.emplace();
 #pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int task = 0; task < tasks; ++task) {
     const int s = task / nh, h = task % nh, g = h / group;

@@ -1,6 +1,5 @@
 #include "model/linear.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -84,8 +83,7 @@ void LazyDenseLinear::forward(const float* x, int n, float* y) const {
       uint16_t h = src[(size_t)r0 * in_ + i];
       w[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in_, 1.0f, x, in_, w.data(), in_,
-                0.0f, yb.data(), rb);
+    par_sgemm_nt(n, rb, in_, 1.0f, x, in_, w.data(), in_, 0.0f, yb.data(), rb);
     for (int t = 0; t < n; ++t)
       for (int o = 0; o < rb; ++o)
         y[(size_t)t * out_ + r0 + o] = yb[(size_t)t * rb + o] + (bias_.empty() ? 0.f : bias_[r0 + o]);

@@ -94,10 +94,9 @@ std::string layer_dir(const std::string& partial, int l) {
 // The linears of one input slot share their statistics, so they are
 // quantized independently. Much of each one is serial (GPTQ column loop,
 // per-block binarizer refits), so with `jobs` > 1 they run side by side, one
-// thread each, largest first. Each result is that of the same method at one
-// thread (multi-threaded float reductions round differently, so it can differ
-// from a 2-thread run in the last digits; OKT's EM can amplify that slightly).
-// A slot with a single linear runs it alone with every thread.
+// thread each, largest first. A slot with a single linear runs it alone with
+// every thread. Either way a linear's result is the same bits: every split
+// product and reduction inside it is cut by shape, not by thread count.
 void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jobs,
                               const std::function<void(int)>& fn) {
   if (jobs <= 0) jobs = num_threads();
@@ -109,7 +108,6 @@ void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jo
   std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
     return (long)c.linear_out(a) * c.linear_in(a) > (long)c.linear_out(b) * c.linear_in(b);
   });
-  BlasSingleThreaded blas_single;
   std::exception_ptr err;
   std::mutex mu;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)

@@ -1,7 +1,5 @@
 #include "quant/act_quant.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -82,23 +80,25 @@ std::vector<double> act_quant_output_errors(const float* x, long n, int dim, con
   // Wider outputs: ‖E·Wᵀ‖² = Σ E ⊙ (E·G) with G = WᵀW [dim, dim], computed once,
   // so each clip ratio costs an [n, dim] x [dim, dim] product instead.
   MatrixRM g(dim, dim);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, out, 1.0f, w.data(), dim, 0.0f, g.data(), dim);
+  par_ssyrk_upper(dim, out, w.data(), dim, g.data(), dim);
   for (int i = 0; i < dim; ++i)
     for (int j = 0; j < i; ++j) g(i, j) = g(j, i);
   Eigen::Map<const MatrixRM> xm(x, n, dim);
   MatrixRM d(n, dim), t(n, dim);
+  std::vector<double> row_sum(n);  // added in row order: the same at any thread count
   for (size_t i = 0; i < grid.size(); ++i) {
     d = xm;
     fake_quant_acts(d.data(), n, dim, bits, grid[i]);
     d = xm - d;  // E = X − Q(X)
     par_sgemm_nt((int)n, dim, dim, 1.0f, d.data(), dim, g.data(), dim, 0.0f, t.data(), dim);  // E·G (G symmetric)
-    double acc = 0;
-#pragma omp parallel for reduction(+ : acc) schedule(static) if (n >= 64)
+#pragma omp parallel for schedule(static) if (n >= 64)
     for (long r = 0; r < n; ++r) {
       double rs = 0;
       for (int j = 0; j < dim; ++j) rs += (double)d(r, j) * t(r, j);
-      acc += rs;
+      row_sum[r] = rs;
     }
+    double acc = 0;
+    for (double v : row_sum) acc += v;
     errs[i] = acc;
   }
   return errs;

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 #include "quant/binarize.h"
 #include "quant/xnor_error.h"
@@ -57,20 +58,23 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
     std::vector<double> err(kmax + 1, 0.0);
     std::vector<float> om_o(C);
     for (int j = 0; j < C; ++j) om_o[j] = om[order[j]];
+    // Per-row errors, summed in row order afterwards: the sums do not depend on
+    // how the rows were shared among threads.
+    std::vector<double> row_err((size_t)R * (kmax + 1));
 #pragma omp parallel
     {
       std::vector<float> v(C), tmp;
-      std::vector<double> local(kmax + 1, 0.0);
 #pragma omp for schedule(static)
       for (long i = 0; i < R; ++i) {
         for (int j = 0; j < C; ++j) v[j] = w(i, order[j]);
+        double* e = row_err.data() + (size_t)i * (kmax + 1);
         for (int kk = 0; kk <= kmax; ++kk)
-          local[kk] += wresid_err(v.data(), om_o.data(), kk, tmp) +
-                       wxnor_err(v.data() + kk, om_o.data() + kk, C - kk);
+          e[kk] = wresid_err(v.data(), om_o.data(), kk, tmp) +
+                  wxnor_err(v.data() + kk, om_o.data() + kk, C - kk);
       }
-#pragma omp critical
-      for (int kk = 0; kk <= kmax; ++kk) err[kk] += local[kk];
     }
+    for (long i = 0; i < R; ++i)
+      for (int kk = 0; kk <= kmax; ++kk) err[kk] += row_err[(size_t)i * (kmax + 1) + kk];
     k = (int)(std::min_element(err.begin(), err.end()) - err.begin());
     std::vector<uint8_t> is_sal(C, 0);
     for (int j = 0; j < k; ++j) is_sal[order[j]] = 1;
@@ -80,12 +84,11 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
       for (int j = 0; j < C; ++j)
         if (!is_sal[j]) maxabs = std::max(maxabs, std::fabs(w(i, j)));
     const int nc = std::max(1, cfg_.split_candidates);
-    std::vector<double> serr(nc, 0.0);
+    std::vector<double> serr(nc, 0.0), row_serr((size_t)R * nc);  // per row, as above
 #pragma omp parallel
     {
       SortedRow sr;
       std::vector<float> v, vw;
-      std::vector<double> local(nc, 0.0);
 #pragma omp for schedule(static)
       for (long i = 0; i < R; ++i) {
         v.clear(), vw.clear();
@@ -94,12 +97,12 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
         sr.build(v.data(), vw.data(), (int)v.size());
         for (int t = 0; t < nc; ++t) {
           const float thr = maxabs * (float)(t + 1) / (float)(nc + 1);
-          local[t] += sr.split_err(thr);
+          row_serr[(size_t)i * nc + t] = sr.split_err(thr);
         }
       }
-#pragma omp critical
-      for (int t = 0; t < nc; ++t) serr[t] += local[t];
     }
+    for (long i = 0; i < R; ++i)
+      for (int t = 0; t < nc; ++t) serr[t] += row_serr[(size_t)i * nc + t];
     const int tb = (int)(std::min_element(serr.begin(), serr.end()) - serr.begin());
     const float thr = maxabs * (float)(tb + 1) / (float)(nc + 1);
     for (long i = 0; i < R; ++i)
@@ -221,8 +224,11 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
       }
       if (!refit) continue;
       SV.resize(C, V.cols());
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, C, (int)V.cols(), C, 1.0, sF.data(), C,
-                  V.data(), C, 0.0, SV.data(), C);
+      // S_F·V in groups of rows fixed by the shape (KB columns of V per row).
+      for_fixed_chunks(nr, fixed_row_chunks(nr, (long)C * C * nr * KB), 1, [&](long i0, long i1) {
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, C, (int)((i1 - i0) * KB), C, 1.0,
+                    sF.data(), C, V.col(i0 * KB).data(), C, 0.0, SV.col(i0 * KB).data(), C);
+      });
 #pragma omp parallel for schedule(static) reduction(+ : kept, tried)
       for (long ii = 0; ii < nr; ++ii) {
         const int K = nbasis[ii];

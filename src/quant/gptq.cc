@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 
 namespace bwla {
@@ -33,11 +34,17 @@ void gptq_sweep(MatrixRM& w, const MatrixRM& u, int block_size, ColumnQuantizer&
     }
     w.middleCols(c0, nb) = w1;
     // Trailing update W[:, c1:] −= Err·U[c0:c1, c1:] through OpenBLAS (Eigen's own
-    // GEMM is compiled for SSE2 in the portable build). Err is column-major.
-    if (c1 < in)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)(in - c1), (int)nb, -1.0f,
-                  err.data(), (int)out, u.data() + c0 * in + c1, (int)in, 1.0f, w.data() + c1,
-                  (int)in);
+    // GEMM is compiled for SSE2 in the portable build), in row blocks fixed by
+    // the shape over the OpenMP threads. Err is column-major.
+    if (c1 < in) {
+      const long rest = in - c1;
+      const long chunks = fixed_row_chunks(out, out * rest * nb);
+      for_fixed_chunks(out, chunks, 1, [&](long r0, long r1) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), (int)rest, (int)nb,
+                    -1.0f, err.data() + r0, (int)out, u.data() + c0 * in + c1, (int)in, 1.0f,
+                    w.data() + r0 * in + c1, (int)in);
+      });
+    }
   }
 }
 

@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/threads.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -86,9 +85,8 @@ class OktSolver {
   enum class Changed { Both, R1, R2 };
   double rotate_and_evaluate(const MatrixD& r1, const MatrixD& r2, Changed changed) {
     const MatrixRM r1t = r1.transpose().cast<float>(), r2f = r2.cast<float>();
-    double j = 0;
     const long nb = (long)blocks_.size();
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : j) if (parallel())
+#pragma omp parallel for schedule(dynamic, 1) if (parallel())
     for (long k = 0; k < nb; ++k) {
       Block& b = blocks_[k];
       if (changed == Changed::R1) {
@@ -104,8 +102,10 @@ class OktSolver {
         zm.noalias() = ym * r2f;
       }
       b.value = b.is_act ? eval_act(b) : eval_weight(b);
-      j += b.value;
     }
+    // Summed in block order, not per thread: J is the same at any thread count.
+    double j = 0;
+    for (const auto& b : blocks_) j += b.value;
     return j;
   }
 
@@ -341,9 +341,6 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
   BWLA_CHECK(opt.kappa >= 0 && std::isfinite(opt.kappa), "learn_okt: bad kappa {}", opt.kappa);
   BWLA_CHECK(opt.act_weight >= 0, "learn_okt: act_weight must be >= 0, got {}", opt.act_weight);
   BWLA_CHECK(opt.cayley_lr > 0, "learn_okt: cayley_lr must be > 0, got {}", opt.cayley_lr);
-  // The solver's products run inside its own OpenMP loops (over row blocks):
-  // OpenBLAS, which Eigen calls for them, stays single-threaded meanwhile.
-  BlasSingleThreaded blas_single;
   const bool use_act = opt.act_weight > 0 && act_sample != nullptr && act_sample->rows() > 0;
   if (use_act) {
     BWLA_CHECK(act_sample->cols() == w.cols(),

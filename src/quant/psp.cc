@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -16,11 +17,12 @@ namespace {
 
 double frob(const MatrixRM& m) { return std::sqrt(m.cast<double>().squaredNorm()); }
 
-// ‖w − l − d‖_F in one pass (no temporaries), rows over OpenMP threads.
+// ‖w − l − d‖_F in one pass (no temporaries), rows over OpenMP threads; the
+// row sums are added in row order, so the norm does not depend on the threads.
 double resid_norm(const MatrixRM& w, const MatrixRM& l, const MatrixRM& d) {
   const long rows = w.rows(), cols = w.cols();
-  double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (w.size() >= kOktParallelMin)
+  std::vector<double> row_sum(rows);
+#pragma omp parallel for schedule(static) if (w.size() >= kOktParallelMin)
   for (long i = 0; i < rows; ++i) {
     const float *pw = w.row(i).data(), *pl = l.row(i).data(), *pd = d.row(i).data();
     float acc = 0;
@@ -30,8 +32,10 @@ double resid_norm(const MatrixRM& w, const MatrixRM& l, const MatrixRM& d) {
       acc += e * e;
       if ((j & 255) == 255) row += acc, acc = 0;  // fp32 partial sums of ≤ 256 terms
     }
-    total += row + acc;
+    row_sum[i] = row + acc;
   }
+  double total = 0;
+  for (double v : row_sum) total += v;
   return std::sqrt(total);
 }
 

@@ -1,11 +1,10 @@
 #include "quant/xtx.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/blas_par.h"
 #include "core/error.h"
 
 namespace bwla {
@@ -32,11 +31,11 @@ void XtxAccumulator::add(const float* x, long n_tokens) {
     BWLA_CHECK(chunk.allFinite(), "XtxAccumulator::add: non-finite activation in tokens [{}, {}) (dim {})",
                count_ + t0, count_ + t0 + nt, dim_);
     // Upper triangle of chunkᵀ·chunk with OpenBLAS SYRK (half the flops of a GEMM,
-    // and its run-time-dispatched AVX2/AVX-512 kernels), folded into the fp64 sum.
+    // and its run-time-dispatched AVX2/AVX-512 kernels), cut into tiles fixed by
+    // the shape (same bits at any thread count), folded into the fp64 sum.
     // Row i of the row-major upper triangle is column i of acc_'s (column-major)
     // lower triangle, so the fold streams both contiguously.
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim_, (int)nt, 1.0f, x + t0 * dim_, dim_,
-                0.0f, part_.data(), dim_);
+    par_ssyrk_upper(dim_, (int)nt, x + t0 * dim_, dim_, part_.data(), dim_);
 #pragma omp parallel for schedule(dynamic, 16) if (dim_ >= 256)
     for (int i = 0; i < dim_; ++i) {
       const float* pr = part_.data() + (size_t)i * dim_;

@@ -1,9 +1,9 @@
 // Streaming accumulation of the calibration Gram matrix XᵀX of a linear
 // layer's inputs (X: [N tokens, in]). Tokens are never stored: each add()
 // folds its chunk in. Chunks of up to kChunk tokens are multiplied in fp32
-// (OpenBLAS SYRK, multi-threaded) and summed into a double accumulator, so the
-// rounding error is that of a kChunk-term fp32 dot product per chunk, never
-// that of an N-term one.
+// (OpenBLAS SYRK in tiles over OpenMP threads) and summed into a double
+// accumulator, so the rounding error is that of a kChunk-term fp32 dot product
+// per chunk, never that of an N-term one.
 #pragma once
 #include <vector>
 
