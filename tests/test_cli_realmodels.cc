@@ -88,7 +88,7 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
   ASSERT_EQ(r.code, 0) << describe(r);
   r = run_bwla({"pack", td.file("q"), "-o", td.file("p"), "-q"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  for (const std::string dir : {m, td.file("q"), td.file("p")}) {
+  for (const std::string& dir : {m, td.file("q"), td.file("p")}) {
     r = run_bwla({"ppl", dir, "--data", shared_path("data/wikitext-2-raw/wiki.test.raw"), "--ctx",
                   "128", "--max-windows", "4", "--json", "-q"});
     ASSERT_EQ(r.code, 0) << dir << "\n" << describe(r);

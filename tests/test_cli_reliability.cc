@@ -87,7 +87,7 @@ TEST_F(Reliability, QuantizeRefusesToReplaceWhatItDidNotWrite) {
   put(td.file("user/thesis.tex"), "years of work");
   put(td.file("afile"), "a file");
   const std::string cfg_before = slurp(model + "/config.json");
-  for (const std::string out : {td.file("user"), td.file("afile"), model, td.str()}) {
+  for (const std::string& out : {td.file("user"), td.file("afile"), model, td.str()}) {
     RunResult r = run_bwla(quantize_args(out));
     expect_clean_error(r, out);
   }

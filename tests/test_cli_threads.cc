@@ -84,7 +84,7 @@ TEST(Threads, PackAndPerplexityDoNotDependOnThreadCount) {
     ASSERT_EQ(p.code, 0) << p.err;
   }
   EXPECT_TRUE(slurp(td.file("packed1/model.safetensors")) == slurp(td.file("packed2/model.safetensors")));
-  for (const std::string dir : {td.file("fq"), td.file("packed1")}) {
+  for (const std::string& dir : {td.file("fq"), td.file("packed1")}) {
     const json a = ppl(dir, 1), b = ppl(dir, 2);
     ASSERT_TRUE(a.contains("mean_nll") && b.contains("mean_nll")) << dir;
     EXPECT_EQ(a["mean_nll"].get<double>(), b["mean_nll"].get<double>()) << dir;

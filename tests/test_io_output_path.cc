@@ -78,7 +78,7 @@ TEST(OutputPath, AcceptsAbsentEmptyAndOwnOutput) {
 TEST(OutputPath, RefusesInputsTheirParentsAndTheCurrentDirectory) {
   test::TempDir td;
   put(td.file("models/m/config.json"), "{}");
-  for (const std::string out : {td.file("models/m"), td.file("models"), td.str(),
+  for (const std::string& out : {td.file("models/m"), td.file("models"), td.str(),
                                 td.file("models/m/"), td.file("models/./m")}) {
     std::string e = error_of([&] { check_output_dir(out, {td.file("models/m")}, "-o"); });
     EXPECT_TRUE(has(e, "is or contains the input")) << out << ": " << e;

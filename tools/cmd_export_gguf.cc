@@ -6,7 +6,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
-#include "model/gguf_export.h"
+#include "export/gguf_export.h"
 
 namespace bwla::cli {
 

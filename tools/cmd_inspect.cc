@@ -6,7 +6,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 #include "io/output_path.h"
-#include "eval/inspect.h"
+#include "diagnostics/inspect.h"
 #include "model/tokenizer.h"
 #include "pipeline/calibration.h"
 

@@ -14,12 +14,9 @@
 namespace {
 // OpenBLAS reads its settings from the environment when the library loads, so
 // bwla sets them and re-executes itself once (never overriding the user's):
-//  * OPENBLAS_CORETYPE: Debian's OpenBLAS mis-detects some AVX-512 CPUs and
-//    falls back to slow kernels;
-//  * OPENBLAS_THREAD_TIMEOUT: idle BLAS workers spin on sched_yield for ~2^28
-//    cycles by default, stealing the cores from bwla's own OpenMP regions that
-//    run between GEMMs (on a 2-core machine it cost ~15% of a quantization run
-//    in kernel scheduling); 2^4 cycles lets them sleep at once.
+// OPENBLAS_CORETYPE, because Debian's OpenBLAS mis-detects some AVX-512 CPUs
+// and falls back to slow kernels. (Its thread settings do not matter: OpenBLAS
+// always runs on one thread, core/blas_par.h.)
 void configure_openblas(char** argv) {
   if (std::getenv("BWLA_NO_REEXEC")) return;
   bool changed = false;
@@ -28,7 +25,6 @@ void configure_openblas(char** argv) {
     const char* core = f.avx512f && f.avx512bw ? "SkylakeX" : f.avx2 ? "Haswell" : nullptr;
     if (core) setenv("OPENBLAS_CORETYPE", core, 1), changed = true;
   }
-  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1), changed = true;
   if (!changed) return;
   setenv("BWLA_NO_REEXEC", "1", 1);
   execv("/proc/self/exe", argv);  // on failure just continue

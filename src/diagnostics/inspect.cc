@@ -1,4 +1,4 @@
-#include "eval/inspect.h"
+#include "diagnostics/inspect.h"
 
 #include <fmt/format.h>
 

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "io/json.h"
 #include "io/mmap.h"
-#include "model/gguf_export.h"
+#include "export/gguf_export.h"
 #include "model/tokenizer.h"
 
 namespace bwla {

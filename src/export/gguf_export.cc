@@ -1,5 +1,5 @@
 #include "io/output_path.h"
-#include "model/gguf_export.h"
+#include "export/gguf_export.h"
 
 #include <filesystem>
 #include <memory>

@@ -16,7 +16,7 @@
 #include "error_of.h"
 #include "gguf_test_reader.h"
 #include "io/safetensors.h"
-#include "model/gguf_export.h"
+#include "export/gguf_export.h"
 #include "model/random_checkpoint.h"
 #include "shared_data.h"
 #include "tmpdir.h"

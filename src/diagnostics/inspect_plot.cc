@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "core/error.h"
-#include "eval/inspect.h"
+#include "diagnostics/inspect.h"
 #include "io/output_path.h"
 
 #ifdef BWLA_HAVE_PLPLOT
