@@ -22,6 +22,7 @@
 #include "model/quant_model.h"
 #include "model/tokenizer.h"
 #include "pipeline/linear_quantizer.h"
+#include "pipeline/resume.h"
 #include "quant/xtx.h"
 
 namespace bwla {
@@ -159,16 +160,11 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
 
   // Resumable state: OUT.partial/state.json must match these settings.
   const std::string partial = out_dir + ".partial";
-  json settings = opt.to_json();
-  settings["model"] = fs::absolute(model_dir).string();
+  const json settings = resume_settings(opt, model_dir);
   if (fs::exists(partial)) {
-    bool same = false;
-    try {
-      same = load_json_file(partial + "/state.json") == settings;
-    } catch (const Error&) {
-    }
-    if (!same || !opt.resume) {
-      log_info("quantize: discarding '{}' (settings differ or --no-resume)", partial);
+    const ResumeCheck rc = check_resume_state(partial, settings);
+    if (!rc.resumable || !opt.resume) {
+      log_info("quantize: discarding '{}' ({})", partial, opt.resume ? rc.why : "--no-resume");
       fs::remove_all(partial);
     }
   }
@@ -208,7 +204,7 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     if (have) {
       TensorStore st(ldir);
       model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
-      lrep = load_json_file(ldir + "/report.json");
+      lrep = load_layer_report(ldir);
       lrep["resumed"] = true;
       for_chunks([&](long row0, int ns) {
         layer_forward(c, *model->rope, model->layers[l], l, x.data() + row0 * H, ns, L, nullptr, nullptr);
