@@ -6,6 +6,7 @@
 #include "core/half.h"
 #include "model/packed_linear.h"
 #include "model/packed_model.h"
+#include "model/quant_model.h"
 #include "quant/hadamard.h"
 
 namespace bwla {
@@ -182,15 +183,15 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
 void load_packed_layers(Model& m) {
   const json& q = m.cfg.raw["quantization_config"];
   const std::string file = m.dir + "/config.json";
-  const int ver = q.value("format_version", -1);
+  const int ver = quant_config_int(q, "format_version", -1, file);
   BWLA_CHECK(ver >= 1 && ver <= kPackedFormatVersion,
              "'{}': quantization_config.format_version {} of a {} model is not supported (this "
              "build reads 1 to {})",
              file, ver, kPackedQuantMethod, kPackedFormatVersion);
-  const int abits = q.value("abits", -1);
+  const int abits = quant_config_int(q, "abits", -1, file);
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8,
              "'{}': quantization_config.abits {} must be 4, 6 or 8 for a packed model", file, abits);
-  const int block_cols = q.value("scale_block_cols", 0);
+  const int block_cols = quant_config_int(q, "scale_block_cols", 0, file);
   const TensorStore& st = *m.store;
   const ModelConfig& c = m.cfg;
   for (int l = 0; l < c.n_layers; ++l) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/fake_quant_linear.h"
+#include "model/json_int.h"
 #include "quant/hadamard.h"
 
 namespace bwla {
@@ -13,6 +14,21 @@ namespace fs = std::filesystem;
 
 bool is_quantized_config(const ModelConfig& cfg) {
   return cfg.raw.contains("quantization_config") && cfg.raw["quantization_config"].is_object();
+}
+
+int quant_config_int(const json& q, const char* key, int def, const std::string& file) {
+  auto it = q.find(key);
+  if (it == q.end()) return def;
+  return json_int(*it, fmt::format("'{}': quantization_config.{}", file, key));
+}
+
+std::string quant_config_string(const json& q, const char* key, const std::string& def,
+                                const std::string& file) {
+  auto it = q.find(key);
+  if (it == q.end()) return def;
+  BWLA_CHECK(it->is_string(), "'{}': quantization_config.{} must be a string, got {}", file, key,
+             it->dump());
+  return it->get<std::string>();
 }
 
 namespace {
@@ -131,14 +147,14 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
 void load_quantized_layers(Model& m) {
   const json& q = m.cfg.raw["quantization_config"];
   const std::string file = m.dir + "/config.json";
-  BWLA_CHECK(q.value("quant_method", "") == "bwla",
-             "'{}': quantization_config.quant_method is '{}', expected 'bwla'", file,
-             q.value("quant_method", ""));
-  const int ver = q.value("format_version", -1);
+  const std::string method = quant_config_string(q, "quant_method", "", file);
+  BWLA_CHECK(method == "bwla", "'{}': quantization_config.quant_method is '{}', expected 'bwla'",
+             file, method);
+  const int ver = quant_config_int(q, "format_version", -1, file);
   BWLA_CHECK(ver == kFakeQuantFormatVersion,
              "'{}': quantization_config.format_version {} is not supported (this build reads {})",
              file, ver, kFakeQuantFormatVersion);
-  const int abits = q.value("abits", 16);
+  const int abits = quant_config_int(q, "abits", 16, file);
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
              "'{}': quantization_config.abits {} must be 4, 6, 8 or 16", file, abits);
   for (int l = 0; l < m.cfg.n_layers; ++l) m.layers[l] = load_quantized_layer(*m.store, m.cfg, l, abits);

@@ -18,6 +18,12 @@ namespace bwla {
 constexpr int kFakeQuantFormatVersion = 1;
 
 bool is_quantized_config(const ModelConfig& cfg);
+// quantization_config (q) fields read by the loaders: KEY's value, or def when
+// absent; another type, or an integer outside int's range, throws naming the
+// file and the key.
+int quant_config_int(const json& q, const char* key, int def, const std::string& file);
+std::string quant_config_string(const json& q, const char* key, const std::string& def,
+                                const std::string& file);
 // Builds every layer of m from its store according to quantization_config.
 void load_quantized_layers(Model& m);
 
