@@ -1,6 +1,7 @@
 #include "io/json.h"
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -97,6 +98,18 @@ long long json_int_value(const json& v, long long lo, long long hi, const std::s
   }
   BWLA_CHECK(x >= lo && x <= hi, "{} is {}, outside the allowed range [{}, {}]", what, x, lo, hi);
   return x;
+}
+
+int json_int(const json& v, const std::string& what) {
+  return (int)json_int_value(v, INT_MIN, INT_MAX, what);
+}
+
+bool json_is_int(const json& v) {
+  if (v.is_number_unsigned()) return v.get<unsigned long long>() <= (unsigned long long)INT_MAX;
+  if (v.is_number_integer()) return v.get<long long>() >= INT_MIN && v.get<long long>() <= INT_MAX;
+  if (!v.is_number_float()) return false;
+  const double d = v.get<double>();
+  return std::isfinite(d) && d == std::floor(d) && d >= INT_MIN && d <= INT_MAX;
 }
 
 long long json_int(const json& obj, const char* key, long long def, long long lo, long long hi,

@@ -38,6 +38,10 @@ std::string json_string(const json& obj, const char* key, const std::string& def
                         const std::string& where);
 // A value that should be an integer (an element of an array, say).
 long long json_int_value(const json& v, long long lo, long long hi, const std::string& what);
+// The same within int's range (what names the file and key).
+int json_int(const json& v, const std::string& what);
+// Whether json_int(v, ...) would accept v.
+bool json_is_int(const json& v);
 
 [[noreturn]] void throw_json_context_error(const std::string& file, const json::exception& e);
 // Runs fn; a nlohmann error escaping it (a value of the wrong type deep in a

@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace bwla {
 
@@ -38,14 +39,17 @@ BpeModel BpeModel::from_json(const json& model, const std::string& file) {
              file);
   int max_id = -1;
   for (auto it = vit->begin(); it != vit->end(); ++it) {
-    BWLA_CHECK(it.value().is_number_integer(), "'{}': model.vocab[\"{}\"] is not an integer id",
-               file, it.key());
-    int id = it.value().get<int>();
+    BWLA_CHECK(json_is_int(it.value()), "'{}': model.vocab[\"{}\"] is not an integer id", file,
+               it.key());
+    const int id = (int)it.value().get<int64_t>();
     BWLA_CHECK(id >= 0 && id < (1 << 28), "'{}': model.vocab[\"{}\"] = {} is out of range", file,
                it.key(), id);
     max_id = std::max(max_id, id);
   }
   BWLA_CHECK(max_id >= 0, "'{}': model.vocab is empty", file);
+  BWLA_CHECK((int64_t)max_id < (int64_t)vit->size() + kMaxUnusedTokenIds,
+             "'{}': model.vocab has {} tokens but ids up to {} (more than {} unused ids)", file,
+             vit->size(), max_id, kMaxUnusedTokenIds);
   bpe.tokens_.resize((size_t)max_id + 1);
   bpe.vocab_.reserve(vit->size());
   for (auto it = vit->begin(); it != vit->end(); ++it) {

@@ -21,6 +21,11 @@ struct BpeStringHash {
 template <typename V>
 using BpeStringMap = std::unordered_map<std::string, V, BpeStringHash, std::equal_to<>>;
 
+// Most unused ids (holes) a tokenizer's id space may have: tables are indexed
+// by id, so ids far beyond the number of tokens would only cost memory (a
+// 30-byte tokenizer.json could otherwise ask for gigabytes).
+constexpr int kMaxUnusedTokenIds = 1 << 16;
+
 class BpeModel {
  public:
   // Parses the "model" object of a tokenizer.json (type "BPE"): vocab, merges

@@ -45,6 +45,14 @@ void load_layer_norms(const TensorStore& st, const ModelConfig& c, int l, LayerW
   }
 }
 
+namespace {
+// Whether a tensor's data may be read in place as an array of its dtype (a
+// safetensors file does not promise alignment; the views below need it).
+bool elements_aligned(const TensorView& t) {
+  return reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0;
+}
+}  // namespace
+
 bool want_lazy_weights(const TensorStore& st, const ModelConfig& c) {
   if (const char* e = std::getenv("BWLA_LAZY_WEIGHTS")) return std::string(e) == "1";
   const TensorView& t = st.get(linear_tensor_prefix(0, kQ) + ".weight");
@@ -63,7 +71,7 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l
     std::vector<float> bias;
     if (has_bias) bias = read_f32(st, p + ".bias", {c.linear_out(id)});
     const TensorView& tv = st.get(p + ".weight");
-    if (lazy && (tv.dtype == DType::BF16 || tv.dtype == DType::F16)) {
+    if (lazy && (tv.dtype == DType::BF16 || tv.dtype == DType::F16) && elements_aligned(tv)) {
       BWLA_CHECK(tv.shape == (std::vector<int64_t>{c.linear_out(id), c.linear_in(id)}),
                  "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", tv.file,
                  p + ".weight", tv.shape_str(), c.linear_out(id), c.linear_in(id));
@@ -127,6 +135,8 @@ Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string&
   BWLA_CHECK(s.dtype == DType::F16 && s.shape == (std::vector<int64_t>{rows, G}),
              "'{}': tensor '{}' has dtype {} shape {}, expected F16 [{}, {}]", s.file, s.name,
              dtype_name(s.dtype), s.shape_str(), rows, G);
+  BWLA_CHECK(elements_aligned(s), "'{}': tensor '{}' data does not start at an even offset (F16 "
+             "scales are read in place)", s.file, s.name);
   const uint16_t* sc = reinterpret_cast<const uint16_t*>(s.data);
   for (int64_t i = 0; i < rows * G; ++i)
     BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00, "'{}': tensor '{}' row {} group {} has scale {} (must be finite)",
@@ -190,7 +200,7 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
     if (c.tie_embeddings)
       m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
   } else if (is_packed_config(c) && !c.tie_embeddings &&
-             (et.dtype == DType::F16 || et.dtype == DType::BF16)) {
+             (et.dtype == DType::F16 || et.dtype == DType::BF16) && elements_aligned(et)) {
     BWLA_CHECK(et.shape == (std::vector<int64_t>{c.vocab, c.hidden}),
                "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", et.file, ename,
                et.shape_str(), c.vocab, c.hidden);

@@ -7,6 +7,7 @@
 #include "core/half.h"
 #include "model/packed_linear.h"
 #include "model/packed_model.h"
+#include "model/quant_model.h"
 #include "quant/hadamard.h"
 
 namespace bwla {

@@ -37,8 +37,10 @@ json PackReport::summary() const {
 }
 
 bool is_packed_config(const ModelConfig& cfg) {
-  return is_quantized_config(cfg) &&
-         cfg.raw["quantization_config"].value("quant_method", "") == kPackedQuantMethod;
+  if (!is_quantized_config(cfg)) return false;
+  const json& q = cfg.raw["quantization_config"];
+  auto it = q.find("quant_method");  // not a string: not packed (the loader then says why)
+  return it != q.end() && it->is_string() && it->get<std::string>() == kPackedQuantMethod;
 }
 
 namespace {

@@ -18,6 +18,9 @@ namespace bwla {
 constexpr int kFakeQuantFormatVersion = 1;
 
 bool is_quantized_config(const ModelConfig& cfg);
+// quantization_config (q) fields read by the loaders: KEY's value, or def when
+// absent; another type, or an integer outside int's range, throws naming the
+
 // Builds every layer of m from its store according to quantization_config.
 void load_quantized_layers(Model& m);
 

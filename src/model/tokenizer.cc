@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/json.h"
+#include "io/json.h"
 #include "model/tokenizer_bytelevel.h"
 #include "model/tokenizer_sentencepiece.h"
 
@@ -62,7 +63,12 @@ void parse_post_processor(const json& pp, const BpeTokenizerBase& tok,
       std::string name = item["SpecialToken"]["id"].get<std::string>();
       std::vector<int> ids;
       if (specials.is_object() && specials.contains(name) && specials[name].contains("ids")) {
-        ids = specials[name]["ids"].get<std::vector<int>>();
+        const json& v = specials[name]["ids"];
+        BWLA_CHECK(v.is_array(), "'{}': post_processor special_tokens['{}'].ids is not an array",
+                   file, name);
+        for (size_t i = 0; i < v.size(); ++i)
+          ids.push_back(json_int(v[i], fmt::format("'{}': post_processor special_tokens['{}'].ids[{}]",
+                                                   file, name, i)));
       } else {
         int id = tok.token_id(name);
         BWLA_CHECK(id >= 0, "'{}': post_processor special token '{}' is unknown", file, name);
@@ -76,8 +82,11 @@ void parse_post_processor(const json& pp, const BpeTokenizerBase& tok,
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
     const json& cls = member(pp, "cls");
     const json& sep = member(pp, "sep");
-    if (cls.is_array() && cls.size() == 2) sp.prefix = {cls[1].get<int>()}, sp.bos = sp.prefix[0];
-    if (sep.is_array() && sep.size() == 2) sp.suffix = {sep[1].get<int>()}, sp.eos = sp.suffix[0];
+    const std::string what = fmt::format("'{}': post_processor {}", file, type);
+    if (cls.is_array() && cls.size() == 2)
+      sp.prefix = {json_int(cls[1], what + ".cls[1]")}, sp.bos = sp.prefix[0];
+    if (sep.is_array() && sep.size() == 2)
+      sp.suffix = {json_int(sep[1], what + ".sep[1]")}, sp.eos = sp.suffix[0];
   } else if (type != "ByteLevel") {
     log_warn("'{}': post_processor type '{}' ignored", file, type);
   }
@@ -122,8 +131,10 @@ std::optional<std::string> token_content(const json& cfg, const char* key, const
 std::optional<int> token_id_field(const json& cfg, const char* key, const std::string& file) {
   auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) return std::nullopt;
-  if (it->is_number_integer()) return it->get<int>();
-  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int>();
+  const std::string what = fmt::format("'{}': {}", file, key);
+  if (it->is_number_integer()) return json_int(*it, what);
+  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer())
+    return json_int((*it)[0], what + "[0]");
   if (it->is_array() && it->empty()) return std::nullopt;
   fail("'{}': {} must be an integer or a list of integers", file, key);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace bwla {
 
@@ -17,11 +18,11 @@ TokAddedTokens TokAddedTokens::from_json(const json& j, const std::string& file)
   BWLA_CHECK(j.is_array(), "'{}': \"added_tokens\" must be an array", file);
   for (size_t i = 0; i < j.size(); ++i) {
     const json& e = j[i];
-    BWLA_CHECK(e.is_object() && e.contains("id") && e["id"].is_number_integer() &&
+    BWLA_CHECK(e.is_object() && e.contains("id") && json_is_int(e["id"]) &&
                    e.contains("content") && e["content"].is_string(),
                "'{}': added_tokens[{}] needs an integer \"id\" and a string \"content\"", file, i);
     AddedToken t;
-    t.id = e["id"].get<int>();
+    t.id = (int)e["id"].get<int64_t>();
     BWLA_CHECK(t.id >= 0 && t.id < (1 << 28), "'{}': added_tokens[{}].id = {} is out of range",
                file, i, t.id);
     t.content = e["content"].get<std::string>();

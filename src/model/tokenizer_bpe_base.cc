@@ -26,6 +26,11 @@ BpeTokenizerBase::BpeTokenizerBase(const json& root, const std::string& file)
       pretok_(TokPreTokenizer::from_json(field_or_null(root, "pre_tokenizer"), file)) {}
 
 void BpeTokenizerBase::finish_init() {
+  BWLA_CHECK((int64_t)added_.max_id() <
+                 (int64_t)bpe_.size() + (int64_t)added_.tokens().size() + kMaxUnusedTokenIds,
+             "'{}': added_tokens ids go up to {} for {} vocabulary ids and {} added tokens "
+             "(more than {} unused ids)",
+             file_, added_.max_id(), bpe_.size(), added_.tokens().size(), kMaxUnusedTokenIds);
   int n = std::max(bpe_.size(), added_.max_id() + 1);
   token_bytes_.assign((size_t)n, std::string());
   special_.assign((size_t)n, 0);

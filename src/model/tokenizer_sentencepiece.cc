@@ -1,6 +1,7 @@
 #include "model/tokenizer_sentencepiece.h"
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace bwla {
 
@@ -72,8 +73,12 @@ void SentencePieceBpeTokenizer::parse_decoder(const json& d) {
     BWLA_CHECK(content.size() == 1, "'{}': decoder Strip with content '{}' is unsupported", file_,
                content);
     strip_char_ = content[0];
-    strip_ = d.value("start", 0);
-    int stop = d.value("stop", 0);
+    auto int_field = [&](const char* key) {
+      auto f = d.find(key);
+      return f == d.end() ? 0 : json_int(*f, fmt::format("'{}': decoder Strip.{}", file_, key));
+    };
+    strip_ = int_field("start");
+    int stop = int_field("stop");
     BWLA_CHECK(stop == 0, "'{}': decoder Strip with stop = {} is unsupported", file_, stop);
   } else if (type == "Metaspace") {
     std::string rep = d.value("replacement", std::string(kSpace));

@@ -24,6 +24,7 @@
 #include "model/quant_model.h"
 #include "model/tokenizer.h"
 #include "pipeline/linear_quantizer.h"
+#include "pipeline/resume.h"
 #include "quant/xtx.h"
 
 namespace bwla {
@@ -168,21 +169,15 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   // Resumable state: OUT.partial/state.json must match these settings and
   // the content of what they read (fingerprints of the checkpoint and the
   // calibration file), not only their paths.
-  json settings = opt.to_json();
-  settings["model"] = fs::absolute(model_dir).string();
+  const json settings = resume_settings(opt, model_dir);
   json state = settings;
   state["inputs"] = {{"checkpoint", checkpoint_fingerprint(model_dir)}};
   if (!is_random_token_calibration(opt.calib))
     state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt.calib));
   if (fs::exists(partial)) {
-    bool same = false;
-    try {
-      same = load_json_file(partial + "/state.json") == state;
-    } catch (const Error&) {
-    }
-    if (!same || !opt.resume) {
-      log_info("quantize: discarding '{}' ({})", partial,
-               opt.resume ? "its settings or inputs differ" : "--no-resume");
+    const ResumeCheck rc = check_resume_state(partial, state);
+    if (!rc.resumable || !opt.resume) {
+      log_info("quantize: discarding '{}' ({})", partial, opt.resume ? rc.why : "--no-resume");
       remove_owned_dir(partial);
     }
   }
@@ -222,7 +217,7 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     if (have) {
       TensorStore st(ldir);
       model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
-      lrep = load_json_file(ldir + "/report.json");
+      lrep = load_layer_report(ldir);
       lrep["resumed"] = true;
       for_chunks([&](long row0, int ns) {
         layer_forward(c, *model->rope, model->layers[l], l, x.data() + row0 * H, ns, L, nullptr, nullptr);
