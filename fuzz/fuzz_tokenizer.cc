@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "fuzz_common.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 

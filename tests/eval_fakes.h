@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "model/lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::test {
 

@@ -33,7 +33,7 @@
 #include "model/forward.h"
 #include "model/packed_linear.h"
 #include "model/packed_model.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "pipeline/quantize.h"
 #include "packed_testing.h"
 #include "shared_data.h"

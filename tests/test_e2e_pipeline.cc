@@ -12,7 +12,7 @@
 #include "model/fake_quant_linear.h"
 #include "model/forward.h"
 #include "model/random_checkpoint.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "model/ops.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/quantize.h"

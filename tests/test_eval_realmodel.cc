@@ -11,7 +11,7 @@
 #include "eval/zeroshot.h"
 #include "model/model.h"
 #include "model/model_lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "shared_data.h"
 
 using namespace bwla;

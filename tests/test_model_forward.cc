@@ -12,7 +12,7 @@
 #include "model/ops.h"
 #include "model/random_checkpoint.h"
 #include "model/sampling.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "shared_data.h"
 #include "tmpdir.h"
 

@@ -8,7 +8,7 @@
 #include "io/json.h"
 #include "io/output_path.h"
 #include "model/model_lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::cli {
 

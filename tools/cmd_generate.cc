@@ -8,7 +8,7 @@
 #include "core/timer.h"
 #include "model/forward.h"
 #include "model/sampling.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::cli {
 

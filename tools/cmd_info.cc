@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/config.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::cli {
 

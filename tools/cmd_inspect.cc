@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "io/output_path.h"
 #include "diagnostics/inspect.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "pipeline/calibration.h"
 
 namespace bwla::cli {

@@ -9,7 +9,7 @@
 #include "eval/perplexity.h"
 #include "io/mmap.h"
 #include "model/model_lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::cli {
 

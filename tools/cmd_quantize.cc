@@ -7,7 +7,7 @@
 #include "eval/perplexity.h"
 #include "io/mmap.h"
 #include "model/config.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "pipeline/quantize.h"
 
 namespace bwla::cli {

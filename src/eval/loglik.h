@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "model/lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla {
 

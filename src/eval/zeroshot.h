@@ -19,7 +19,7 @@
 #include "eval/tasks.h"
 #include "io/json.h"
 #include "model/lm.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla {
 

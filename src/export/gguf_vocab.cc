@@ -8,7 +8,7 @@
 #include "io/json.h"
 #include "io/mmap.h"
 #include "export/gguf_export.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla {
 

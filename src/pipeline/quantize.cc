@@ -22,7 +22,7 @@
 #include "model/forward.h"
 #include "model/ops.h"
 #include "model/quant_model.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/resume.h"
 #include "quant/xtx.h"

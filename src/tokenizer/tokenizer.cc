@@ -1,7 +1,7 @@
 // Tokenizer factory: reads tokenizer.json, picks the BPE flavour from its
 // model / pre_tokenizer / decoder, and sets BOS/EOS from the post_processor
 // and (for load_dir) the side config files.
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <filesystem>
 #include <optional>
@@ -10,8 +10,8 @@
 #include "core/log.h"
 #include "io/json.h"
 #include "io/json.h"
-#include "model/tokenizer_bytelevel.h"
-#include "model/tokenizer_sentencepiece.h"
+#include "tokenizer/tokenizer_bytelevel.h"
+#include "tokenizer/tokenizer_sentencepiece.h"
 
 namespace bwla {
 

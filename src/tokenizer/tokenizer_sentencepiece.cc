@@ -1,4 +1,4 @@
-#include "model/tokenizer_sentencepiece.h"
+#include "tokenizer/tokenizer_sentencepiece.h"
 
 #include "core/error.h"
 #include "io/json.h"

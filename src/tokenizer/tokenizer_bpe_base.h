@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "io/json.h"
-#include "model/bpe_merges.h"
-#include "model/tokenizer.h"
-#include "model/tokenizer_added.h"
-#include "model/tokenizer_pretokenize.h"
+#include "tokenizer/bpe_merges.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_added.h"
+#include "tokenizer/tokenizer_pretokenize.h"
 
 namespace bwla {
 

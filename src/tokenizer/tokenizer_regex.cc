@@ -1,5 +1,5 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "model/tokenizer_regex.h"
+#include "tokenizer/tokenizer_regex.h"
 
 #include <pcre2.h>
 

@@ -1,4 +1,4 @@
-#include "model/tokenizer_added.h"
+#include "tokenizer/tokenizer_added.h"
 
 #include <algorithm>
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/tokenizer_bpe_base.h"
+#include "tokenizer/tokenizer_bpe_base.h"
 
 namespace bwla {
 

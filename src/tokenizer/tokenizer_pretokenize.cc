@@ -1,4 +1,4 @@
-#include "model/tokenizer_pretokenize.h"
+#include "tokenizer/tokenizer_pretokenize.h"
 
 #include <algorithm>
 

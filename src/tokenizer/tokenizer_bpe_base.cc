@@ -1,4 +1,4 @@
-#include "model/tokenizer_bpe_base.h"
+#include "tokenizer/tokenizer_bpe_base.h"
 
 #include <algorithm>
 

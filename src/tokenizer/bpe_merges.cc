@@ -1,4 +1,4 @@
-#include "model/bpe_merges.h"
+#include "tokenizer/bpe_merges.h"
 
 #include <algorithm>
 #include <queue>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "io/json.h"
-#include "model/tokenizer_regex.h"
+#include "tokenizer/tokenizer_regex.h"
 
 namespace bwla {
 

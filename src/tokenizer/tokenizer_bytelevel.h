@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/tokenizer_bpe_base.h"
+#include "tokenizer/tokenizer_bpe_base.h"
 
 namespace bwla {
 

@@ -1,4 +1,4 @@
-#include "model/tokenizer_bytelevel.h"
+#include "tokenizer/tokenizer_bytelevel.h"
 
 #include <array>
 

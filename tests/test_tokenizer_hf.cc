@@ -13,8 +13,8 @@
 
 #include "core/error.h"
 #include "io/json.h"
-#include "model/tokenizer.h"
-#include "model/tokenizer_bpe_base.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_bpe_base.h"
 #include "shared_data.h"
 
 namespace bwla {
