@@ -105,6 +105,14 @@ void ensure_parent(const fs::path& p, const std::string& out, const std::string&
                ec.message());
 }
 
+// Probes that the directory to hold `rout` is writable now, not after hours of work.
+void check_parent_writable(const fs::path& rout, const std::string& out, const std::string& option) {
+  const fs::path parent = rout.parent_path();
+  if (::access(parent.c_str(), W_OK) != 0)
+    fail("{} '{}': the directory '{}' is not writable: {}", option, out, parent.string(),
+         std::strerror(errno));
+}
+
 void write_marker(const fs::path& dir, const std::string& command) {
   nlohmann::json m = {{"written_by", "bwla"}, {"command", command}};
   write_text_file_atomic((dir / kOutputMarker).string(), m.dump() + "\n");
@@ -147,11 +155,7 @@ void check_output_dir(const std::string& out, const std::vector<std::string>& in
   } else {
     ensure_parent(rout, out, option);
   }
-  // Probe that the parent is writable now, not after hours of work.
-  fs::path parent = rout.parent_path();
-  if (::access(parent.c_str(), W_OK) != 0)
-    fail("{} '{}': the directory '{}' is not writable: {}", option, out, parent.string(),
-         std::strerror(errno));
+  check_parent_writable(rout, out, option);
 }
 
 void check_output_file(const std::string& out, const std::vector<std::string>& inputs,
@@ -170,10 +174,7 @@ void check_output_file(const std::string& out, const std::vector<std::string>& i
   } else {
     ensure_parent(rout, out, option);
   }
-  fs::path parent = rout.parent_path();
-  if (::access(parent.c_str(), W_OK) != 0)
-    fail("{} '{}': the directory '{}' is not writable: {}", option, out, parent.string(),
-         std::strerror(errno));
+  check_parent_writable(rout, out, option);
 }
 
 void check_work_dir(const std::string& dir, const std::string& option) {

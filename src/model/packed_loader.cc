@@ -213,8 +213,6 @@ void load_packed_layers(Model& m) {
              "scale dtype)",
              file, psp_dtype);
   const int max_planes = (int)json_int(q, "max_planes", 0, 0, kPackedMaxPlanesLimit, where);
-  const std::string transform = json_string(q, "transform", "", where);
-  const bool psp = json_bool(q, "psp", false, where);
   const TensorStore& st = *m.store;
   const ModelConfig& c = m.cfg;
   {
@@ -231,16 +229,7 @@ void load_packed_layers(Model& m) {
     for (int id = 0; id < kNumLinears; ++id) {
       const std::string p = linear_tensor_prefix(l, id);
       if (st.has(p + ".qweight")) {
-        const std::string want_t = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : "";
-        BWLA_CHECK(want_t.empty() || st.has(p + want_t),
-                   "'{}': quantization_config.transform is '{}' but '{}' is missing", file,
-                   transform, p + want_t);
-        BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
-                   "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
-        BWLA_CHECK(!psp || st.has(p + ".psp_a"),
-                   "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
-        BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
-                   "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
+        check_promised_tensors(st, q, p, file);
         const TensorView& a = st.get(p + ".alpha");
         BWLA_CHECK(scale_dtype.empty() || scale_dtype == dtype_name(a.dtype),
                    "'{}': quantization_config.scale_dtype is '{}' but '{}' is {}", file,

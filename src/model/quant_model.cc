@@ -145,26 +145,32 @@ void load_quantized_layers(Model& m) {
              "'{}': quantization_config.abits {} must be 4, 6, 8 or 16", file, abits);
   // What the config says was stored must be there for every quantized linear
   // (a lost or renamed tensor would otherwise load a different model).
-  const std::string transform = json_string(q, "transform", "", where);
-  const bool psp = json_bool(q, "psp", false, where);
   const TensorStore& st = *m.store;
   for (int l = 0; l < m.cfg.n_layers; ++l) {
     for (int id = 0; id < kNumLinears; ++id) {
       const std::string p = linear_tensor_prefix(l, id);
       if (!st.has(p + ".act_clip")) continue;  // left in full precision
-      const char* want = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : nullptr;
-      BWLA_CHECK(!want || st.has(p + want),
-                 "'{}': quantization_config.transform is '{}' but '{}' is missing", file,
-                 transform, p + want);
-      BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
-                 "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
-      BWLA_CHECK(!psp || st.has(p + ".psp_a"),
-                 "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
-      BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
-                 "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
+      check_promised_tensors(st, q, p, file);
     }
     m.layers[l] = load_quantized_layer(st, m.cfg, l, abits);
   }
+}
+
+void check_promised_tensors(const TensorStore& st, const json& q, const std::string& p,
+                            const std::string& file) {
+  const std::string where = file + ", quantization_config";
+  const std::string transform = json_string(q, "transform", "", where);
+  const bool psp = json_bool(q, "psp", false, where);
+  const char* want = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : nullptr;
+  BWLA_CHECK(!want || st.has(p + want),
+             "'{}': quantization_config.transform is '{}' but '{}' is missing", file, transform,
+             p + (want ? want : ""));
+  BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
+             "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
+  BWLA_CHECK(!psp || st.has(p + ".psp_a"),
+             "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
+  BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
+             "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
 }
 
 void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string& src_dir,

@@ -37,4 +37,10 @@ void add_layer_tensors(class SafeTensorsWriter& w, const Model& m, int layer);
 // Rebuilds layer l from a store holding add_layer_tensors' output.
 LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits);
 
+// Throws unless the tensors that quantization_config promises for the
+// quantized linear with prefix `p` are stored: its transform's factors
+// (`transform`: okt, hadamard; none means neither) and the PSP branch (`psp`).
+void check_promised_tensors(const TensorStore& st, const json& q, const std::string& p,
+                            const std::string& file);
+
 }  // namespace bwla
