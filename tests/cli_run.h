@@ -38,6 +38,12 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// Exit status, signal and both streams, for test failure messages.
+inline std::string describe(const RunResult& r) {
+  return "exit " + std::to_string(r.code) + (r.exited ? "" : " signal " + std::to_string(r.signal)) +
+         "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
+}
+
 // Runs `bwla ARGS...` with stdout and stderr redirected to separate files.
 inline RunResult run_bwla(const std::vector<std::string>& args) {
   static TempDir capture;

@@ -21,6 +21,7 @@ namespace {
 using bwla::json;
 using bwla::test::shared_path;
 using bwla::test::TempDir;
+using bwla::test::describe;
 using bwla::test::RunResult;
 using bwla::test::run_bwla;
 using bwla::test::shell_quote;
@@ -30,10 +31,6 @@ const char* kModel = "models/stories260K-hf";
 const char* kWiki = "data/wikitext-2-raw/wiki.test.raw";
 
 
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + (r.exited ? "" : " signal " + std::to_string(r.signal)) +
-         "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
-}
 
 // Parses stdout as exactly one JSON object (fails the test otherwise).
 json parse_stdout(const RunResult& r) {

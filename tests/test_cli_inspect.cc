@@ -23,12 +23,10 @@ using bwla::test::shared_path;
 const char* kModel = "models/stories260K-hf";
 
 using CliRun = bwla::test::RunResult;
+using bwla::test::describe;
 using bwla::test::run_bwla;
 using bwla::test::slurp;
 
-std::string describe(const CliRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
-}
 
 std::vector<std::string> base_args(const std::string& linear) {
   return {"inspect", shared_path(kModel), "--layer", "1", "--linear", linear, "--shared",

@@ -16,15 +16,13 @@
 namespace {
 
 using bwla::json;
+using bwla::test::describe;
 using bwla::test::RunResult;
 using bwla::test::run_bwla;
 using bwla::test::shared_path;
 using bwla::test::slurp;
 using bwla::test::TempDir;
 
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
-}
 
 TEST(MixText8m, PerplexityMatchesTheTrainingCodesGoldenValue) {
   BWLA_REQUIRE_SHARED("models/mixtext-8m");

@@ -20,6 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using bwla::json;
+using bwla::test::describe;
 using bwla::test::RunResult;
 using bwla::test::run_bwla;
 using bwla::test::shared_path;
@@ -29,10 +30,6 @@ using bwla::test::TempDir;
 const char* kModel = "models/stories260K-hf";
 const char* kWiki = "data/wikitext-2-raw/wiki.test.raw";
 
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + (r.exited ? "" : " signal " + std::to_string(r.signal)) +
-         "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
-}
 bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 void expect_clean_error(const RunResult& r, const std::string& needle) {
   EXPECT_TRUE(r.exited) << "killed by a signal\n" << describe(r);
@@ -71,6 +68,15 @@ class Reliability : public ::testing::Test {
     json c = json::parse(slurp(dir + "/config.json"));
     f(c);
     put(dir + "/config.json", c.dump(2));
+  }
+  // BWLA W1A6 in the layout pack stores (one plane), then packed.
+  void quantize_and_pack(const std::string& q, const std::string& p, const char* scale_dtype) {
+    auto qa = quantize_args(q, "bwla");
+    qa.push_back("--no-groups");
+    RunResult r = run_bwla(qa);
+    ASSERT_EQ(r.code, 0) << describe(r);
+    r = run_bwla({"pack", q, "-o", p, "-q", "--scale-dtype", scale_dtype});
+    ASSERT_EQ(r.code, 0) << describe(r);
   }
   std::string copy_model(const std::string& name) {
     fs::copy(model, td.file(name), fs::copy_options::recursive);
@@ -205,12 +211,8 @@ TEST_F(Reliability, TensorsTheConfigDoesNotUseAreAnError) {
 }
 
 TEST_F(Reliability, ACorruptedTensorNameIsAnErrorInBothFormats) {
-  const std::string q = td.file("q");
-  auto qa = quantize_args(q, "bwla");
-  qa.push_back("--no-groups");  // the layout pack stores
-  ASSERT_EQ(run_bwla(qa).code, 0);
-  const std::string p = td.file("p");
-  ASSERT_EQ(run_bwla({"pack", q, "-o", p, "-q", "--scale-dtype", "f32"}).code, 0);
+  const std::string q = td.file("q"), p = td.file("p");
+  ASSERT_NO_FATAL_FAILURE(quantize_and_pack(q, p, "f32"));
   const std::vector<std::pair<std::string, std::string>> flips = {
       {"layers.0.self_attn.q_proj.okt_r2", "layers.0.self_attn.q_proj.okt_s2"},
       {"layers.0.self_attn.q_proj.okt_r1", "layers.0.self_attn.q_proj.okt_s1"},
@@ -244,12 +246,8 @@ void poison_first_float(const std::string& file, const std::string& tensor) {
 }
 
 TEST_F(Reliability, NonFiniteFactorsAndConfigValuesAreRefused) {
-  const std::string q = td.file("q");
-  auto qa = quantize_args(q, "bwla");
-  qa.push_back("--no-groups");  // the layout pack stores
-  ASSERT_EQ(run_bwla(qa).code, 0);
-  const std::string p = td.file("p");
-  ASSERT_EQ(run_bwla({"pack", q, "-o", p, "-q", "--scale-dtype", "f32"}).code, 0);
+  const std::string q = td.file("q"), p = td.file("p");
+  ASSERT_NO_FATAL_FAILURE(quantize_and_pack(q, p, "f32"));
   for (const std::string& t : {std::string("model.layers.1.mlp.up_proj.psp_a"),
                                std::string("model.layers.1.mlp.up_proj.okt_r1")}) {
     for (const std::string& dir : {q, p}) {
@@ -265,12 +263,8 @@ TEST_F(Reliability, NonFiniteFactorsAndConfigValuesAreRefused) {
 }
 
 TEST_F(Reliability, PackedConfigFieldsMustMatchTheTensors) {
-  const std::string q = td.file("q");
-  auto qa = quantize_args(q, "bwla");
-  qa.push_back("--no-groups");  // the layout pack stores
-  ASSERT_EQ(run_bwla(qa).code, 0);
-  const std::string p = td.file("p");
-  ASSERT_EQ(run_bwla({"pack", q, "-o", p, "-q"}).code, 0);
+  const std::string q = td.file("q"), p = td.file("p");
+  ASSERT_NO_FATAL_FAILURE(quantize_and_pack(q, p, "f16"));
   const std::vector<std::pair<std::string, json>> bad = {
       {"weight_layout", "bitplanes-u32be"}, {"scale_dtype", "F32"}, {"head_dtype", "Q8"},
       {"psp_dtype", "I8"},                  {"max_planes", 2},      {"format_version", "3"},

@@ -138,43 +138,45 @@ bool is_bwla_output_dir(const std::string& dir) {
   return has_marker(dir) || is_legacy_quantized(dir) || is_legacy_partial(dir);
 }
 
-void check_output_dir(const std::string& out, const std::vector<std::string>& inputs,
-                      const std::string& option) {
+namespace {
+// The checks every output path gets; `existing` judges what is already there.
+void check_output_path(const std::string& out, const std::vector<std::string>& inputs,
+                       const std::string& option,
+                       const std::function<void(const fs::file_status&)>& existing) {
   check_path_syntax(out, option);
   const fs::path rout = resolved(out, option);
   check_not_input(out, rout, inputs, option);
   std::error_code ec;
   const auto st = fs::status(out, ec);
-  if (fs::exists(st)) {
+  if (fs::exists(st))
+    existing(st);
+  else
+    ensure_parent(rout, out, option);
+  check_parent_writable(rout, out, option);
+}
+}  // namespace
+
+void check_output_dir(const std::string& out, const std::vector<std::string>& inputs,
+                      const std::string& option) {
+  check_output_path(out, inputs, option, [&](const fs::file_status& st) {
     if (!fs::is_directory(st))
       fail("{} '{}' exists and is not a directory; bwla will not replace it", option, out);
     if (!is_empty_dir(out) && !is_bwla_output_dir(out))
       fail("{} '{}' is a non-empty directory that bwla did not write; bwla replaces only its own "
            "outputs (remove it yourself or choose another path)",
            option, out);
-  } else {
-    ensure_parent(rout, out, option);
-  }
-  check_parent_writable(rout, out, option);
+  });
 }
 
 void check_output_file(const std::string& out, const std::vector<std::string>& inputs,
                        const std::string& option, const OwnedFileTest& ours) {
-  check_path_syntax(out, option);
-  const fs::path rout = resolved(out, option);
-  check_not_input(out, rout, inputs, option);
-  std::error_code ec;
-  const auto st = fs::status(out, ec);
-  if (fs::exists(st)) {
+  check_output_path(out, inputs, option, [&](const fs::file_status& st) {
     if (fs::is_directory(st)) fail("{} '{}' is a directory; give a file path", option, out);
     if (!fs::is_regular_file(st) || !ours(out))
       fail("{} '{}' exists and was not written by bwla; bwla will not replace it (remove it "
            "yourself or choose another path)",
            option, out);
-  } else {
-    ensure_parent(rout, out, option);
-  }
-  check_parent_writable(rout, out, option);
+  });
 }
 
 void check_work_dir(const std::string& dir, const std::string& option) {
