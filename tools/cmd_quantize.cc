@@ -50,6 +50,9 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--block-size", o.wq.block_size, "GPTQ/BiLLM/ARB block size");
   sub->add_flag("--no-groups", no_groups, "arb* and bwla: no column-group bitmaps (1 bit plane per weight)");
   sub->add_option("--arb-iters", o.wq.arb_iters, "ARB refinement iterations");
+  sub->add_option("--sign-refine", o.wq.sign_refine,
+                  "one-plane layouts: rounds of output-aware sign flips + scale refit (0 = off)")
+      ->check(CLI::Range(0, 100));
   sub->add_option("--damp", o.wq.damp, "GPTQ damping (fraction of mean diag)");
   sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
   sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext, a file, or random-tokens (timing runs without a tokenizer)");

@@ -75,6 +75,7 @@ json QuantizeOptions::to_json() const {
                            {"block_size", wq.block_size}, {"damp", wq.damp},
                            {"arb_iters", wq.arb_iters}, {"groups", wq.groups},
                            {"salient_max", wq.salient_max}};
+  if (wq.sign_refine > 0) j["weight_quantizer"]["sign_refine"] = wq.sign_refine;
   if (effective_transform() == "okt")
     j["okt"] = {{"iters", okt.iters}, {"kappa", okt.kappa},
                 {"mstep", okt.mstep == OktOptions::MStep::Procrustes ? "procrustes" : "cayley"},

@@ -12,6 +12,7 @@
 #include "quant/binarize.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
+#include "quant/sign_refine.h"
 
 namespace bwla {
 
@@ -73,6 +74,12 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
   BWLA_CHECK(opt.block_size >= 1, "{}: block_size must be >= 1, got {}", ctx, opt.block_size);
   BWLA_CHECK(opt.arb_iters >= 0 && opt.salient_max >= 0, "{}: arb_iters/salient_max must be >= 0",
              ctx);
+  BWLA_CHECK(opt.sign_refine >= 0, "{}: sign_refine must be >= 0, got {}", ctx, opt.sign_refine);
+  if (opt.sign_refine > 0)
+    BWLA_CHECK(((m == "arb" || m == "arb-x") && !opt.groups) || (m == "gptq" && opt.wbits == 1),
+               "{}: sign refinement needs a one-plane layout (arb or arb-x without column "
+               "groups, or gptq 1-bit), not method '{}'{}",
+               ctx, m, opt.groups && (m == "arb" || m == "arb-x") ? " with column groups" : "");
   if (weight_method_needs_xtx(m))
     BWLA_CHECK(xtx != nullptr, "{}: method '{}' needs calibration statistics XᵀX", ctx, m);
   if (xtx) {
@@ -97,16 +104,23 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
   } else {
     const bool use_h = xtx != nullptr;
     PreparedHessian local;
-    const bool cached = hessian_cache && hessian_cache->u.rows() == in;
+    const bool want_h = opt.sign_refine > 0;
+    const bool cached = hessian_cache && hessian_cache->u.rows() == in &&
+                        (!want_h || hessian_cache->h.rows() == in);
     if (!cached)
-      local = use_h ? prepare_hessian(*xtx, n_tokens, opt.damp, false, ctx)
-                    : identity_hessian((int)in, false);
+      local = use_h ? prepare_hessian(*xtx, n_tokens, opt.damp, want_h, ctx)
+                    : identity_hessian((int)in, want_h);
     if (hessian_cache && !cached) *hessian_cache = local;
     const PreparedHessian& hp = cached ? *hessian_cache : local;
     if (m == "gptq") {
       r.w_hat = gptq_quantize(w, hp, opt.wbits, opt.wbits == 1 ? 0 : opt.group_size,
                               opt.block_size);
       if (opt.wbits == 1) {
+        if (opt.sign_refine > 0) {  // one α, μ per row: whole-row blocks
+          const SignRefineStats sr = refine_signs(w, r.w_hat, hp.h, 0, opt.sign_refine);
+          r.summary += fmt::format(" sign-refine {:.4g} -> {:.4g} ({} flips)", sr.f_before,
+                                   sr.f_after, sr.flips);
+        }
         r.storage_bits = nw + 32.0 * out;
       } else {
         const long ng = opt.group_size > 0 ? (in + opt.group_size - 1) / opt.group_size : 1;
@@ -129,6 +143,11 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
       r.summary = fmt::format(" salient cols/block {:.1f}", st.blocks ? (double)st.salient_cols / st.blocks : 0.0);
       if (cfg.refine == BinRefine::ArbX)
         r.summary += fmt::format(" x-refit kept {}/{} rows", st.xrefit_kept, st.xrefit_rows);
+      if (opt.sign_refine > 0) {
+        const SignRefineStats sr = refine_signs(w, r.w_hat, hp.h, opt.block_size, opt.sign_refine);
+        r.summary += fmt::format(" sign-refine {:.4g} -> {:.4g} ({} flips)", sr.f_before,
+                                 sr.f_after, sr.flips);
+      }
     }
     if (hp.retries) r.summary += fmt::format(" damping raised to {:.3g}", hp.lambda);
     if (!use_h) r.summary += " (no XᵀX: H = I)";

@@ -50,6 +50,9 @@ struct WeightQuantOptions {
   int arb_iters = 15;
   int salient_max = 16;   // max salient columns per block (billm/arb* with groups)
   bool groups = true;     // arb*: BiLLM column-group bitmaps
+  // arb / arb-x / gptq-1 one-plane (groups off): rounds of output-aware sign
+  // flips + scale refit after the sweep (sign_refine.h); 0 = off. Needs XᵀX.
+  int sign_refine = 0;
   uint64_t seed = 0;      // reserved for randomized methods
   std::string layer;      // name for messages
 };
