@@ -305,7 +305,14 @@ TEST(CliQuantize, RankTooLargeIsRejectedBeforeAnyWork) {
   EXPECT_FALSE(std::filesystem::exists(out));
   EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
   RunResult g = run_bwla({"quantize", shared_path(kModel), "--method", "arb-x", "--groups", "-o", out});
-  EXPECT_NE(g.code, 0) << "unknown flag must fail\n" << describe(g);
+  EXPECT_NE(g.code, 0) << "--groups is bwla's switch\n" << describe(g);
+  EXPECT_TRUE(contains(g.err, "--groups applies to --method bwla")) << describe(g);
+  g = run_bwla({"quantize", shared_path(kModel), "--method", "bwla", "--groups", "--no-groups", "-o", out});
+  EXPECT_NE(g.code, 0) << describe(g);
+  g = run_bwla({"quantize", shared_path(kModel), "--method", "bwla", "--no-psp", "--rank", "2", "-o", out});
+  EXPECT_NE(g.code, 0) << describe(g);
+  EXPECT_TRUE(contains(g.err, "--no-psp contradicts")) << describe(g);
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 // ---------------------------------------------------------------- --help

@@ -80,7 +80,7 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
   BWLA_REQUIRE_SHARED("data/wikitext-2-raw/wiki.test.raw");
   TempDir td;
   const std::string m = shared_path("models/TinyStories-656K");
-  RunResult r = run_bwla({"quantize", m, "--method", "bwla", "--no-groups", "--abits", "6",
+  RunResult r = run_bwla({"quantize", m, "--method", "bwla", "--abits", "6",
                           "--nsamples", "2", "--seqlen", "64", "--shared", bwla::test::shared_dir(),
                           "-t", "1", "-q", "-o", td.file("q")});
   ASSERT_EQ(r.code, 0) << describe(r);
@@ -97,5 +97,60 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
   r = run_bwla({"export-gguf", m, "-o", td.file("t.gguf"), "-q"});
   EXPECT_EQ(r.code, 0) << describe(r);
 }
+
+// The default path on every real model: `bwla quantize` with its defaults
+// (BWLA W1A6, one sign plane) -> `bwla pack` with its defaults -> the packed
+// model scores like the fake-quant one. Tolerance: packing rounds α, μ to
+// fp16 and the head/embeddings to fp16 (the fake-quant model keeps fp32), so
+// the packed model is a slightly different model; KL(fake-quant ‖ packed)
+// stays below 2 % of KL(FP32 ‖ fake-quant), and the two PPLs within 3 %.
+class DefaultPath : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
+  const std::string name = GetParam();
+  BWLA_REQUIRE_SHARED("models/" + name);
+  BWLA_REQUIRE_SHARED("data/c4/c4_sample.jsonl");
+  BWLA_REQUIRE_SHARED("data/wikitext-2-raw/wiki.test.raw");
+  TempDir td;
+  const std::string m = shared_path("models/" + name);
+  RunResult r = run_bwla({"quantize", m, "-o", td.file("q"), "--nsamples", "4", "--seqlen", "128",
+                          "--shared", bwla::test::shared_dir(), "-t", "2", "-q", "--json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json q = json::parse(r.out);
+  const json cfg = json::parse(slurp(td.file("q/config.json")))["quantization_config"];
+  EXPECT_EQ(cfg["abits"], 6);
+  EXPECT_EQ(cfg["weight_quantizer"]["groups"], false) << cfg.dump();
+  r = run_bwla({"pack", td.file("q"), "-o", td.file("p"), "-q", "--json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json p = json::parse(r.out);
+  EXPECT_EQ(p["max_planes_used"], 1) << p.dump();
+  // The packed file matches quantize's own estimate (fp16 scales count 16 bits
+  // there too) up to the padding of rows to 64-bit words (stories260K's
+  // down_proj: 172 columns stored in 192 bits).
+  EXPECT_NEAR(p["bits_per_weight"].get<double>() / q["bits_per_weight"].get<double>(), 1.0, 0.02)
+      << p.dump() << "\n" << q.dump();
+  const std::string data = shared_path("data/wikitext-2-raw/wiki.test.raw");
+  auto kld = [&](const std::string& dir, const std::string& base) {
+    RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data", data, "--ctx", "128",
+                            "--max-windows", "6", "-t", "2", "--json", "-q"});
+    EXPECT_EQ(k.code, 0) << describe(k);
+    return k.code == 0 ? json::parse(k.out) : json();
+  };
+  const json fq = kld(td.file("q"), m), pk = kld(td.file("p"), td.file("q"));
+  ASSERT_FALSE(fq.is_null() || pk.is_null());
+  EXPECT_GT(fq["mean_kld"].get<double>(), 0.01);  // the quantized model is not the FP one
+  EXPECT_LT(pk["mean_kld"].get<double>(), 0.02 * fq["mean_kld"].get<double>())
+      << "packed vs fake-quant " << pk.dump() << "\nfake-quant vs FP32 " << fq.dump();
+  EXPECT_NEAR(pk["ppl"].get<double>() / pk["ppl_base"].get<double>(), 1.0, 0.03) << pk.dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(RealModels, DefaultPath,
+                         ::testing::Values("stories260K-hf", "TinyStories-656K", "mixtext-8m"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (!isalnum((unsigned char)c)) c = '_';
+                           return n;
+                         });
 
 }  // namespace

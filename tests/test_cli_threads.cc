@@ -46,8 +46,9 @@ TEST(Threads, QuantizedBytesDoNotDependOnThreadCount) {
   BWLA_REQUIRE_SHARED(kModel);
   bwla::test::TempDir td;
   const Method methods[] = {
-      {"bwla", {"--method", "bwla"}, {2, 3}},
-      {"bwla-no-groups", {"--method", "bwla", "--no-groups"}, {2}},
+      {"bwla", {"--method", "bwla"}, {2, 3}},  // one plane + sign refinement
+      {"bwla-psp", {"--method", "bwla", "--psp"}, {2}},
+      {"bwla-groups", {"--method", "bwla", "--groups"}, {2}},
       {"gptq", {"--method", "gptq"}, {2}},
       {"arb-x", {"--method", "arb-x"}, {2}},
   };

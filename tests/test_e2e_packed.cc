@@ -60,7 +60,10 @@ QuantizeOptions opts(const std::string& method, int abits) {
   o.okt.iters = 4;
   o.psp_opt.iters = 2;
   if (method == "bwla") {
-    o.wq.groups = false;  // --no-groups: one bit plane per block
+    // The CLI's default for bwla: one sign plane, whole-row α, μ, sign refinement.
+    o.wq.groups = false;
+    o.wq.sign_refine = kBwlaOnePlaneSignRefine;
+    o.wq.block_size = kBwlaOnePlaneBlock;
     o.psp = true;         // as the CLI sets for bwla (rank max(1, 0.005·64) = 1)
   }
   return o;
@@ -247,13 +250,21 @@ TEST(PackedE2E, RtnSignW1A4) {
 TEST(PackedE2E, ArbXW1A8) {
   BWLA_REQUIRE_SHARED(kModel);
   check_config("arb-x", 8, /*groups=*/false);
-  // With its default column-group bitmaps arb-x has many values per block:
-  // a clear error naming the linear, not a wrong model.
+}
+
+TEST(PackedE2E, ArbXWithColumnGroupsPacksAsSeveralPlanes) {
+  BWLA_REQUIRE_SHARED(kModel);
+  // The column-group layout has up to 8 values per row block: it packs as
+  // thermometer / grid planes, with the same parity to fake quant.
+  check_config("arb-x", 8, /*groups=*/true);
+  // Capped at one plane it is a clear error naming the linear, not a wrong model.
   test::TempDir td;
   quantize_model(model_dir(), opts("arb-x", 8), td.file("fq"));
+  PackOptions po;
+  po.max_planes = 1;
   try {
-    pack_quantized_dir(td.file("fq"), td.file("p"));
-    ADD_FAILURE() << "arb-x with groups packed";
+    pack_quantized_dir(td.file("fq"), td.file("p"), po);
+    ADD_FAILURE() << "arb-x with groups packed in one plane";
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("distinct weight values"), std::string::npos) << m;

@@ -4,6 +4,7 @@
 
 #include "cli_common.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/timer.h"
 #include "model/packed_model.h"
 
@@ -40,6 +41,12 @@ Runner register_pack(CLI::App& app) {
     opt.scale_dtype = scale == "f32" ? DType::F32 : DType::F16;
     Timer t;
     PackReport r = pack_quantized_dir(dir, out, opt);
+    if (r.max_planes_used > 1)
+      log_warn("pack: {} stores {} bit planes per weight (column-group bitmaps or multi-bit "
+               "codes): {:.2f} bits per decoder weight as packed, against {:.2f} estimated by "
+               "quantize. bwla's one-plane default (--method bwla without --groups) packs in one "
+               "plane.",
+               dir, r.max_planes_used, r.bits_per_weight, r.fake_quant_bits_per_weight);
     json j = r.summary();
     j["model"] = dir;
     j["out"] = out;

@@ -18,20 +18,28 @@ Runner register_quantize(CLI::App& app) {
   static QuantizeOptions o;
   static bool no_fp_ppl = false;
   static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
-              no_resume = false, no_groups = false;
+              no_resume = false, no_groups = false, groups = false,
+              psp_on = false;
   static int ppl_ctx = 0;
   static long ppl_windows = 0;
   static Common common;
-  static CLI::Option *abits_opt, *rank_opt, *ratio_opt, *seqlen_opt;
+  static CLI::Option *abits_opt, *rank_opt, *ratio_opt, *seqlen_opt, *refine_opt, *block_opt;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--method", o.method,
                   fmt::format("method: {}", fmt::join(quantize_methods(), ", ")));
   sub->add_option("--wbits", o.wbits, "weight bits (1 for binarization)");
-  abits_opt = sub->add_option("--abits", o.abits, "activation bits: 4, 6, 8 or 16 (off)");
+  abits_opt = sub->add_option("--abits", o.abits,
+                              "activation bits: 4, 6, 8 or 16 (off); default 6 for bwla (W1A6), "
+                              "16 for the baselines");
   sub->add_option("--transform", o.transform, "input transform: auto, none, hadamard, okt");
   sub->add_flag("--no-okt", no_okt, "bwla: no OKT rotation");
-  sub->add_flag("--no-psp", no_psp, "bwla: no PSP low-rank branch");
+  auto* nopsp = sub->add_flag("--no-psp", no_psp,
+                              "bwla --groups: no PSP low-rank branch (the one-plane default has none)");
+  sub->add_flag("--psp", psp_on,
+                "bwla one-plane: add the PSP low-rank branch (on by default with --groups; "
+                "--rank/--rank-ratio also turn it on)")
+      ->excludes(nopsp);
   sub->add_flag("--no-act-quant", no_act_quant, "keep activations in fp32 (same as --abits 16)");
   sub->add_option("--binarizer", o.binarizer, "bwla: weight quantizer on rotated weights");
   rank_opt = sub->add_option("--rank", o.psp_opt.rank, "bwla: fixed PSP rank (overrides --rank-ratio)");
@@ -47,12 +55,20 @@ Runner register_quantize(CLI::App& app) {
   sub->add_flag("--hadamard-init", o.okt.hadamard_init, "bwla: start OKT from Hadamard");
   sub->add_option("--act-aware", o.okt.act_weight, "bwla: weight of OKT's activation term (0 = off)");
   sub->add_option("--group-size", o.wq.group_size, "rtn/gptq n-bit group size (0 = per row)");
-  sub->add_option("--block-size", o.wq.block_size, "GPTQ/BiLLM/ARB block size");
-  sub->add_flag("--no-groups", no_groups, "arb* and bwla: no column-group bitmaps (1 bit plane per weight)");
+  block_opt = sub->add_option("--block-size", o.wq.block_size,
+                              "GPTQ/BiLLM/ARB sweep block; one-plane arb*: also the columns per "
+                              "α, μ (default 128; bwla one-plane: whole rows)");
+  auto* ng = sub->add_flag("--no-groups", no_groups,
+                           "arb*: no column-group bitmaps (1 bit plane per weight; bwla's default)");
+  sub->add_flag("--groups", groups,
+                "bwla: BiLLM column-group bitmaps (about 3 honest bits per weight; packs as bit "
+                "planes) instead of the default one sign plane")
+      ->excludes(ng);
   sub->add_option("--arb-iters", o.wq.arb_iters, "ARB refinement iterations");
-  sub->add_option("--sign-refine", o.wq.sign_refine,
-                  "one-plane layouts: rounds of output-aware sign flips + scale refit (0 = off)")
-      ->check(CLI::Range(0, 100));
+  refine_opt = sub->add_option("--sign-refine", o.wq.sign_refine,
+                               "one-plane layouts: rounds of output-aware sign flips + scale "
+                               "refit (0 = off; default 2 for bwla one-plane)")
+                   ->check(CLI::Range(0, 100));
   sub->add_option("--damp", o.wq.damp, "GPTQ damping (fraction of mean diag)");
   sub->add_flag("--no-clip-search", no_clip, "activation clip ratio fixed at 1");
   sub->add_option("--calib", o.calib.source, "calibration: c4, wikitext, a file, or random-tokens (timing runs without a tokenizer)");
@@ -74,6 +90,7 @@ Runner register_quantize(CLI::App& app) {
   add_common(sub, common);
   return [] {
     apply_common(common);
+    if (o.method == "bwla" && !abits_opt->count() && !no_act_quant) o.abits = 6;
     if (no_act_quant) {
       BWLA_CHECK(o.abits == 16 || !abits_opt->count(), "--no-act-quant contradicts --abits {}", o.abits);
       o.abits = 16;
@@ -84,11 +101,28 @@ Runner register_quantize(CLI::App& app) {
     o.okt.mstep = mstep == "cayley" ? OktOptions::MStep::Cayley : OktOptions::MStep::Procrustes;
     BWLA_CHECK(prox == "truncated" || prox == "soft", "--prox must be truncated or soft");
     o.psp_opt.prox = prox == "soft" ? PspOptions::Prox::SoftThreshold : PspOptions::Prox::Truncated;
-    o.psp = o.method == "bwla" && !no_psp;
-    BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
+    BWLA_CHECK(!((no_psp || psp_on) && o.method != "bwla"),
+               "--psp / --no-psp only apply to --method bwla");
     // Column-group bitmaps on by default for every arb* binarizer, bwla's included
     // (measured: docs/RESULTS.md ablation); --no-groups gives the ~1-bit storage layout.
-    o.wq.groups = !no_groups;
+    // bwla's default is the one-sign-plane layout that `pack` stores at ~1.1
+    // bits (docs/RESULTS.md, "one-plane BWLA"): whole-row α, μ, sign
+    // refinement on. The other arb* methods keep the papers' column groups.
+    BWLA_CHECK(!groups || o.method == "bwla",
+               "--groups applies to --method bwla (arb* methods use column groups by default)");
+    o.wq.groups = o.method == "bwla" ? groups : !no_groups;
+    // PSP: on for the grouped layout (the paper's setup); off for the one-plane
+    // default, where rank 0.005·width cost 0.1 bits/weight for no measured
+    // gain (docs/RESULTS.md), unless asked for.
+    const bool rank_given = rank_opt->count() || ratio_opt->count();
+    o.psp = o.method == "bwla" && !no_psp && (o.wq.groups || psp_on || rank_given);
+    BWLA_CHECK(!(no_psp && rank_given), "--no-psp contradicts --rank / --rank-ratio");
+    if (o.method == "bwla" && !o.wq.groups) {
+      const bool refinable = o.binarizer == "arb" || o.binarizer == "arb-x" ||
+                             (o.binarizer == "gptq" && o.wbits == 1);
+      if (!refine_opt->count() && refinable) o.wq.sign_refine = kBwlaOnePlaneSignRefine;
+      if (!block_opt->count()) o.wq.block_size = kBwlaOnePlaneBlock;
+    }
     BWLA_CHECK(!(rank_opt->count() && ratio_opt->count()), "give either --rank or --rank-ratio, not both");
     if (rank_opt->count()) o.rank_ratio = 0;
     o.clip_search = !no_clip;

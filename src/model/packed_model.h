@@ -14,14 +14,17 @@ constexpr const char* kPackedQuantMethod = "bwla-packed";
 // 2: optional int8 head/embedding; 3: 4-bit head/embedding tables and int8 PSP
 // factors (the writer writes 3 only when it uses one of them; reads 1 to 3).
 constexpr int kPackedFormatVersion = 3;
-constexpr int kPackedMaxPlanesLimit = 8;  // loader limit; the writer's default is lower
+constexpr int kPackedMaxPlanesLimit = 8;  // loader and writer limit
 
 struct PackOptions {
   DType scale_dtype = DType::F16;  // α, μ and the PSP factors: F16 or F32
   // PSP factors: "scale" (scale_dtype) or "i8" (int8, one scale per rank
   // component in scale_dtype: about half the bytes of F16).
   std::string psp_dtype = "scale";
-  int max_planes = 4;              // bit planes per linear (see bit_planes.h)
+  // Bit planes per linear (see bit_planes.h). The default takes every layout
+  // bwla writes: the one-plane default needs 1, the column-group layouts up to 7
+  // (and cost that many bits; `pack` says so).
+  int max_planes = kPackedMaxPlanesLimit;
   // Output head (and the embedding table when tied): "f16", "q8" (int8 + fp32
   // scale per row), "q4" (4-bit, fp16 scale per 32 columns; int8 activations),
   // or "keep" (the source's dtype).

@@ -10,6 +10,8 @@
 #include "core/timer.h"
 #include "quant/act_quant.h"
 #include "quant/hadamard.h"
+#include "quant/hessian.h"
+#include "quant/sign_refine.h"
 
 namespace bwla {
 
@@ -113,8 +115,13 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
                rep.name, po.rank, std::min(out, in));
     double last_bits = 0;
     PreparedHessian hcache;  // S_rot is the same for every call
+    // Sign refinement runs once, on PSP's final residual (below), not inside
+    // each alternation: PSP picks its pair by the Frobenius error, which the
+    // output-metric refinement is not meant to lower.
+    WeightQuantOptions wq_loop = wq;
+    wq_loop.sign_refine = 0;
     Binarizer bin = [&](const MatrixRM& m) {
-      WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq, &hcache);
+      WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq_loop, &hcache);
       last_bits = r.storage_bits;
       return r.w_hat;
     };
@@ -125,6 +132,21 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     parts.w_hat = std::move(pr.w_hat_rot);
     parts.lr_a = std::move(pr.a);
     parts.lr_b = std::move(pr.b);
+    if (wq.sign_refine > 0) {
+      // Target of the binarized part: rot(W − A·B), in the metric of S_rot.
+      MatrixRM target = w;
+      par_sgemm_nt(out, in, (int)parts.lr_a.cols(), -1.0f, parts.lr_a.data(),
+                   (int)parts.lr_a.cols(), MatrixRM(parts.lr_b.transpose()).data(),
+                   (int)parts.lr_a.cols(), 1.0f, target.data(), in);
+      if (parts.transform) parts.transform->apply_to_weight(target);
+      const PreparedHessian hp =
+          sp ? prepare_hessian(*sp, st.n_tokens, wq.damp, true, rep.name)
+             : identity_hessian(in, true);
+      const int cols = wq.method == "gptq" ? 0 : wq.block_size;
+      const SignRefineStats sr = refine_signs(target, parts.w_hat, hp.h, cols, wq.sign_refine);
+      rep.extra["sign_refine"] = {{"metric_before", sr.f_before}, {"metric_after", sr.f_after},
+                                  {"flips", sr.flips}};
+    }
     wbits_total = last_bits;
     side_bits += psp_storage_bits(out, in, (int)parts.lr_a.cols());
     rep.extra["psp"] = {{"rank", parts.lr_a.cols()}, {"residual_first", pr.residual.empty() ? 0.0 : pr.residual.front()},

@@ -10,6 +10,13 @@
 
 namespace bwla {
 
+// bwla's default one-plane layout (the CLI's defaults for --method bwla
+// without --groups; measured in docs/RESULTS.md, one-plane BWLA ablation).
+constexpr int kBwlaOnePlaneSignRefine = 2;
+// Sweep block (and α, μ columns) of the one-plane layout: larger than any row,
+// so one α, μ per row and the packed file's whole-row kernels.
+constexpr int kBwlaOnePlaneBlock = 1 << 20;
+
 struct QuantizeOptions {
   // Method: one of weight_methods() (rtn-sign, gptq, billm, arb, arb-x, arb-rc,
   // rtn) or "bwla" (OKT + PSP + binarizer).

@@ -151,7 +151,10 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
     // (ŵ_i = V_i·c). Rows are taken in chunks; S_F·[V_i | w_i] for the whole
     // chunk is one BLAS product, the K×K systems are then solved per row.
     constexpr int kMaxBasis = 7;
-    constexpr int KB = kMaxBasis + 1;  // column kMaxBasis holds w_i itself
+    // One plane (no groups): one sign vector and one mask per row, so 2 basis
+    // columns; the S_F product is then 3/8 of the grouped case's.
+    const int nbasis_max = cfg_.groups && C > 1 ? kMaxBasis : 2;
+    const int KB = nbasis_max + 1;  // column nbasis_max holds w_i itself
     const long chunk = std::min<long>(R, 512);
     MatrixD V, SV;
     std::vector<int> nbasis;
@@ -216,7 +219,7 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
             for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
           }
           if (refit) {
-            double* wc = col(kMaxBasis);
+            double* wc = col(nbasis_max);
             for (int j = 0; j < C; ++j) wc[j] = w(i, j);
             nbasis[ii] = K;
           }
@@ -247,11 +250,11 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
         Eigen::MatrixXd G(K, K);
         Eigen::VectorXd rhs(K), c0(K);
         for (int p = 0; p < K; ++p) {
-          rhs[p] = dot(vcol(p), scol(kMaxBasis));
+          rhs[p] = dot(vcol(p), scol(nbasis_max));
           c0[p] = coef0[ii][p];
           for (int q = 0; q <= p; ++q) G(p, q) = G(q, p) = dot(vcol(p), scol(q));
         }
-        const double wsw = dot(vcol(kMaxBasis), scol(kMaxBasis));
+        const double wsw = dot(vcol(nbasis_max), scol(nbasis_max));
         auto metric = [&](const Eigen::VectorXd& c) {  // plain loops: no BLAS call per row
           double m = wsw;
           for (int p = 0; p < K; ++p) {
