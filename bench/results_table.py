@@ -81,30 +81,38 @@ def header(a, extra=""):
             f"{a.threads} thread(s) on {cpu_name()} ({os.cpu_count()} cores). {extra}\n"
             f"Command: `{' '.join(sys.argv)}`\n")
 
+# One α, μ per row for every one-plane row (bwla's default layout): the
+# one-plane baselines get the same scales as BWLA.
+ROW = ["--block-size", "1048576"]
+
 BASELINES = [
     ("RTN-sign (XNOR)", ["--method", "rtn-sign"]),
     ("GPTQ 1-bit", ["--method", "gptq", "--wbits", "1"]),
-    ("BiLLM", ["--method", "billm"]),
-    ("ARB-LLM (arb)", ["--method", "arb"]),
-    ("ARB-LLM_X (arb-x)", ["--method", "arb-x"]),
-    ("ARB-LLM_RC (arb-rc)", ["--method", "arb-rc"]),
-    ("Hadamard + arb-x", ["--method", "arb-x", "--transform", "hadamard"]),
-    ("BWLA (default: OKT + PSP + arb-x with column groups)", ["--method", "bwla"]),
-    ("BWLA --no-groups (1 bit plane, packable)", ["--method", "bwla", "--no-groups"]),
+    ("ARB-X, one plane", ["--method", "arb-x", "--no-groups"] + ROW),
+    ("Hadamard + ARB-X, one plane", ["--method", "arb-x", "--no-groups", "--transform", "hadamard"] + ROW),
+    ("Hadamard + ARB-X, one plane + sign refinement", ["--method", "arb-x", "--no-groups", "--transform", "hadamard", "--sign-refine", "2"] + ROW),
+    ("BWLA (default: OKT + ARB-X, one plane + sign refinement)", ["--method", "bwla"]),
+    ("BiLLM (column groups)", ["--method", "billm"]),
+    ("ARB-LLM (arb, column groups)", ["--method", "arb"]),
+    ("ARB-LLM_X (arb-x, column groups)", ["--method", "arb-x"]),
+    ("ARB-LLM_RC (arb-rc, column groups)", ["--method", "arb-rc"]),
+    ("Hadamard + arb-x (column groups)", ["--method", "arb-x", "--transform", "hadamard"]),
+    ("BWLA --groups (OKT + PSP + arb-x with column groups)", ["--method", "bwla", "--groups"]),
 ]
 
 ABLATION = [
-    ("binarizer only (arb-x + groups; no OKT, no PSP)", ["--method", "bwla", "--no-okt", "--no-psp"]),
-    ("OKT only", ["--method", "bwla", "--no-psp"]),
-    ("PSP only", ["--method", "bwla", "--no-okt"]),
-    ("OKT + PSP (BWLA default: Procrustes M-step; PSP 9 sign·α warm-up + 1 arb-x iteration)", ["--method", "bwla"]),
-    ("OKT + PSP, 2 arb-x PSP iterations (the default before 2026-11-24)", ["--method", "bwla", "--psp-full-iters", "2"]),
-    ("OKT + PSP, all 10 PSP iterations with arb-x (paper's alternation)", ["--method", "bwla", "--psp-full-iters", "-1"]),
-    ("OKT + PSP, no column groups, 2 arb-x PSP iterations (not the default)", ["--method", "bwla", "--no-groups", "--psp-full-iters", "2"]),
-    ("OKT + PSP, Cayley M-step", ["--method", "bwla", "--mstep", "cayley"]),
-    ("OKT + PSP, Hadamard start", ["--method", "bwla", "--hadamard-init"]),
-    ("OKT + PSP, no column groups (all PSP iterations arb-x: the default without groups)", ["--method", "bwla", "--no-groups"]),
-    ("OKT + PSP, binarizer rtn-sign", ["--method", "bwla", "--binarizer", "rtn-sign"]),
+    ("BWLA default (OKT + ARB-X, one plane, whole-row α, μ, 2 sign-refinement rounds, no PSP)", ["--method", "bwla"]),
+    ("no sign refinement", ["--method", "bwla", "--sign-refine", "0"]),
+    ("4 sign-refinement rounds", ["--method", "bwla", "--sign-refine", "4"]),
+    ("no OKT (ARB-X + sign refinement)", ["--method", "bwla", "--no-okt"]),
+    ("Hadamard instead of OKT", ["--method", "bwla", "--transform", "hadamard"]),
+    ("OKT from a Hadamard start", ["--method", "bwla", "--hadamard-init"]),
+    ("+ PSP (rank 0.005·width, sign refinement on its final residual)", ["--method", "bwla", "--psp"]),
+    ("α, μ per 256 columns", ["--method", "bwla", "--block-size", "256"]),
+    ("α, μ per 128 columns", ["--method", "bwla", "--block-size", "128"]),
+    ("binarizer GPTQ 1-bit (XNOR row fit) instead of ARB-X", ["--method", "bwla", "--binarizer", "gptq"]),
+    ("column groups (`--groups`: bitmaps + salient columns, PSP)", ["--method", "bwla", "--groups"]),
+    ("column groups, no PSP", ["--method", "bwla", "--groups", "--no-psp"]),
 ]
 
 def grid(a, configs, abits):

@@ -94,8 +94,12 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
     EXPECT_GT(ppl, 1.0) << dir;
     EXPECT_LT(ppl, 2048.0 * 4) << dir;  // finite and not far past uniform
   }
+  // Byte fallback without the 256 <0xXX> pieces: llama.cpp's tokenizer would
+  // abort on it, so the export is refused with the reason, and writes nothing.
   r = run_bwla({"export-gguf", m, "-o", td.file("t.gguf"), "-q"});
-  EXPECT_EQ(r.code, 0) << describe(r);
+  EXPECT_NE(r.code, 0) << describe(r);
+  EXPECT_NE(r.err.find("0 of the 256 <0xXX> byte pieces"), std::string::npos) << describe(r);
+  EXPECT_FALSE(std::filesystem::exists(td.file("t.gguf")));
 }
 
 // The default path on every real model: `bwla quantize` with its defaults

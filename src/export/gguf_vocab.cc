@@ -1,5 +1,6 @@
 // Tokenizer metadata for GGUF export: SentencePiece .model protobuf or a
 // Hugging Face tokenizer.json, turned into GGUF's token/score/type arrays.
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <map>
@@ -199,6 +200,18 @@ GgufVocab vocab_from_tokenizer_json(const std::string& dir) {
       v.types[i] = kByte;
     else
       v.types[i] = kNormal;
+  }
+  if (spm && byte_fallback) {
+    // llama.cpp's SentencePiece tokenizer looks up "<0xXX>" for every byte of a
+    // character outside the vocabulary and aborts (unordered_map::at) when the
+    // piece is missing; the embedding table has no rows to add them to.
+    const long nbyte = std::count(v.types.begin(), v.types.end(), kByte);
+    BWLA_CHECK(nbyte == 256,
+               "{}: the tokenizer uses byte fallback but its vocabulary has {} of the 256 "
+               "<0xXX> byte pieces; llama.cpp's tokenizer aborts on any character outside the "
+               "vocabulary of such a model, so export-gguf refuses it (bwla itself runs it: "
+               "ppl, eval, generate)",
+               file, nbyte);
   }
   std::string unk_tok = m.contains("unk_token") && m["unk_token"].is_string()
                             ? m["unk_token"].get<std::string>() : "";

@@ -9,15 +9,6 @@
 
 namespace bwla {
 
-namespace {
-
-struct RowState {
-  std::vector<float> alpha, mu;  // per block
-  std::vector<int8_t> b;         // per column
-};
-
-}  // namespace
-
 SignRefineStats refine_signs(const MatrixRM& w, MatrixRM& w_hat, const MatrixRM& h,
                              int block_cols, int rounds, int sweep_limit) {
   const long R = w.rows(), C = w.cols();
@@ -41,116 +32,138 @@ SignRefineStats refine_signs(const MatrixRM& w, MatrixRM& w_hat, const MatrixRM&
                    "refine_signs: row {} block {} has more than two values ({}, {}, {})", i,
                    j0 / bs, lo, v[j], hi);
     }
-  // g_i = H·e_iᵀ for all rows: G = E·H (H symmetric).
-  MatrixRM e = w - w_hat;
-  MatrixRM g(R, C);
-  par_sgemm_nt((int)R, (int)C, (int)C, 1.0f, e.data(), (int)C, h.data(), (int)C, 0.0f, g.data(),
-               (int)C);
-  // H·1_k (row independent): column k = Σ_{j in block k} H[:, j].
-  MatrixD hm = MatrixD::Zero(C, nb);
-  for (long j = 0; j < C; ++j)
-    for (long r = 0; r < C; ++r) hm(r, j / bs) += h(r, j);
+  // Row state: per-block α, μ and the signs (b = ±1 as float, for the GEMMs).
+  std::vector<float> alpha((size_t)R * nb), mu((size_t)R * nb);
+  MatrixRM b(R, C);
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < R; ++i) {
+    const float* wh = w_hat.row(i).data();
+    for (long k = 0; k < nb; ++k) {
+      const long j0 = k * bs, j1 = std::min(C, j0 + bs);
+      const float lo = *std::min_element(wh + j0, wh + j1), hi = *std::max_element(wh + j0, wh + j1);
+      mu[i * nb + k] = 0.5f * (hi + lo);
+      alpha[i * nb + k] = 0.5f * (hi - lo);
+      for (long j = j0; j < j1; ++j) b(i, j) = wh[j] == hi ? 1.f : -1.f;
+    }
+  }
+  // G = E·H (g_i = H·e_iᵀ; H symmetric), one product for all rows.
+  MatrixRM g(R, C), e(R, C);
+  auto compute_g = [&]() {
+    e = w - w_hat;
+    par_sgemm_nt((int)R, (int)C, (int)C, 1.0f, e.data(), (int)C, h.data(), (int)C, 0.0f,
+                 g.data(), (int)C);
+  };
+  auto row_metric = [&](std::vector<double>& f) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < R; ++i) {
+      double acc = 0;
+      for (long j = 0; j < C; ++j) acc += (double)(w(i, j) - w_hat(i, j)) * g(i, j);
+      f[i] = acc;
+    }
+  };
+  compute_g();
   std::vector<double> f0(R, 0.0), f1(R, 0.0);
   std::vector<long> flips(R, 0);
-#pragma omp parallel
-  {
-    RowState s;
-    s.alpha.resize(nb), s.mu.resize(nb), s.b.resize(C);
-    MatrixD hv(C, 2 * nb), a(2 * nb, 2 * nb);
-    Eigen::VectorXd rhs(2 * nb);
-#pragma omp for schedule(dynamic, 4)
+  row_metric(f0);
+  // Σ_{j in block q} H[:, j] (row independent), for the μ basis vectors.
+  MatrixRM hm = MatrixRM::Zero(nb, C);
+  for (long j = 0; j < C; ++j) hm.row(j / bs) += h.row(j);
+  const long K = 2 * nb;  // basis per row: v_2k = b ⊙ 1_k, v_2k+1 = 1_k
+  std::vector<double> A((size_t)R * K * K), rhs((size_t)R * K);
+  MatrixRM y(R, C);
+  for (int round = 0; round < rounds; ++round) {
+    // Sign pass: coordinate descent per row, g kept exact by rank-1 updates.
+#pragma omp parallel for schedule(dynamic, 4)
     for (long i = 0; i < R; ++i) {
       float* wh = w_hat.row(i).data();
       float* gi = g.row(i).data();
-      const float* wi = w.row(i).data();
-      // Decompose the row into per-block (α, μ, b).
-      for (long k = 0; k < nb; ++k) {
-        const long j0 = k * bs, j1 = std::min(C, j0 + bs);
-        float lo = wh[j0], hi = wh[j0];
-        for (long j = j0; j < j1; ++j) lo = std::min(lo, wh[j]), hi = std::max(hi, wh[j]);
-        s.mu[k] = 0.5f * (hi + lo);
-        s.alpha[k] = 0.5f * (hi - lo);
-        for (long j = j0; j < j1; ++j) s.b[j] = wh[j] == hi ? 1 : -1;
-      }
-      double f = 0;
-      for (long j = 0; j < C; ++j) f += (double)(wi[j] - wh[j]) * gi[j];
-      f0[i] = f;
-      for (int round = 0; round < rounds; ++round) {
-        // Sign pass.
-        for (int sweep = 0; sweep < sweep_limit; ++sweep) {
-          long changed = 0;
-          for (long j = 0; j < C; ++j) {
-            const float al = s.alpha[j / bs];
-            if (al == 0.f) continue;
-            const double d = -2.0 * al * s.b[j];
-            const double hjj = h(j, j);
-            const double delta = -2.0 * d * gi[j] + d * d * hjj;
-            if (!(delta < -1e-6 * d * d * hjj)) continue;
-            s.b[j] = (int8_t)-s.b[j];
-            wh[j] = s.mu[j / bs] + al * s.b[j];
-            const float df = (float)d;
-            const float* hj = h.row(j).data();
-            for (long t = 0; t < C; ++t) gi[t] -= df * hj[t];
-            f += delta;
-            ++changed;
-          }
-          flips[i] += changed;
-          if (!changed) break;
-        }
-        // Scale pass: basis v_{2k} = b ⊙ 1_k, v_{2k+1} = 1_k; solve A·d = Vᵀg.
-        hv.setZero();
-        for (long k = 0; k < nb; ++k) {
-          const long j0 = k * bs, j1 = std::min(C, j0 + bs);
-          for (long j = j0; j < j1; ++j) {
-            const float sb = s.b[j];
-            const float* hj = h.row(j).data();  // H symmetric: column j = row j
-            double* col = hv.col(2 * k).data();
-            for (long t = 0; t < C; ++t) col[t] += sb * hj[t];
-          }
-          hv.col(2 * k + 1) = hm.col(k);
-        }
-        for (long p = 0; p < 2 * nb; ++p) {
-          const long k = p / 2, j0 = k * bs, j1 = std::min(C, j0 + bs);
-          const bool sign = p % 2 == 0;
-          double r = 0;
-          for (long j = j0; j < j1; ++j) r += (sign ? s.b[j] : 1.0) * gi[j];
-          rhs[p] = r;
-          for (long q = 0; q < 2 * nb; ++q) {
-            double acc = 0;
-            for (long j = j0; j < j1; ++j) acc += (sign ? s.b[j] : 1.0) * hv(j, q);
-            a(p, q) = acc;
-          }
-        }
-        a = 0.5 * (a + a.transpose()).eval();
-        a.diagonal().array() += 1e-9 * std::max(a.diagonal().mean(), 1e-30);
-        const Eigen::VectorXd d = a.ldlt().solve(rhs);
-        const double gain = d.dot(rhs);  // f drops by dᵀVᵀg (exact LS step)
-        if (!d.allFinite() || !(gain > 0)) continue;
-        for (long k = 0; k < nb; ++k) {
-          double al = s.alpha[k] + d[2 * k], mu = s.mu[k] + d[2 * k + 1];
-          s.alpha[k] = (float)al;
-          s.mu[k] = (float)mu;
-        }
-        // α < 0 is the same layer with every sign of the block flipped.
-        for (long k = 0; k < nb; ++k)
-          if (s.alpha[k] < 0) {
-            s.alpha[k] = -s.alpha[k];
-            for (long j = k * bs; j < std::min(C, (k + 1) * bs); ++j) s.b[j] = (int8_t)-s.b[j];
-          }
-        for (long j = 0; j < C; ++j) wh[j] = s.mu[j / bs] + s.alpha[j / bs] * s.b[j];
-        // g = H·(w − ŵ) from scratch for this row (float rounding of the scales).
-        std::fill(gi, gi + C, 0.f);
+      float* bi = b.row(i).data();
+      for (int sweep = 0; sweep < sweep_limit; ++sweep) {
+        long changed = 0;
         for (long j = 0; j < C; ++j) {
-          const float ej = wi[j] - wh[j];
+          const float al = alpha[i * nb + j / bs];
+          if (al == 0.f) continue;
+          const double d = -2.0 * al * bi[j];
+          const double hjj = h(j, j);
+          const double delta = -2.0 * d * gi[j] + d * d * hjj;
+          if (!(delta < -1e-6 * d * d * hjj)) continue;
+          bi[j] = -bi[j];
+          wh[j] = mu[i * nb + j / bs] + al * bi[j];
+          const float df = (float)d;
           const float* hj = h.row(j).data();
-          for (long t = 0; t < C; ++t) gi[t] += ej * hj[t];
+          for (long t = 0; t < C; ++t) gi[t] -= df * hj[t];
+          ++changed;
         }
-        f = 0;
-        for (long j = 0; j < C; ++j) f += (double)(wi[j] - wh[j]) * gi[j];
+        flips[i] += changed;
+        if (!changed) break;
       }
-      f1[i] = f;
     }
+    // Scale pass: per row, A = VᵀHV and r = Vᵀg; the step d = A⁻¹r lowers the
+    // metric by dᵀr (exact least squares over α, μ given the signs). H·v for the
+    // sign vectors of block q is row q-block of (B ⊙ 1_q)·H: one product per block.
+    std::fill(A.begin(), A.end(), 0.0);
+    for (long q = 0; q < nb; ++q) {
+      const long q0 = q * bs, qn = std::min(C, q0 + bs) - q0;
+      par_sgemm_nt((int)R, (int)C, (int)qn, 1.0f, b.data() + q0, (int)C, h.data() + q0, (int)C,
+                   0.0f, y.data(), (int)C);
+#pragma omp parallel for schedule(static)
+      for (long i = 0; i < R; ++i) {
+        double* a = A.data() + (size_t)i * K * K;
+        const float* yi = y.row(i).data();
+        const float* bi = b.row(i).data();
+        const float* hq = hm.row(q).data();
+        for (long p = 0; p < nb; ++p) {
+          const long j0 = p * bs, j1 = std::min(C, j0 + bs);
+          double sb_s = 0, one_s = 0, sb_m = 0, one_m = 0;
+          for (long j = j0; j < j1; ++j) {
+            sb_s += (double)bi[j] * yi[j];
+            one_s += yi[j];
+            sb_m += (double)bi[j] * hq[j];
+            one_m += hq[j];
+          }
+          // Column 2q (sign vector of block q), column 2q+1 (mask of block q).
+          a[(2 * p) * K + 2 * q] = sb_s;
+          a[(2 * p + 1) * K + 2 * q] = one_s;
+          a[(2 * p) * K + 2 * q + 1] = sb_m;
+          a[(2 * p + 1) * K + 2 * q + 1] = one_m;
+        }
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < R; ++i) {
+      const float* gi = g.row(i).data();
+      const float* bi = b.row(i).data();
+      Eigen::Map<Eigen::MatrixXd> a(A.data() + (size_t)i * K * K, K, K);
+      Eigen::VectorXd r(K);
+      for (long p = 0; p < nb; ++p) {
+        const long j0 = p * bs, j1 = std::min(C, j0 + bs);
+        double rs = 0, rm = 0;
+        for (long j = j0; j < j1; ++j) rs += (double)bi[j] * gi[j], rm += gi[j];
+        r[2 * p] = rs;
+        r[2 * p + 1] = rm;
+      }
+      Eigen::MatrixXd as = 0.5 * (a + a.transpose());
+      as.diagonal().array() += 1e-9 * std::max(as.diagonal().mean(), 1e-30);
+      const Eigen::VectorXd d = as.ldlt().solve(r);
+      if (!d.allFinite() || !(d.dot(r) > 0)) continue;
+      float* wh = w_hat.row(i).data();
+      float* bm = b.row(i).data();
+      for (long k = 0; k < nb; ++k) {
+        float& al = alpha[i * nb + k];
+        float& m = mu[i * nb + k];
+        al = (float)(al + d[2 * k]);
+        m = (float)(m + d[2 * k + 1]);
+        // α < 0 is the same layer with every sign of the block flipped.
+        if (al < 0) {
+          al = -al;
+          for (long j = k * bs; j < std::min(C, (k + 1) * bs); ++j) bm[j] = -bm[j];
+        }
+      }
+      for (long j = 0; j < C; ++j) wh[j] = mu[i * nb + j / bs] + alpha[i * nb + j / bs] * bm[j];
+    }
+    compute_g();  // from scratch: the float rounding of the new scales
   }
+  row_metric(f1);
   SignRefineStats st;
   for (long i = 0; i < R; ++i) st.f_before += f0[i], st.f_after += f1[i], st.flips += flips[i];
   return st;
