@@ -31,6 +31,45 @@ std::vector<int> iota_tokens(int n, int vocab) {
   return t;
 }
 
+TEST(Perplexity, LlamaProtocolPutsBosFirstAndScoresTheSecondHalf) {
+  // ctx 8: each window's first token becomes BOS (15) and only positions
+  // 4..6 are scored (predicting tokens 5..7), as llama-perplexity does.
+  const int vocab = 16;
+  std::vector<int> tokens(17);
+  for (int i = 0; i < 17; ++i) tokens[i] = i % 14;
+  const double p = 0.5, miss = (1.0 - p) / (vocab - 1);
+  std::vector<std::vector<int>> windows;
+  FakeLM lm(vocab, 8, [&](const std::vector<int>& pre, float* row) {
+    if (pre.size() == 1) windows.push_back({});
+    windows.back().push_back(pre.back());
+    // Favourite: the successor, except after 5 (a miss at position 5 -> 6).
+    favourite_row(vocab, p, [](const std::vector<int>& q) {
+      return q.back() == 5 ? 0 : (q.back() + 1) % 14;
+    })(pre, row);
+  });
+  PplOptions o = quiet(8);
+  o.llama_chunks = true;
+  o.bos = 15;
+  PplResult r = perplexity(lm, tokens, o);
+  ASSERT_EQ(windows.size(), 2u);
+  EXPECT_EQ(windows[0], (std::vector<int>{15, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(windows[1], (std::vector<int>{15, 9, 10, 11, 12, 13, 0, 1}));
+  EXPECT_EQ(r.tokens_scored, 6);  // 2 windows x (8 - 1 - 4)
+  // Window 0 scores 4→5 hit, 5→6 miss, 6→7 hit; window 1: 12→13 hit,
+  // 13→0 hit, 0→1 hit.
+  EXPECT_NEAR(r.mean_nll, (5 * -std::log(p) + 1 * -std::log(miss)) / 6, 1e-6);
+  // The same through the KL path, which scores the same predictions.
+  FakeLM other(vocab, 8, [](const std::vector<int>&, float* row) {
+    for (int v = 0; v < vocab; ++v) row[v] = 0.f;
+  });
+  windows.clear();
+  const KldResult k = kl_divergence(lm, other, tokens, o);
+  EXPECT_EQ(k.tokens, 6);
+  EXPECT_NEAR(k.base.mean_nll, r.mean_nll, 1e-9);
+  o.bos = -1;
+  EXPECT_THROW(perplexity(lm, tokens, o), Error);
+}
+
 TEST(Perplexity, UniformLogitsGiveTheVocabularySize) {
   for (int vocab : {2, 50, 4096}) {
     FakeLM lm(vocab, 64, [vocab](const std::vector<int>&, float* row) {

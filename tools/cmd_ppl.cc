@@ -7,7 +7,9 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "eval/perplexity.h"
+#include "io/json.h"
 #include "io/mmap.h"
+#include "io/output_path.h"
 #include "model/model_lm.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,7 +17,8 @@ namespace bwla::cli {
 
 Runner register_ppl(CLI::App& app) {
   auto* sub = app.add_subcommand("ppl", "perplexity over a raw text file (WikiText-2 protocol)");
-  static std::string dir, data, kld_base;
+  static std::string dir, data, kld_base, tokens_out;
+  static bool llama_protocol = false;
   static PplOptions opt;
   static Common common;
   sub->add_option("model", dir, "model directory")->required();
@@ -27,10 +30,20 @@ Runner register_ppl(CLI::App& app) {
                   "also compare with this base (e.g. FP32) model over the same windows: mean, "
                   "median, 99th percentile and max KL(base || model) per token, top-1 agreement, "
                   "PPL ratio");
+  sub->add_flag("--llama-protocol", llama_protocol,
+                "score as llama-perplexity does: BOS put in front of each window (replacing "
+                "its first token) and only the second half of each window scored");
+  sub->add_option("--tokens-out", tokens_out,
+                  "also write the file's token ids as JSON (to check another tool's tokenization)");
   add_common(sub, common);
   return [] {
     apply_common(common);
     opt.progress = !common.quiet;
+    if (!tokens_out.empty())
+      check_output_file(tokens_out,
+                        kld_base.empty() ? std::vector<std::string>{dir, data}
+                                         : std::vector<std::string>{dir, data, kld_base},
+                        "--tokens-out", json_written_by_bwla);
     std::string text = read_text_file(data);
     BWLA_CHECK(!text.empty(), "'{}': file is empty", data);
     auto model = Model::load(dir, /*prepack_dense=*/true);
@@ -46,6 +59,15 @@ Runner register_ppl(CLI::App& app) {
     Timer tt;
     std::vector<int> ids = tok->encode(text, true);
     const double t_tok = tt.seconds();
+    if (llama_protocol) {
+      BWLA_CHECK(tok->bos_id() >= 0, "--llama-protocol: the tokenizer of '{}' has no BOS token",
+                 dir);
+      opt.llama_chunks = true;
+      opt.bos = tok->bos_id();
+    }
+    if (!tokens_out.empty())
+      write_text_file_atomic(tokens_out,
+                             json({{"written_by", "bwla"}, {"data", data}, {"tokens", ids}}).dump());
     if (base) {
       ModelLM lb(*base, opt.ctx), lq(*model, opt.ctx);
       const KldResult k = kl_divergence(lb, lq, ids, opt);
@@ -54,6 +76,7 @@ Runner register_ppl(CLI::App& app) {
                     {"base", kld_base},
                     {"data", data},
                     {"ctx", opt.ctx},
+                    {"protocol", llama_protocol ? "llama-perplexity" : "bwla"},
                     {"windows", k.model.windows},
                     {"tokens_scored", k.tokens},
                     {"ppl", k.model.ppl},
@@ -81,6 +104,7 @@ Runner register_ppl(CLI::App& app) {
       print_json({{"model", dir},
                   {"data", data},
                   {"ctx", opt.ctx},
+                  {"protocol", llama_protocol ? "llama-perplexity" : "bwla"},
                   {"ppl", r.ppl},
                   {"mean_nll", r.mean_nll},
                   {"windows", r.windows},

@@ -31,7 +31,23 @@ long check_windows(const LanguageModel& lm, const std::vector<int>& tokens, cons
   BWLA_CHECK(nw > 0, "text has {} tokens, fewer than one window of --ctx {}", tokens.size(),
              opt.ctx);
   if (opt.max_windows > 0) nw = std::min(nw, opt.max_windows);
+  BWLA_CHECK(!opt.llama_chunks || (opt.bos >= 0 && opt.bos < lm.vocab_size()),
+             "llama-perplexity protocol needs the tokenizer's BOS id, got {}", opt.bos);
+  BWLA_CHECK(!opt.llama_chunks || opt.ctx >= 4, "--ctx must be at least 4 with the llama protocol");
   return nw;
+}
+
+// First scored position of a window.
+int first_scored(const PplOptions& opt) { return opt.llama_chunks ? opt.ctx / 2 : 0; }
+
+// Window w as the model sees it (llama protocol: BOS in front).
+const int* window_tokens(const std::vector<int>& tokens, long w, const PplOptions& opt,
+                         std::vector<int>& buf) {
+  const int* tk = tokens.data() + w * opt.ctx;
+  if (!opt.llama_chunks) return tk;
+  buf.assign(tk, tk + opt.ctx);
+  buf[0] = opt.bos;
+  return buf.data();
 }
 
 // Runs one window from an empty cache: logits of all ctx positions.
@@ -75,19 +91,23 @@ PplResult perplexity(LanguageModel& lm, const std::vector<int>& tokens, const Pp
   const long nw = check_windows(lm, tokens, opt);
   const int V = lm.vocab_size();
   std::vector<float> logits;
-  std::vector<double> tok_nll(opt.ctx - 1);  // summed in token order: the same at any thread count
+  const int first = first_scored(opt), P = opt.ctx - 1 - first;
+  std::vector<double> tok_nll(P);  // summed in token order: the same at any thread count
+  std::vector<int> buf;
   Progress prog("ppl", nw);
   Timer timer;
   double nll = 0;
   long count = 0;
   for (long w = 0; w < nw; ++w) {
-    const int* tk = tokens.data() + w * opt.ctx;
+    const int* tk = window_tokens(tokens, w, opt, buf);
     run_window(lm, tk, opt.ctx, logits);
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < opt.ctx - 1; ++t)
-      tok_nll[t] = -token_logprob(logits.data() + (size_t)t * V, V, tk[t + 1]);
+    for (int i = 0; i < P; ++i) {
+      const int t = first + i;
+      tok_nll[i] = -token_logprob(logits.data() + (size_t)t * V, V, tk[t + 1]);
+    }
     for (double v : tok_nll) nll += v;
-    count += opt.ctx - 1;
+    count += P;
     if (opt.progress) prog.update(w + 1, fmt::format("ppl {:.3f}", std::exp(nll / count)));
   }
   if (opt.progress) prog.finish();
@@ -107,7 +127,8 @@ KldResult kl_divergence(LanguageModel& base, LanguageModel& lm, const std::vecto
              "--kld-base: the base model's vocabulary ({}) differs from the model's ({})",
              base.vocab_size(), lm.vocab_size());
   const long nw = std::min(check_windows(base, tokens, opt), check_windows(lm, tokens, opt));
-  const int V = lm.vocab_size(), P = opt.ctx - 1;
+  const int V = lm.vocab_size(), first = first_scored(opt), P = opt.ctx - 1 - first;
+  std::vector<int> buf;
   std::vector<float> lb, lq;
   std::vector<double> kld((size_t)nw * P), nll_b(P), nll_q(P);
   std::vector<char> same((size_t)nw * P);
@@ -115,17 +136,18 @@ KldResult kl_divergence(LanguageModel& base, LanguageModel& lm, const std::vecto
   Timer timer;
   double sb = 0, sq = 0;
   for (long w = 0; w < nw; ++w) {
-    const int* tk = tokens.data() + w * opt.ctx;
+    const int* tk = window_tokens(tokens, w, opt, buf);
     run_window(base, tk, opt.ctx, lb);
     run_window(lm, tk, opt.ctx, lq);
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < P; ++t) {
+    for (int i = 0; i < P; ++i) {
+      const int t = first + i;
       const float* b = lb.data() + (size_t)t * V;
       const float* q = lq.data() + (size_t)t * V;
-      kld[(size_t)w * P + t] = token_kld(b, q, V);
-      same[(size_t)w * P + t] = argmax(b, V) == argmax(q, V);
-      nll_b[t] = -token_logprob(b, V, tk[t + 1]);
-      nll_q[t] = -token_logprob(q, V, tk[t + 1]);
+      kld[(size_t)w * P + i] = token_kld(b, q, V);
+      same[(size_t)w * P + i] = argmax(b, V) == argmax(q, V);
+      nll_b[i] = -token_logprob(b, V, tk[t + 1]);
+      nll_q[i] = -token_logprob(q, V, tk[t + 1]);
     }
     for (int t = 0; t < P; ++t) sb += nll_b[t], sq += nll_q[t];
     if (opt.progress) {

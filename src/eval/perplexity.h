@@ -15,11 +15,16 @@ struct PplOptions {
   int ctx = 512;
   long max_windows = 0;  // 0 = all
   bool progress = true;
+  // llama-perplexity's protocol, to compare with it on the same scored tokens:
+  // each window's first token replaced by BOS (`bos`, ≥ 0), and only the second
+  // half scored (positions ctx/2 .. ctx−2, i.e. ctx − 1 − ctx/2 predictions).
+  bool llama_chunks = false;
+  int bos = -1;
 };
 
 struct PplResult {
   double ppl = 0, mean_nll = 0;
-  long tokens_scored = 0;  // predictions made (ctx - 1 per window)
+  long tokens_scored = 0;  // predictions made (ctx - 1 per window; llama_chunks: ctx - 1 - ctx/2)
   long tokens_total = 0;   // tokens in the file
   int windows = 0;
   double seconds = 0, tokens_per_s = 0;
