@@ -91,7 +91,7 @@ BASELINES = [
     ("ARB-X, one plane", ["--method", "arb-x", "--no-groups"] + ROW),
     ("Hadamard + ARB-X, one plane", ["--method", "arb-x", "--no-groups", "--transform", "hadamard"] + ROW),
     ("Hadamard + ARB-X, one plane + sign refinement", ["--method", "arb-x", "--no-groups", "--transform", "hadamard", "--sign-refine", "2"] + ROW),
-    ("BWLA (default: OKT + ARB-X, one plane + sign refinement)", ["--method", "bwla"]),
+    ("BWLA (default: OKT + PSP + ARB-X, one plane + sign refinement)", ["--method", "bwla"]),
     ("BiLLM (column groups)", ["--method", "billm"]),
     ("ARB-LLM (arb, column groups)", ["--method", "arb"]),
     ("ARB-LLM_X (arb-x, column groups)", ["--method", "arb-x"]),
@@ -101,14 +101,14 @@ BASELINES = [
 ]
 
 ABLATION = [
-    ("BWLA default (OKT + ARB-X, one plane, whole-row α, μ, 2 sign-refinement rounds, no PSP)", ["--method", "bwla"]),
-    ("no sign refinement", ["--method", "bwla", "--sign-refine", "0"]),
+    ("BWLA default (OKT + ARB-X, one plane, whole-row α, μ, PSP rank 0.005·width with 9 sign·α warm-up + 1 ARB-X alternation, 2 sign-refinement rounds on its residual)", ["--method", "bwla"]),
+    ("no sign refinement (PSP then all 10 alternations ARB-X)", ["--method", "bwla", "--sign-refine", "0"]),
     ("4 sign-refinement rounds", ["--method", "bwla", "--sign-refine", "4"]),
-    ("no OKT (ARB-X + sign refinement)", ["--method", "bwla", "--no-okt"]),
+    ("no PSP", ["--method", "bwla", "--no-psp"]),
+    ("PSP with all 10 alternations ARB-X", ["--method", "bwla", "--psp-full-iters", "-1"]),
+    ("no OKT (ARB-X + PSP + sign refinement)", ["--method", "bwla", "--no-okt"]),
     ("Hadamard instead of OKT", ["--method", "bwla", "--transform", "hadamard"]),
     ("OKT from a Hadamard start", ["--method", "bwla", "--hadamard-init"]),
-    ("+ PSP (rank 0.005·width, 10 ARB-X alternations, sign refinement on its final residual)", ["--method", "bwla", "--psp"]),
-    ("+ PSP, 9 sign·α warm-up + 1 ARB-X alternation", ["--method", "bwla", "--psp", "--psp-full-iters", "1"]),
     ("α, μ per 256 columns", ["--method", "bwla", "--block-size", "256"]),
     ("α, μ per 128 columns", ["--method", "bwla", "--block-size", "128"]),
     ("binarizer GPTQ 1-bit (XNOR row fit) instead of ARB-X", ["--method", "bwla", "--binarizer", "gptq"]),

@@ -128,11 +128,13 @@ TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
   ASSERT_EQ(r.code, 0) << describe(r);
   const json p = json::parse(r.out);
   EXPECT_EQ(p["max_planes_used"], 1) << p.dump();
-  // The packed file matches quantize's own estimate (fp16 scales count 16 bits
-  // there too) up to the padding of rows to 64-bit words (stories260K's
-  // down_proj: 172 columns stored in 192 bits).
-  EXPECT_NEAR(p["bits_per_weight"].get<double>() / q["bits_per_weight"].get<double>(), 1.0, 0.02)
+  // The packed file is no larger than quantize's own estimate (which counts
+  // scales and PSP factors at 16 bits; pack's default int8 PSP factors take
+  // 8), up to the padding of rows to 64-bit words (stories260K's down_proj:
+  // 172 columns stored in 192 bits).
+  EXPECT_LE(p["bits_per_weight"].get<double>(), 1.02 * q["bits_per_weight"].get<double>())
       << p.dump() << "\n" << q.dump();
+  EXPECT_GT(p["bits_per_weight"].get<double>(), 1.0);
   const std::string data = shared_path("data/wikitext-2-raw/wiki.test.raw");
   auto kld = [&](const std::string& dir, const std::string& base) {
     RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data", data, "--ctx", "128",

@@ -69,13 +69,14 @@ class Reliability : public ::testing::Test {
     f(c);
     put(dir + "/config.json", c.dump(2));
   }
-  // BWLA W1A6 in the layout pack stores (one plane), then packed.
+  // BWLA W1A6 in its default layout (one plane), then packed.
   void quantize_and_pack(const std::string& q, const std::string& p, const char* scale_dtype) {
     auto qa = quantize_args(q, "bwla");
     qa.push_back("--no-groups");
     RunResult r = run_bwla(qa);
     ASSERT_EQ(r.code, 0) << describe(r);
-    r = run_bwla({"pack", q, "-o", p, "-q", "--scale-dtype", scale_dtype});
+    // PSP factors in the scale dtype: the tests below corrupt them as floats.
+    r = run_bwla({"pack", q, "-o", p, "-q", "--scale-dtype", scale_dtype, "--psp-dtype", "scale"});
     ASSERT_EQ(r.code, 0) << describe(r);
   }
   std::string copy_model(const std::string& name) {

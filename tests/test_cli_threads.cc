@@ -47,7 +47,7 @@ TEST(Threads, QuantizedBytesDoNotDependOnThreadCount) {
   bwla::test::TempDir td;
   const Method methods[] = {
       {"bwla", {"--method", "bwla"}, {2, 3}},  // one plane + sign refinement
-      {"bwla-psp", {"--method", "bwla", "--psp"}, {2}},
+      {"bwla-no-psp", {"--method", "bwla", "--no-psp"}, {2}},
       {"bwla-groups", {"--method", "bwla", "--groups"}, {2}},
       {"gptq", {"--method", "gptq"}, {2}},
       {"arb-x", {"--method", "arb-x"}, {2}},

@@ -158,7 +158,7 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     const std::string pk = td.file(std::string("packed-") + dtype_name(sd) + (psp8 ? "-psp8" : ""));
     PackOptions po;
     po.scale_dtype = sd;
-    if (psp8) po.psp_dtype = "i8";
+    po.psp_dtype = psp8 ? "i8" : "scale";
     // Parity of the decoder linears: head and embeddings as quantize left them
     // (fp32); the head options are measured below.
     po.head_dtype = po.embed_dtype = "keep";

@@ -22,6 +22,16 @@
 using namespace bwla;
 
 namespace {
+// The layouts these tests freeze store the PSP factors in the scale dtype
+// (format version 2); `pack`'s default int8 factors are tested on their own.
+PackOptions f16_psp() {
+  PackOptions o;
+  o.psp_dtype = "scale";
+  return o;
+}
+}  // namespace
+
+namespace {
 using test::logits_of;
 using test::max_abs;
 using test::max_diff;
@@ -83,7 +93,7 @@ TEST(BitPlanes, TooManyValuesNameTheLinearAndTheCount) {
 TEST(PackedFormat, GoldenBytes) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
-  PackReport r = pack_quantized_dir(td.file("fq"), td.file("packed"));
+  PackReport r = pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
   EXPECT_EQ(r.max_planes_used, 2);
   const std::string bytes = read_text_file(td.file("packed/model.safetensors"));
   ASSERT_GT(bytes.size(), 8u);
@@ -124,7 +134,7 @@ TEST(PackedFormat, GoldenBytes) {
 TEST(PackedFormat, EveryLinearMatchesItsFakeQuantLinear) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
-  pack_quantized_dir(td.file("fq"), td.file("packed"));
+  pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
   auto fq = Model::load(td.file("fq"));
   auto pk = Model::load(td.file("packed"));
   Rng r(3);
@@ -145,7 +155,7 @@ TEST(PackedFormat, EveryLinearMatchesItsFakeQuantLinear) {
 TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
-  pack_quantized_dir(td.file("fq"), td.file("packed"));
+  pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
   auto fq = Model::load(td.file("fq"));
   auto pk = Model::load(td.file("packed"));
   int packed = 0, dense = 0;
@@ -182,7 +192,7 @@ TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
 TEST(PackedFormat, GoldenBytesQ4Table) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
-  PackOptions po;
+  PackOptions po = f16_psp();
   po.head_dtype = "q4";
   pack_quantized_dir(td.file("fq"), td.file("packed"), po);
   TensorStore st(td.file("packed"));
@@ -211,7 +221,7 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
     const double scale = max_abs(ref);
     for (const std::string head : {"keep", "f16", "q8", "q4"}) {
       SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + head);
-      PackOptions po;
+      PackOptions po = f16_psp();
       po.head_dtype = head;
       po.embed_dtype = "q8";
       const std::string dir = td.file("p-" + head);
@@ -288,7 +298,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
     SCOPED_TRACE(head);
     test::TempDir td;
     test::write_tiny_fake_quant(td.file("fq"), 6, /*tied=*/false);
-    PackOptions po;
+    PackOptions po = f16_psp();
     po.head_dtype = head;
     pack_quantized_dir(td.file("fq"), td.file("p"), po);
     // Drop the scale tensor by renaming it in the header (same length).

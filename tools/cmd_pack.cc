@@ -21,8 +21,8 @@ Runner register_pack(CLI::App& app) {
   sub->add_option("--scale-dtype", scale, "dtype of α, μ and the PSP factors: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
   sub->add_option("--psp-dtype", opt.psp_dtype,
-                  "PSP low-rank factors: scale (the --scale-dtype, default) or i8 (int8 with one "
-                  "scale per rank component: about half the bytes)")
+                  "PSP low-rank factors: i8 (default: int8 with one scale per rank component, "
+                  "about half the bytes of f16) or scale (the --scale-dtype)")
       ->check(CLI::IsMember({"scale", "i8"}));
   sub->add_option("--max-planes", opt.max_planes,
                   "most bit planes per linear (rows with more distinct values are an error)")

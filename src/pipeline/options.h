@@ -35,8 +35,11 @@ struct QuantizeOptions {
   // 2026-11-24), W1A6: with groups 182.6 ± 11.6 (1 full), 184.6 ± 12.7 (2),
   // 213.7 ± 13.0 (all 10); without groups 472.0 ± 24.0 (2) vs 377.7 ± 48.8 (all).
   int psp_full_iters = 0;
+  // With sign refinement (the one-plane default) the final refinement does the
+  // work the extra full alternations did: 1 (mixtext-8m W1A6 KLD 1.061 against
+  // 1.055 with all 10, 2 seeds; docs/RESULTS.md ablation).
   int effective_psp_full_iters() const {
-    return psp_full_iters != 0 ? psp_full_iters : (wq.groups ? 1 : -1);
+    return psp_full_iters != 0 ? psp_full_iters : (wq.groups || wq.sign_refine > 0 ? 1 : -1);
   }
   double rank_ratio = 0.005;       // > 0: PSP rank = max(1, round(ratio * min(out, in))) (paper: ≈0.005)
   WeightQuantOptions wq;
