@@ -2,7 +2,7 @@
 """PPL (relative to each tool's own FP32) against decoder bits per weight, from
 bench/quality_llamacpp.py's JSON: plot_pareto.py DATA.json OUT.png TITLE.
 Uses PLplot (Debian python3-plplot) with its pngqt device, run offscreen."""
-import json, statistics, sys
+import json, math, statistics, sys
 
 import plplot as pl
 
@@ -14,20 +14,25 @@ def main():
     ys = [statistics.mean(r["ppl"]) / r["ppl_base"] for r in rows]
     pl.plsdev("pngqt")
     pl.plsfnam(png)
-    pl.plspage(0, 0, 1100, 700, 0, 0)
+    pl.plspage(0, 0, 1200, 760, 0, 0)
     pl.plscolbg(255, 255, 255)
+    pl.plscol0(15, 0, 0, 0)   # index 15 (default white) drawn black on the white page
+    pl.plscol0(1, 200, 30, 30)  # llama.cpp
+    pl.plscol0(9, 20, 60, 200)  # bwla
     pl.plinit()
-    pl.plcol0(15)  # black on the white background
-    pl.plschr(0, 0.8)
-    pl.plenv(0.9, max(xs) * 1.1, 0.9, max(ys) * 1.1, 0, 0)
+    pl.plcol0(15)
+    pl.plschr(0, 0.75)
+    ly = [math.log10(y) for y in ys]
+    # Logarithmic PPL axis (axis code 20): one bad row (TQ1_0) must not squash the rest.
+    pl.plenv(0.8, max(xs) * 1.45, math.log10(0.95), max(ly) + 0.05, 0, 20)
     pl.pllab("bits per decoder weight (every side tensor counted)", "PPL / the tool's own FP32 PPL",
-             f"{title}: WikiText-2, llama-perplexity's scored tokens")
-    for x, y, r in zip(xs, ys, rows):
+             f"{title}: WikiText-2, the tokens llama-perplexity scores")
+    for x, y, r in zip(xs, ly, rows):
         bwla = r["name"].startswith("bwla")
         pl.plcol0(9 if bwla else 1)  # blue: bwla, red: llama.cpp
         pl.plpoin([x], [y], 17 if bwla else 5)
-        pl.plcol0(15)
-        pl.plptex(x + 0.03, y, 1.0, 0.0, 0.0, r["name"].replace("bwla ", "").replace(" (imatrix)", ""))
+        label = r["name"].replace("bwla ", "").replace(" (imatrix)", "")
+        pl.plptex(x + 0.06, y, 1.0, 0.0, 0.0, f"{label}: {10 ** y:.2f}x")
     pl.plend()
 
 
