@@ -111,8 +111,7 @@ Runner register_quantize(CLI::App& app) {
     o.psp = o.method == "bwla" && !no_psp;
     BWLA_CHECK(!(no_psp && rank_given), "--no-psp contradicts --rank / --rank-ratio");
     if (o.method == "bwla" && !o.wq.groups) {
-      const bool refinable = o.binarizer == "arb" || o.binarizer == "arb-x" ||
-                             (o.binarizer == "gptq" && o.wbits == 1);
+      const bool refinable = weight_method_sign_refinable(o.binarizer, o.wbits, false);
       if (!refine_opt->count() && refinable) o.wq.sign_refine = kBwlaOnePlaneSignRefine;
       if (!block_opt->count()) o.wq.block_size = kBwlaOnePlaneBlock;
     }

@@ -16,18 +16,59 @@
 
 namespace bwla {
 
+namespace {
+
+// The weight methods and their policy, in one table (names are parsed once,
+// here; the code below branches on the table's fields).
+struct WeightMethodInfo {
+  const char* name;
+  std::vector<int> bits;
+  bool needs_xtx;
+  bool refinable_one_plane;  // sign_refine applies (with groups off / at 1 bit)
+};
+
+const std::vector<WeightMethodInfo>& method_table() {
+  static const std::vector<WeightMethodInfo> t = {
+      {"rtn-sign", {1}, false, false},
+      {"rtn", {2, 3, 4, 8}, false, false},
+      {"gptq", {1, 2, 3, 4, 8}, true, true},
+      {"billm", {1}, false, false},
+      {"arb", {1}, false, true},
+      {"arb-x", {1}, true, true},
+      {"arb-rc", {1}, false, false},
+  };
+  return t;
+}
+
+const WeightMethodInfo* find_method(const std::string& m) {
+  for (const auto& e : method_table())
+    if (m == e.name) return &e;
+  return nullptr;
+}
+
+}  // namespace
+
 std::vector<std::string> weight_methods() {
-  return {"rtn-sign", "rtn", "gptq", "billm", "arb", "arb-x", "arb-rc"};
+  std::vector<std::string> v;
+  for (const auto& e : method_table()) v.push_back(e.name);
+  return v;
 }
 
 std::vector<int> weight_method_bits(const std::string& m) {
-  if (m == "rtn") return {2, 3, 4, 8};
-  if (m == "gptq") return {1, 2, 3, 4, 8};
-  if (m == "rtn-sign" || m == "billm" || m == "arb" || m == "arb-x" || m == "arb-rc") return {1};
-  return {};
+  const WeightMethodInfo* e = find_method(m);
+  return e ? e->bits : std::vector<int>{};
 }
 
-bool weight_method_needs_xtx(const std::string& m) { return m == "gptq" || m == "arb-x"; }
+bool weight_method_needs_xtx(const std::string& m) {
+  const WeightMethodInfo* e = find_method(m);
+  return e && e->needs_xtx;
+}
+
+bool weight_method_sign_refinable(const std::string& m, int wbits, bool groups) {
+  const WeightMethodInfo* e = find_method(m);
+  if (!e || !e->refinable_one_plane) return false;
+  return m == "gptq" ? wbits == 1 : !groups;
+}
 
 MatrixRM rtn_quantize(const MatrixRM& w, int bits, int group_size) {
   MatrixRM out(w.rows(), w.cols());
@@ -76,7 +117,7 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
              ctx);
   BWLA_CHECK(opt.sign_refine >= 0, "{}: sign_refine must be >= 0, got {}", ctx, opt.sign_refine);
   if (opt.sign_refine > 0)
-    BWLA_CHECK(((m == "arb" || m == "arb-x") && !opt.groups) || (m == "gptq" && opt.wbits == 1),
+    BWLA_CHECK(weight_method_sign_refinable(m, opt.wbits, opt.groups),
                "{}: sign refinement needs a one-plane layout (arb or arb-x without column "
                "groups, or gptq 1-bit), not method '{}'{}",
                ctx, m, opt.groups && (m == "arb" || m == "arb-x") ? " with column groups" : "");

@@ -81,6 +81,9 @@ std::vector<std::string> weight_methods();
 // wbits accepted by a method (empty for an unknown method).
 std::vector<int> weight_method_bits(const std::string& method);
 bool weight_method_needs_xtx(const std::string& method);
+// Whether sign_refine applies: a one-plane layout (arb / arb-x without column
+// groups, gptq at 1 bit).
+bool weight_method_sign_refinable(const std::string& method, int wbits, bool groups);
 
 // Per-row / per-group asymmetric min-max RTN (the `rtn` method's quantizer).
 MatrixRM rtn_quantize(const MatrixRM& w, int bits, int group_size);
