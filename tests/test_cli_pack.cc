@@ -76,7 +76,7 @@ TEST_F(Packed, BenchReportsPackedSizes) {
   EXPECT_GT(j["bits_per_weight"].get<double>(), 1.0);
   EXPECT_LT(j["bits_per_weight"].get<double>(), 32.0);
   EXPECT_GT(j["packed_bytes"]["embeddings_norms_head"].get<double>(), 0.0);
-  EXPECT_EQ(j["embedding_dtype"], "F16");  // pack's default for the (tied) table
+  EXPECT_EQ(j["embedding_dtype"], "Q4");  // pack's default head dtype, for the (tied) table
   ASSERT_TRUE(j.contains("by_threads")) << r.out;
   EXPECT_GT(j["by_threads"]["1"]["tg4_tps"].get<double>(), 0.0);
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "cli_run.h"
 #include "io/json.h"
@@ -104,10 +105,12 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
 
 // The default path on every real model: `bwla quantize` with its defaults
 // (BWLA W1A6, one sign plane) -> `bwla pack` with its defaults -> the packed
-// model scores like the fake-quant one. Tolerance: packing rounds α, μ to
-// fp16 and the head/embeddings to fp16 (the fake-quant model keeps fp32), so
-// the packed model is a slightly different model; KL(fake-quant ‖ packed)
-// stays below 2 % of KL(FP32 ‖ fake-quant), and the two PPLs within 3 %.
+// model scores like the fake-quant one. Two tolerances:
+//  * with `--head-dtype f16` the packed model differs from the fake-quant one
+//    only by fp16 α, μ, int8 PSP factors and an fp16 head/embedding table:
+//    KL(fake-quant ‖ packed) < 2 % of KL(FP32 ‖ fake-quant), PPLs within 3 %;
+//  * with the default 4-bit head (a deliberate lossy choice, tied tables
+//    included): < 6 % and within 8 % (measured 4.2 % and 5.9 % on stories260K).
 class DefaultPath : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
@@ -128,6 +131,7 @@ TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
   ASSERT_EQ(r.code, 0) << describe(r);
   const json p = json::parse(r.out);
   EXPECT_EQ(p["max_planes_used"], 1) << p.dump();
+  EXPECT_EQ(p["head_dtype"], "Q4") << p.dump();
   // The packed file is no larger than quantize's own estimate (which counts
   // scales and PSP factors at 16 bits; pack's default int8 PSP factors take
   // 8), up to the padding of rows to 64-bit words (stories260K's down_proj:
@@ -135,6 +139,8 @@ TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
   EXPECT_LE(p["bits_per_weight"].get<double>(), 1.02 * q["bits_per_weight"].get<double>())
       << p.dump() << "\n" << q.dump();
   EXPECT_GT(p["bits_per_weight"].get<double>(), 1.0);
+  r = run_bwla({"pack", td.file("q"), "-o", td.file("p16"), "-q", "--head-dtype", "f16"});
+  ASSERT_EQ(r.code, 0) << describe(r);
   const std::string data = shared_path("data/wikitext-2-raw/wiki.test.raw");
   auto kld = [&](const std::string& dir, const std::string& base) {
     RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data", data, "--ctx", "128",
@@ -142,12 +148,19 @@ TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
     EXPECT_EQ(k.code, 0) << describe(k);
     return k.code == 0 ? json::parse(k.out) : json();
   };
-  const json fq = kld(td.file("q"), m), pk = kld(td.file("p"), td.file("q"));
-  ASSERT_FALSE(fq.is_null() || pk.is_null());
+  const json fq = kld(td.file("q"), m);
+  ASSERT_FALSE(fq.is_null());
   EXPECT_GT(fq["mean_kld"].get<double>(), 0.01);  // the quantized model is not the FP one
-  EXPECT_LT(pk["mean_kld"].get<double>(), 0.02 * fq["mean_kld"].get<double>())
-      << "packed vs fake-quant " << pk.dump() << "\nfake-quant vs FP32 " << fq.dump();
-  EXPECT_NEAR(pk["ppl"].get<double>() / pk["ppl_base"].get<double>(), 1.0, 0.03) << pk.dump();
+  for (const auto& [dir, kld_share, ppl_tol] :
+       {std::tuple<std::string, double, double>{td.file("p16"), 0.02, 0.03},
+        std::tuple<std::string, double, double>{td.file("p"), 0.06, 0.08}}) {
+    const json pk = kld(dir, td.file("q"));
+    ASSERT_FALSE(pk.is_null());
+    EXPECT_LT(pk["mean_kld"].get<double>(), kld_share * fq["mean_kld"].get<double>())
+        << dir << ": packed vs fake-quant " << pk.dump() << "\nfake-quant vs FP32 " << fq.dump();
+    EXPECT_NEAR(pk["ppl"].get<double>() / pk["ppl_base"].get<double>(), 1.0, ppl_tol)
+        << dir << " " << pk.dump();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(RealModels, DefaultPath,

@@ -23,10 +23,12 @@ using namespace bwla;
 
 namespace {
 // The layouts these tests freeze store the PSP factors in the scale dtype
-// (format version 2); `pack`'s default int8 factors are tested on their own.
+// (format version 2) and the head in f16; `pack`'s defaults (int8 factors, a
+// 4-bit head) are tested on their own.
 PackOptions f16_psp() {
   PackOptions o;
   o.psp_dtype = "scale";
+  o.head_dtype = "f16";
   return o;
 }
 }  // namespace

@@ -28,9 +28,9 @@ Runner register_pack(CLI::App& app) {
                   "most bit planes per linear (rows with more distinct values are an error)")
       ->check(CLI::Range(1, kPackedMaxPlanesLimit));
   sub->add_option("--head-dtype", opt.head_dtype,
-                  "output head (and the embedding table when tied): f16 (default), q8 (int8, fp32 "
-                  "scale per row: half the bytes, slightly lossy), q4 (4-bit, fp16 scale per 32 "
-                  "columns, int8 activations: 28 % of the bytes, lossier), or keep (the source's dtype)")
+                  "output head (and the embedding table when tied): q4 (default: 4-bit, fp16 scale "
+                  "per 32 columns, int8 activations: 28 % of the f16 bytes, the fastest decode), "
+                  "q8 (int8, fp32 scale per row: half the bytes), f16, or keep (the source's dtype)")
       ->check(CLI::IsMember({"q4", "q8", "f16", "keep"}));
   sub->add_option("--embed-dtype", opt.embed_dtype,
                   "embedding table of an untied model: f16 (default), q8, q4 or keep")
