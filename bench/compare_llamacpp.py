@@ -42,7 +42,7 @@ BWLA_PACKED = {"w1a8": (8, ["--head-dtype", "q8"], ""), "w1a6": (6, ["--head-dty
                "w1a6d": (6, [], "-default")}
 LABEL = {"fp32": "bwla fp32", "w1a8": "bwla W1A8 packed, q8 head", "w1a6": "bwla W1A6 packed, q8 head",
          "w1a8c": "bwla W1A8 packed, q4 head, i8 PSP", "w1a6c": "bwla W1A6 packed, q4 head, i8 PSP",
-         "w1a6d": "bwla W1A6 packed, pack defaults (f16 head, i8 PSP)",
+         "w1a6d": "bwla W1A6 packed, pack defaults",
          "f16": "llama.cpp F16", "q4_0": "llama.cpp Q4_0", "tq2_0": "llama.cpp TQ2_0",
          "tq1_0": "llama.cpp TQ1_0", "q1_0": "llama.cpp Q1_0"}
 
