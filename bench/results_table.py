@@ -4,6 +4,7 @@ docs/RESULTS.md (between <!-- BEGIN name --> / <!-- END name --> markers).
 
   bench/results_table.py baselines   # methods x A16/A8/A6/A4 (one seed)
   bench/results_table.py ablation    # BWLA parts x A16/A6/A4, mean ± std over seeds
+  bench/results_table.py targets --seeds 6   # issue 18's quality targets (W1A6)
   bench/results_table.py fp32        # FP32 perplexity on the full test file
   bench/results_table.py eval        # zero-shot tasks (full sets)
   bench/results_table.py qtime --nsamples 64 --seqlen 512 --threads 2
@@ -184,6 +185,34 @@ def ablation(a):
     out += table_rows(table, abits, seeds, lambda r: "")
     return out
 
+# Issue 18's quality targets: the default, the grouped layout and every
+# one-plane baseline that is not BWLA (the "best other" is picked per model).
+TARGETS = [
+    ("BWLA default (one plane)", ["--method", "bwla"]),
+    ("BWLA --groups", ["--method", "bwla", "--groups"]),
+    ("RTN-sign (XNOR)", ["--method", "rtn-sign"]),
+    ("GPTQ 1-bit", ["--method", "gptq", "--wbits", "1"]),
+    ("ARB-X, one plane", ["--method", "arb-x", "--no-groups"] + ROW),
+    ("Hadamard + ARB-X, one plane", ["--method", "arb-x", "--no-groups", "--transform", "hadamard"] + ROW),
+]
+
+def targets(a):
+    """W1A6 PPL of the default against the grouped layout and the best other
+    one-plane baseline (lowest mean PPL), mean ± std over a.seeds seeds."""
+    abits = abits_list(a, [6])
+    table, seeds = grid(a, TARGETS, abits)
+    ab = abits[0]
+    d, g = table[0], table[1]
+    base = min(table[2:], key=lambda r: r["cells"][ab][0])
+    out = header(a, f"W1A{ab}; mean ± std over calibration seeds {seeds}; FP32: {fp_ppl(a):.2f}.")
+    out += table_head("configuration", [ab])
+    out += table_rows(table, [ab], seeds, lambda r: "")
+    out += (f"\nDefault / grouped PPL: **{d['cells'][ab][0] / g['cells'][ab][0]:.3f}×** (target ≤ 1.25×, "
+            f"stretch 1.10×). Default / best other one-plane baseline ({base['name']}, "
+            f"{base['bits']:.3f} bits): **{d['cells'][ab][0] / base['cells'][ab][0]:.3f}×** "
+            f"(target ≤ 0.5×). Bits: default {d['bits']:.3f}, grouped {g['bits']:.3f}.\n")
+    return out
+
 def dir_bytes(d):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs
                if f.endswith(".safetensors"))
@@ -295,7 +324,7 @@ def write_section(path, name, body):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", choices=["baselines", "ablation", "fp32", "eval", "qtime"])
+    p.add_argument("table", choices=["baselines", "ablation", "targets", "fp32", "eval", "qtime"])
     p.add_argument("--bwla", default=os.path.join(ROOT, "build", "bwla"))
     p.add_argument("--model", default="../shared/models/stories260K-hf")
     p.add_argument("--data", default="../shared/data/wikitext-2-raw/wiki.test.raw")
@@ -318,7 +347,7 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "RESULTS.md"))
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    body = {"baselines": baselines, "ablation": ablation, "fp32": fp32, "eval": zeroshot,
+    body = {"baselines": baselines, "ablation": ablation, "targets": targets, "fp32": fp32, "eval": zeroshot,
             "qtime": qtime}[a.table](a)
     name = os.path.basename(a.model.rstrip("/"))
     write_section(a.out, f"{a.table}-{name}", body)
