@@ -96,11 +96,10 @@ Runner register_quantize(CLI::App& app) {
     BWLA_CHECK(prox == "truncated" || prox == "soft", "--prox must be truncated or soft");
     o.psp_opt.prox = prox == "soft" ? PspOptions::Prox::SoftThreshold : PspOptions::Prox::Truncated;
     BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
-    // Column-group bitmaps on by default for every arb* binarizer, bwla's included
-    // (measured: docs/RESULTS.md ablation); --no-groups gives the ~1-bit storage layout.
     // bwla's default is the one-sign-plane layout that `pack` stores at ~1.1
-    // bits (docs/RESULTS.md, "one-plane BWLA"): whole-row α, μ, sign
-    // refinement on. The other arb* methods keep the papers' column groups.
+    // bits (docs/RESULTS.md, "The default one-plane layout"): whole-row α, μ,
+    // sign refinement on; --groups selects the column-group layout. The other
+    // arb* methods keep the papers' column groups unless --no-groups.
     BWLA_CHECK(!groups || o.method == "bwla",
                "--groups applies to --method bwla (arb* methods use column groups by default)");
     o.wq.groups = o.method == "bwla" ? groups : !no_groups;
