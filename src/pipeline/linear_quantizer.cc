@@ -11,7 +11,6 @@
 #include "quant/act_quant.h"
 #include "quant/hadamard.h"
 #include "quant/hessian.h"
-#include "quant/sign_refine.h"
 
 namespace bwla {
 
@@ -114,7 +113,12 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     BWLA_CHECK(po.rank < std::min(out, in), "{}: PSP rank {} must be below min(out, in) = {}",
                rep.name, po.rank, std::min(out, in));
     double last_bits = 0;
-    PreparedHessian hcache;  // S_rot is the same for every call
+    // S_rot is the same for every call: its Hessian is prepared once. With sign
+    // refinement it keeps H as well, for the refinement after PSP.
+    PreparedHessian hcache;
+    if (wq.sign_refine > 0)
+      hcache = sp ? prepare_hessian(*sp, st.n_tokens, wq.damp, true, rep.name)
+                  : identity_hessian(in, true);
     // Sign refinement runs once, on PSP's final residual (below), not inside
     // each alternation: PSP picks its pair by the Frobenius error, which the
     // output-metric refinement is not meant to lower.
@@ -139,11 +143,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
                    (int)parts.lr_a.cols(), MatrixRM(parts.lr_b.transpose()).data(),
                    (int)parts.lr_a.cols(), 1.0f, target.data(), in);
       if (parts.transform) parts.transform->apply_to_weight(target);
-      const PreparedHessian hp =
-          sp ? prepare_hessian(*sp, st.n_tokens, wq.damp, true, rep.name)
-             : identity_hessian(in, true);
-      const int cols = wq.method == "gptq" ? 0 : wq.block_size;
-      const SignRefineStats sr = refine_signs(target, parts.w_hat, hp.h, cols, wq.sign_refine);
+      const SignRefineStats sr = refine_one_plane(target, parts.w_hat, hcache, wq);
       rep.extra["sign_refine"] = {{"metric_before", sr.f_before}, {"metric_after", sr.f_after},
                                   {"flips", sr.flips}};
     }

@@ -20,22 +20,11 @@ SignRefineStats refine_signs(const MatrixRM& w, MatrixRM& w_hat, const MatrixRM&
              sweep_limit, block_cols);
   const long bs = block_cols > 0 && block_cols < C ? block_cols : C;
   const long nb = (C + bs - 1) / bs;
-  // One plane: at most two values per (row, block). Checked before the
-  // parallel region (an exception must not leave it).
-  for (long i = 0; i < R; ++i)
-    for (long j0 = 0; j0 < C; j0 += bs) {
-      const long j1 = std::min(C, j0 + bs);
-      const float* v = w_hat.row(i).data();
-      const float lo = *std::min_element(v + j0, v + j1), hi = *std::max_element(v + j0, v + j1);
-      for (long j = j0; j < j1; ++j)
-        BWLA_CHECK(v[j] == lo || v[j] == hi,
-                   "refine_signs: row {} block {} has more than two values ({}, {}, {})", i,
-                   j0 / bs, lo, v[j], hi);
-    }
-  // Row state: per-block α, μ and the signs (b = ±1 as float, for the GEMMs).
+  // Row state: per-block α, μ and the signs (b = ±1 as float, for the GEMMs),
+  // read off Ŵ in one serial pass that also checks it is one plane (at most two
+  // values per row block); O(R·C) next to the O(R·C²) products below.
   std::vector<float> alpha((size_t)R * nb), mu((size_t)R * nb);
   MatrixRM b(R, C);
-#pragma omp parallel for schedule(static)
   for (long i = 0; i < R; ++i) {
     const float* wh = w_hat.row(i).data();
     for (long k = 0; k < nb; ++k) {
@@ -43,7 +32,12 @@ SignRefineStats refine_signs(const MatrixRM& w, MatrixRM& w_hat, const MatrixRM&
       const float lo = *std::min_element(wh + j0, wh + j1), hi = *std::max_element(wh + j0, wh + j1);
       mu[i * nb + k] = 0.5f * (hi + lo);
       alpha[i * nb + k] = 0.5f * (hi - lo);
-      for (long j = j0; j < j1; ++j) b(i, j) = wh[j] == hi ? 1.f : -1.f;
+      for (long j = j0; j < j1; ++j) {
+        BWLA_CHECK(wh[j] == lo || wh[j] == hi,
+                   "refine_signs: row {} block {} has more than two values ({}, {}, {})", i, k,
+                   lo, wh[j], hi);
+        b(i, j) = wh[j] == hi ? 1.f : -1.f;
+      }
     }
   }
   // G = E·H (g_i = H·e_iᵀ; H symmetric), one product for all rows.
@@ -69,7 +63,7 @@ SignRefineStats refine_signs(const MatrixRM& w, MatrixRM& w_hat, const MatrixRM&
   MatrixRM hm = MatrixRM::Zero(nb, C);
   for (long j = 0; j < C; ++j) hm.row(j / bs) += h.row(j);
   const long K = 2 * nb;  // basis per row: v_2k = b ⊙ 1_k, v_2k+1 = 1_k
-  std::vector<double> A((size_t)R * K * K), rhs((size_t)R * K);
+  std::vector<double> A((size_t)R * K * K);
   MatrixRM y(R, C);
   for (int round = 0; round < rounds; ++round) {
     // Sign pass: coordinate descent per row, g kept exact by rank-1 updates.

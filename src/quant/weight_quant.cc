@@ -20,22 +20,26 @@ namespace {
 
 // The weight methods and their policy, in one table (names are parsed once,
 // here; the code below branches on the table's fields).
+// Where sign refinement applies: the layouts with one α, μ per row block.
+enum class OnePlane { Never, WithoutGroups, AtOneBit };
+
 struct WeightMethodInfo {
   const char* name;
   std::vector<int> bits;
   bool needs_xtx;
-  bool refinable_one_plane;  // sign_refine applies (with groups off / at 1 bit)
+  OnePlane refinable;
+  bool whole_row_scales;  // one α, μ per row (not per sweep block) at 1 bit
 };
 
 const std::vector<WeightMethodInfo>& method_table() {
   static const std::vector<WeightMethodInfo> t = {
-      {"rtn-sign", {1}, false, false},
-      {"rtn", {2, 3, 4, 8}, false, false},
-      {"gptq", {1, 2, 3, 4, 8}, true, true},
-      {"billm", {1}, false, false},
-      {"arb", {1}, false, true},
-      {"arb-x", {1}, true, true},
-      {"arb-rc", {1}, false, false},
+      {"rtn-sign", {1}, false, OnePlane::Never, true},
+      {"rtn", {2, 3, 4, 8}, false, OnePlane::Never, false},
+      {"gptq", {1, 2, 3, 4, 8}, true, OnePlane::AtOneBit, true},
+      {"billm", {1}, false, OnePlane::Never, false},
+      {"arb", {1}, false, OnePlane::WithoutGroups, false},
+      {"arb-x", {1}, true, OnePlane::WithoutGroups, false},
+      {"arb-rc", {1}, false, OnePlane::Never, false},
   };
   return t;
 }
@@ -66,8 +70,24 @@ bool weight_method_needs_xtx(const std::string& m) {
 
 bool weight_method_sign_refinable(const std::string& m, int wbits, bool groups) {
   const WeightMethodInfo* e = find_method(m);
-  if (!e || !e->refinable_one_plane) return false;
-  return m == "gptq" ? wbits == 1 : !groups;
+  if (!e) return false;
+  switch (e->refinable) {
+    case OnePlane::WithoutGroups: return !groups;
+    case OnePlane::AtOneBit: return wbits == 1;
+    case OnePlane::Never: break;
+  }
+  return false;
+}
+
+SignRefineStats refine_one_plane(const MatrixRM& target, MatrixRM& w_hat, const PreparedHessian& hp,
+                                 const WeightQuantOptions& opt) {
+  const WeightMethodInfo* e = find_method(opt.method);
+  BWLA_CHECK(e && weight_method_sign_refinable(opt.method, opt.wbits, opt.groups),
+             "{}: sign refinement needs a one-plane layout, not method '{}'", opt.layer, opt.method);
+  BWLA_CHECK(hp.h.rows() == target.cols(), "{}: sign refinement needs the damped Hessian H",
+             opt.layer);
+  return refine_signs(target, w_hat, hp.h, e->whole_row_scales ? 0 : opt.block_size,
+                      opt.sign_refine);
 }
 
 MatrixRM rtn_quantize(const MatrixRM& w, int bits, int group_size) {
@@ -157,11 +177,6 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
       r.w_hat = gptq_quantize(w, hp, opt.wbits, opt.wbits == 1 ? 0 : opt.group_size,
                               opt.block_size);
       if (opt.wbits == 1) {
-        if (opt.sign_refine > 0) {  // one α, μ per row: whole-row blocks
-          const SignRefineStats sr = refine_signs(w, r.w_hat, hp.h, 0, opt.sign_refine);
-          r.summary += fmt::format(" sign-refine {:.4g} -> {:.4g} ({} flips)", sr.f_before,
-                                   sr.f_after, sr.flips);
-        }
         r.storage_bits = nw + 32.0 * out;
       } else {
         const long ng = opt.group_size > 0 ? (in + opt.group_size - 1) / opt.group_size : 1;
@@ -184,11 +199,11 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
       r.summary = fmt::format(" salient cols/block {:.1f}", st.blocks ? (double)st.salient_cols / st.blocks : 0.0);
       if (cfg.refine == BinRefine::ArbX)
         r.summary += fmt::format(" x-refit kept {}/{} rows", st.xrefit_kept, st.xrefit_rows);
-      if (opt.sign_refine > 0) {
-        const SignRefineStats sr = refine_signs(w, r.w_hat, hp.h, opt.block_size, opt.sign_refine);
-        r.summary += fmt::format(" sign-refine {:.4g} -> {:.4g} ({} flips)", sr.f_before,
-                                 sr.f_after, sr.flips);
-      }
+    }
+    if (opt.sign_refine > 0) {
+      const SignRefineStats sr = refine_one_plane(w, r.w_hat, hp, opt);
+      r.summary += fmt::format(" sign-refine {:.4g} -> {:.4g} ({} flips)", sr.f_before,
+                               sr.f_after, sr.flips);
     }
     if (hp.retries) r.summary += fmt::format(" damping raised to {:.3g}", hp.lambda);
     if (!use_h) r.summary += " (no XᵀX: H = I)";

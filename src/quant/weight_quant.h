@@ -38,6 +38,7 @@
 
 #include "quant/hessian.h"
 #include "quant/matrix.h"
+#include "quant/sign_refine.h"
 
 namespace bwla {
 
@@ -84,6 +85,12 @@ bool weight_method_needs_xtx(const std::string& method);
 // Whether sign_refine applies: a one-plane layout (arb / arb-x without column
 // groups, gptq at 1 bit).
 bool weight_method_sign_refinable(const std::string& method, int wbits, bool groups);
+// The refinement quantize_weight runs after the sweep when opt.sign_refine > 0,
+// on any target (PSP runs it on its final residual): rows cut into the blocks
+// the method stores α, μ for (gptq 1-bit: whole rows; arb*: opt.block_size).
+// hp must hold the damped H (prepare_hessian with keep_h).
+SignRefineStats refine_one_plane(const MatrixRM& target, MatrixRM& w_hat, const PreparedHessian& hp,
+                                 const WeightQuantOptions& opt);
 
 // Per-row / per-group asymmetric min-max RTN (the `rtn` method's quantizer).
 MatrixRM rtn_quantize(const MatrixRM& w, int bits, int group_size);
