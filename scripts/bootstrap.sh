@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="cmake ninja-build g++ pkg-config libeigen3-dev libopenblas-dev nlohmann-json3-dev
       libpcre2-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libplplot-dev plplot-driver-qt
-      libdnnl-dev"
+      libdnnl-dev libcpp-httplib-dev"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -30,6 +30,8 @@ std::unique_ptr<Model> make_model(const std::string& preset, test::TempDir& td,
   return Model::load(td.str());
 }
 
+const int* toks_of(const std::vector<int>& s, int i) { return s.data() + i; }
+
 const float* dense_w(const LayerWeights& L, int id) {
   return static_cast<const DenseLinear*>(L.lin[id].get())->weight();
 }
@@ -171,6 +173,50 @@ TEST_P(ArchTest, DecodeAfterPrefillEqualsLongerPrefill) {
       ASSERT_NEAR(one[j], all[(size_t)t * V + j], 2e-4) << GetParam() << " pos " << t;
   }
   EXPECT_EQ(c2.pos, n);
+}
+
+// Continuous batching: one decode step of several sequences at different
+// positions (each with its own cache) against each sequence decoded alone.
+TEST_P(ArchTest, DecodeBatchEqualsEachSequenceAlone) {
+  test::TempDir td;
+  auto m = make_model(GetParam(), td, DType::BF16, 4);
+  const int V = m->cfg.vocab, B = 3;
+  const int lens[B] = {5, 17, 1};
+  Rng rng(9);
+  std::vector<std::vector<int>> seqs(B);
+  for (int b = 0; b < B; ++b) {
+    seqs[b].resize(lens[b] + 2);
+    for (auto& t : seqs[b]) t = (int)rng.below(V);
+  }
+  std::vector<KVCache> alone, batched;
+  for (int b = 0; b < B; ++b) {
+    alone.emplace_back(m->cfg, 32);
+    batched.emplace_back(m->cfg, 32);
+  }
+  std::vector<float> one(V), rows((size_t)B * V);
+  for (int b = 0; b < B; ++b) {
+    forward_tokens(*m, seqs[b].data(), lens[b], alone[b], one.data(), false);
+    forward_tokens(*m, seqs[b].data(), lens[b], batched[b], one.data(), false);
+  }
+  KVCache* cs[B] = {&batched[0], &batched[1], &batched[2]};
+  for (int step = 0; step < 2; ++step) {
+    int toks[B];
+    for (int b = 0; b < B; ++b) toks[b] = seqs[b][lens[b] + step];
+    forward_decode_batch(*m, toks, B, cs, rows.data());
+    for (int b = 0; b < B; ++b) {
+      forward_tokens(*m, &toks[b], 1, alone[b], one.data(), false);
+      EXPECT_EQ(batched[b].pos, alone[b].pos);
+      for (int j = 0; j < V; ++j)
+        ASSERT_NEAR(rows[(size_t)b * V + j], one[j], 1e-4)
+            << GetParam() << " row " << b << " step " << step << " logit " << j;
+    }
+  }
+  // A full cache is an error, not a write past its end.
+  KVCache full(m->cfg, lens[2]);
+  std::vector<float> tmp(V);
+  forward_tokens(*m, seqs[2].data(), lens[2], full, tmp.data(), false);
+  KVCache* fc[1] = {&full};
+  EXPECT_THROW(forward_decode_batch(*m, toks_of(seqs[2], lens[2]), 1, fc, tmp.data()), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, ArchTest,

@@ -38,5 +38,6 @@ Runner register_table(CLI::App& app);
 Runner register_bench(CLI::App& app);
 Runner register_inspect(CLI::App& app);
 Runner register_pack(CLI::App& app);
+Runner register_serve(CLI::App& app);
 
 }  // namespace bwla::cli

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   reg(bwla::cli::register_bench);
   reg(bwla::cli::register_inspect);
   reg(bwla::cli::register_pack);
+  reg(bwla::cli::register_serve);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

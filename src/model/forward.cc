@@ -183,6 +183,61 @@ void residual_linear(const Linear& lin, const float* in, int n, int H, float* x,
 
 }  // namespace
 
+namespace {
+
+// Attention stage of one decode step for n rows, row i its own sequence with
+// cache caches[i] (see forward_decode_batch).
+void attention_decode_rows(const ModelConfig& c, const Rope& rope, const LayerWeights& L,
+                           int layer, const float* x, int n, KVCache* const* caches, float* att) {
+  const int H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
+  thread_local std::vector<float> qb, kb, vb;
+  float* h = scratch(normed_tl, (size_t)n * H);
+  float* q = scratch(qb, (size_t)n * qd);
+  float* k = scratch(kb, (size_t)n * kvd);
+  float* v = scratch(vb, (size_t)n * kvd);
+  rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
+  {
+    const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
+    float* ys[3] = {q, k, v};
+    forward_same_input(lins, ys, 3, h, n);
+  }
+  if (c.qk_norm) {
+    head_rmsnorm(q, n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+    head_rmsnorm(k, n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+  }
+  for (int i = 0; i < n; ++i) {
+    KVCache& kc = *caches[i];
+    const int p = kc.pos;
+    BWLA_CHECK(p + 1 <= kc.max_ctx,
+               "context overflow: {} cached + 1 new token exceeds the context size {}", p,
+               kc.max_ctx);
+    rope.apply(q + (size_t)i * qd, 1, c.n_heads, p);
+    rope.apply(k + (size_t)i * kvd, 1, c.n_kv_heads, p);
+    std::memcpy(kc.k[layer].data() + (size_t)p * kvd, k + (size_t)i * kvd, sizeof(float) * kvd);
+    std::memcpy(kc.v[layer].data() + (size_t)p * kvd, v + (size_t)i * kvd, sizeof(float) * kvd);
+  }
+  // (row, head) tasks; each is exactly what attend() computes for that row.
+  const int hd = c.head_dim, nh = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int win = c.sliding_window;
+  long work = 0;
+  for (int i = 0; i < n; ++i) work += (long)nh * (caches[i]->pos + 1) * hd;
+  const bool par = work >= (1L << 16) && !omp_in_parallel();
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+  for (int task = 0; task < n * nh; ++task) {
+    const int i = task / nh, hh = task % nh, g = hh / group;
+    const KVCache& kc = *caches[i];
+    const int p = kc.pos, j0 = win > 0 ? std::max(0, p - win + 1) : 0;
+    thread_local std::vector<float> s;
+    if (s.size() < (size_t)(p + 1 - j0)) s.resize((size_t)(p + 1 - j0));
+    attn_head(q + (size_t)i * qd + hh * hd, kc.k[layer].data() + (size_t)j0 * kvd + g * hd, kvd,
+              kc.v[layer].data() + (size_t)j0 * kvd + g * hd, kvd, p + 1 - j0, hd, scale,
+              s.data(), att + (size_t)i * qd + hh * hd);
+  }
+}
+
+}  // namespace
+
 void layer_attention(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
                      const float* x, int n_seq, int seq_len, float* att, Capture* cap) {
   attention_stage(c, rope, L, layer, x, n_seq, seq_len, nullptr, att, cap);
@@ -263,6 +318,32 @@ void forward_tokens(const Model& m, const int* tokens, int n, KVCache& cache, fl
   std::vector<float> h((size_t)rows * c.hidden);
   rmsnorm(src, m.final_norm.data(), h.data(), rows, c.hidden, c.rms_eps);
   m.lm_head->forward(h.data(), rows, logits);
+}
+
+void forward_decode_batch(const Model& m, const int* tokens, int n, KVCache* const* caches,
+                          float* logits) {
+  const auto& c = m.cfg;
+  BWLA_CHECK(n > 0, "decode batch with no tokens");
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < i; ++j)
+      BWLA_ASSERT(caches[i] != caches[j], "decode batch rows {} and {} share one cache", j, i);
+  std::vector<float> x((size_t)n * c.hidden);
+  embed_tokens(m, tokens, n, x.data());
+  thread_local std::vector<float> attb, actb;
+  float* att = scratch(attb, (size_t)n * c.q_dim());
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = m.layers[l];
+    BWLA_ASSERT(L.lin[kQ], "layer {} not loaded", l);
+    attention_decode_rows(c, *m.rope, L, l, x.data(), n, caches, att);
+    layer_attn_residual(c, L, l, att, n, x.data(), nullptr);
+    float* act = scratch(actb, (size_t)n * c.intermediate);
+    layer_mlp_act(c, L, l, x.data(), n, act, nullptr);
+    layer_mlp_residual(c, L, l, act, n, x.data(), nullptr);
+  }
+  for (int i = 0; i < n; ++i) ++caches[i]->pos;
+  std::vector<float> h((size_t)n * c.hidden);
+  rmsnorm(x.data(), m.final_norm.data(), h.data(), n, c.hidden, c.rms_eps);
+  m.lm_head->forward(h.data(), n, logits);
 }
 
 }  // namespace bwla

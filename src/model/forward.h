@@ -58,6 +58,16 @@ void layer_mlp_residual(const ModelConfig& c, const LayerWeights& L, int layer, 
 void forward_tokens(const Model& m, const int* tokens, int n, KVCache& cache, float* logits,
                     bool all_logits, Capture* cap = nullptr);
 
+// One decode step for n independent sequences (continuous batching): token i
+// is appended to caches[i] at caches[i]->pos, attends only to that cache, and
+// its logits go to logits[i * vocab]; every cache's pos advances by one. The
+// linears run once on all n rows (one packed GEMM instead of n GEMVs), the
+// attention per row. Rows are independent: each row's logits equal
+// forward_tokens on that sequence alone up to the linears' accumulation order
+// for n rows vs one (exact for the integer W1A6 sign planes).
+void forward_decode_batch(const Model& m, const int* tokens, int n, KVCache* const* caches,
+                          float* logits);
+
 // Embedding lookup with a range check (error names the token and vocab).
 void embed_tokens(const Model& m, const int* tokens, int n, float* x);
 
