@@ -8,6 +8,9 @@ PKGS="cmake ninja-build g++ pkg-config libeigen3-dev libopenblas-dev nlohmann-js
       libdnnl-dev libcpp-httplib-dev"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# Node.js + npm run the tests of bwla serve with the official openai client;
+# a Node.js already on the PATH (not from Debian) is kept.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bootstrap: installing$missing" >&2

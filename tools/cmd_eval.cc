@@ -14,7 +14,7 @@ namespace bwla::cli {
 
 Runner register_eval(CLI::App& app) {
   auto* sub = app.add_subcommand("eval", "zero-shot tasks (lm-evaluation-harness conventions)");
-  static std::string dir, tasks, out_file;
+  static std::string dir, tasks, out_file, requests_out;
   static EvalOptions opt;
   static int ctx = 0;
   static Common common;
@@ -32,6 +32,11 @@ Runner register_eval(CLI::App& app) {
   sub->add_option("--seed", opt.seed, "seed for --random-subset");
   sub->add_option("--ctx", ctx, "context size (0 = model maximum)")->check(CLI::NonNegativeNumber);
   sub->add_option("--json-out", out_file, "also write the JSON result to this file");
+  sub->add_option("--requests-out", requests_out,
+                  "also write the scored requests as JSON: per task, the selected items' "
+                  "contexts (one per choice), continuations, gold index and each choice's "
+                  "log-likelihood, so that another scorer (e.g. through bwla serve) can score "
+                  "the same strings and be compared");
   add_common(sub, common);
   return [] {
     apply_common(common);
@@ -45,6 +50,13 @@ Runner register_eval(CLI::App& app) {
     }
     if (!out_file.empty())
       check_output_file(out_file, {dir, opt.data_dir}, "--json-out", json_written_by_bwla);
+    json requests;
+    if (!requests_out.empty()) {
+      check_output_file(requests_out, {dir, opt.data_dir, out_file}, "--requests-out",
+                        json_written_by_bwla);
+      requests = zeroshot_requests(opt);
+      opt.item_logliks = true;
+    }
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
@@ -53,6 +65,18 @@ Runner register_eval(CLI::App& app) {
     json r = run_zeroshot(lm, *tok, opt);
     r["model"] = dir;
     r["seconds"] = t.seconds();
+    if (!requests_out.empty()) {
+      // Each choice's log-likelihood next to its request, out of the result.
+      for (auto& [task, res] : r["results"].items()) {
+        json& items = requests["tasks"][task]["items"];
+        const json& ll = res["item_logliks"];
+        BWLA_CHECK(ll.size() == items.size(), "{}: {} scores for {} requests", task, ll.size(),
+                   items.size());
+        for (size_t i = 0; i < items.size(); ++i) items[i]["logliks"] = ll[i];
+        res.erase("item_logliks");
+      }
+      write_owned_json_file(requests_out, requests);
+    }
     if (!out_file.empty()) write_owned_json_file(out_file, r);
     if (common.json)
       print_json(r);

@@ -34,7 +34,10 @@ Runner register_ppl(CLI::App& app) {
                 "score as llama-perplexity does: BOS put in front of each window (replacing "
                 "its first token) and only the second half of each window scored");
   sub->add_option("--tokens-out", tokens_out,
-                  "also write the file's token ids as JSON (to check another tool's tokenization)");
+                  "also write the file's token ids as JSON (to check another tool's tokenization) "
+                  "and, without --kld-base, each scored prediction's log-probability "
+                  "(\"logprob_index\": index into \"tokens\" of the predicted token, "
+                  "\"logprobs\": natural-log probability)");
   add_common(sub, common);
   return [] {
     apply_common(common);
@@ -65,7 +68,7 @@ Runner register_ppl(CLI::App& app) {
       opt.llama_chunks = true;
       opt.bos = tok->bos_id();
     }
-    if (!tokens_out.empty())
+    if (!tokens_out.empty() && base)
       write_text_file_atomic(tokens_out,
                              json({{"written_by", "bwla"}, {"data", data}, {"tokens", ids}}).dump());
     if (base) {
@@ -99,7 +102,16 @@ Runner register_ppl(CLI::App& app) {
       }
       return 0;
     }
+    opt.keep_token_logprobs = !tokens_out.empty();
     PplResult r = perplexity(*model, ids, opt);
+    if (!tokens_out.empty())
+      write_text_file_atomic(tokens_out, json({{"written_by", "bwla"},
+                                               {"data", data},
+                                               {"ctx", opt.ctx},
+                                               {"tokens", ids},
+                                               {"logprob_index", r.token_index},
+                                               {"logprobs", r.token_logprobs}})
+                                             .dump());
     if (common.json) {
       print_json({{"model", dir},
                   {"data", data},

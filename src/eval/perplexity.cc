@@ -98,6 +98,8 @@ PplResult perplexity(LanguageModel& lm, const std::vector<int>& tokens, const Pp
   Timer timer;
   double nll = 0;
   long count = 0;
+  std::vector<long> keep_index;
+  std::vector<double> keep_lp;
   for (long w = 0; w < nw; ++w) {
     const int* tk = window_tokens(tokens, w, opt, buf);
     run_window(lm, tk, opt.ctx, logits);
@@ -107,11 +109,19 @@ PplResult perplexity(LanguageModel& lm, const std::vector<int>& tokens, const Pp
       tok_nll[i] = -token_logprob(logits.data() + (size_t)t * V, V, tk[t + 1]);
     }
     for (double v : tok_nll) nll += v;
+    if (opt.keep_token_logprobs)
+      for (int i = 0; i < P; ++i) {
+        keep_index.push_back(w * opt.ctx + first + i + 1);
+        keep_lp.push_back(-tok_nll[i]);
+      }
     count += P;
     if (opt.progress) prog.update(w + 1, fmt::format("ppl {:.3f}", std::exp(nll / count)));
   }
   if (opt.progress) prog.finish();
-  return finish(nll, count, nw, (long)tokens.size(), opt, timer.seconds());
+  PplResult r = finish(nll, count, nw, (long)tokens.size(), opt, timer.seconds());
+  r.token_index = std::move(keep_index);
+  r.token_logprobs = std::move(keep_lp);
+  return r;
 }
 
 PplResult perplexity(const Model& m, const std::vector<int>& tokens, const PplOptions& opt) {

@@ -20,6 +20,9 @@ struct PplOptions {
   // half scored (positions ctx/2 .. ctx−2, i.e. ctx − 1 − ctx/2 predictions).
   bool llama_chunks = false;
   int bos = -1;
+  // Keep every scored prediction's log-probability (PplResult::token_logprobs),
+  // e.g. to check a server's echo logprobs against this oracle.
+  bool keep_token_logprobs = false;
 };
 
 struct PplResult {
@@ -28,6 +31,10 @@ struct PplResult {
   long tokens_total = 0;   // tokens in the file
   int windows = 0;
   double seconds = 0, tokens_per_s = 0;
+  // keep_token_logprobs: log p(tokens[token_index[i]] | the tokens before it in
+  // its window), in scoring order.
+  std::vector<long> token_index;
+  std::vector<double> token_logprobs;
 };
 
 PplResult perplexity(LanguageModel& lm, const std::vector<int>& tokens, const PplOptions& opt);

@@ -106,6 +106,7 @@ TaskMetrics evaluate_items(LanguageModel& lm, const Tokenizer& tok,
       greedy = greedy && r.is_greedy;
       n_tokens += r.n_tokens;
     }
+    m.item_logliks.push_back(ll);
     if (kind == TaskKind::Lambada) {
       correct += greedy ? 1 : 0;
       sum_ll += ll[(size_t)it.gold];
@@ -136,7 +137,9 @@ TaskMetrics evaluate_items(LanguageModel& lm, const Tokenizer& tok,
   return m;
 }
 
-json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& opt) {
+namespace {
+
+std::vector<const TaskSpec*> selected_specs(const EvalOptions& opt) {
   std::vector<std::string> names = opt.tasks.empty() ? task_names() : opt.tasks;
   std::vector<const TaskSpec*> specs;
   for (auto& n : names) {
@@ -144,20 +147,55 @@ json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& op
     if (std::find(specs.begin(), specs.end(), s) == specs.end()) specs.push_back(s);
   }
   BWLA_CHECK(opt.limit >= 0, "limit must be >= 0 (got {})", opt.limit);
+  return specs;
+}
+
+std::vector<TaskItem> selected_items(const TaskSpec& s, const EvalOptions& opt, size_t* n_all) {
+  std::vector<TaskItem> all = load_task(s.name, opt.data_dir);
+  // An accuracy over nothing would print as 0.0000, a result that was never measured.
+  BWLA_CHECK(!all.empty(), "{}: the task files under '{}' hold no items", s.name, opt.data_dir);
+  std::vector<TaskItem> items;
+  for (size_t i : select_subset(all.size(), opt.limit, opt.seed, opt.random_subset))
+    items.push_back(all[i]);
+  *n_all = all.size();
+  return items;
+}
+
+}  // namespace
+
+json zeroshot_requests(const EvalOptions& opt) {
+  json out;
+  out["tasks"] = json::object();
+  for (const TaskSpec* s : selected_specs(opt)) {
+    size_t n_all = 0;
+    json items = json::array();
+    for (const TaskItem& it : selected_items(*s, opt, &n_all)) {
+      json ctx = json::array();
+      for (size_t c = 0; c < it.continuations.size(); ++c) ctx.push_back(it.context_for(c));
+      items.push_back({{"contexts", ctx}, {"continuations", it.continuations}, {"gold", it.gold},
+                       {"where", it.where}});
+    }
+    out["tasks"][s->name] = {{"items", items}, {"n_total", (long)n_all}};
+  }
+  out["config"] = {{"limit", opt.limit}, {"random_subset", opt.random_subset}, {"seed", opt.seed},
+                   {"data_dir", opt.data_dir}};
+  return out;
+}
+
+json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& opt) {
+  const std::vector<const TaskSpec*> specs = selected_specs(opt);
 
   json out;
   out["results"] = json::object();
   for (const TaskSpec* s : specs) {
-    std::vector<TaskItem> all = load_task(s->name, opt.data_dir);
-    // An accuracy over nothing would print as 0.0000, a result that was never measured.
-    BWLA_CHECK(!all.empty(), "{}: the task files under '{}' hold no items", s->name, opt.data_dir);
-    std::vector<TaskItem> items;
-    for (size_t i : select_subset(all.size(), opt.limit, opt.seed, opt.random_subset)) items.push_back(all[i]);
-    log_info("{}: evaluating {} of {} items{}", s->name, items.size(), all.size(),
-             items.size() < all.size() ? (opt.random_subset ? " (random subset)" : " (the first)") : "");
+    size_t n_all = 0;
+    std::vector<TaskItem> items = selected_items(*s, opt, &n_all);
+    log_info("{}: evaluating {} of {} items{}", s->name, items.size(), n_all,
+             items.size() < n_all ? (opt.random_subset ? " (random subset)" : " (the first)") : "");
     TaskMetrics m = evaluate_items(lm, tok, items, s->kind, s->name);
     json j = m.to_json();
-    j["n_total"] = (long)all.size();
+    j["n_total"] = (long)n_all;
+    if (opt.item_logliks) j["item_logliks"] = m.item_logliks;
     std::string headline = s->name == "hellaswag" ? "acc_norm" : "acc";
     j["headline_metric"] = headline;
     j["headline"] = j[headline];
@@ -186,7 +224,7 @@ json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& op
   out["average_5"] = avg;
 
   json cfg;
-  cfg["tasks"] = names;
+  cfg["tasks"] = opt.tasks.empty() ? task_names() : opt.tasks;
   cfg["data_dir"] = opt.data_dir;
   cfg["limit"] = opt.limit;
   cfg["seed"] = opt.seed;

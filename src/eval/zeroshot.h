@@ -29,6 +29,7 @@ struct EvalOptions {
   long limit = 0;                  // 0 = all items; else the first `limit` items
   bool random_subset = false;      // limit draws `limit` items with `seed` instead
   uint64_t seed = 0;               // draws the subset when random_subset
+  bool item_logliks = false;       // results[task]["item_logliks"]: [[loglik per choice]]
 };
 
 struct TaskMetrics {
@@ -40,6 +41,7 @@ struct TaskMetrics {
   long context_truncated = 0;  // items whose context was left-truncated
   long tokens_fed = 0;
   double seconds = 0;
+  std::vector<std::vector<double>> item_logliks;  // per item, per choice (not in to_json)
   // {acc, acc_stderr, [acc_norm, acc_norm_stderr | perplexity, ...], n, seconds, items_per_s, ...}
   json to_json() const;
 };
@@ -68,6 +70,12 @@ TaskMetrics evaluate_items(LanguageModel& lm, const Tokenizer& tok,
 // hellaswag (acc_norm), winogrande (acc) — the BWLA/ARB-LLM convention; its
 // value is null unless all five were run.
 json run_zeroshot(LanguageModel& lm, const Tokenizer& tok, const EvalOptions& opt);
+
+// The items run_zeroshot would score, as strings (no model involved):
+//   {"tasks": {task: {"items": [{"contexts": [one per choice], "continuations": [...],
+//                               "gold", "where"}], "n_total"}}, "config": {...}}
+// so that another scorer can score exactly the same requests.
+json zeroshot_requests(const EvalOptions& opt);
 
 // Markdown table of run_zeroshot's result (one row per task metric, then the
 // 5-task average).
