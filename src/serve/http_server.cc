@@ -372,6 +372,7 @@ void HttpServer::Impl::routes() {
                {"queued", s.queued},
                {"requests", s.requests},
                {"rejected", s.rejected},
+               {"cancelled", s.cancelled},
                {"decode_steps", s.decode_steps},
                {"decoded_tokens", s.decoded_tokens},
                {"mean_decode_batch", s.decode_steps ? (double)s.decoded_tokens / s.decode_steps : 0.0}});

@@ -168,6 +168,27 @@ test('bad requests get OpenAI error bodies', async () => {
   assert.ok((await greedy('The cat', 3)).length > 0);
 });
 
+test('a client that disconnects mid-stream frees its slot', async () => {
+  const health = async () => (await fetch(server.url + '/health')).json();
+  const before = await health();
+  const ac = new AbortController();
+  const stream = await client.completions.create(
+    { model: name, prompt: 'Once', max_tokens: 480, temperature: 0, stream: true }, { signal: ac.signal });
+  let chunks = 0;
+  try {
+    for await (const ch of stream) if (++chunks === 2) ac.abort();
+  } catch { /* the abort */ }
+  console.log(`# chunks ${chunks}`);
+  let h = await health();
+  for (let i = 0; i < 200 && (h.slots_processing > 0 || h.cancelled === before.cancelled); ++i) {
+    await new Promise((r) => setTimeout(r, 25));
+    h = await health();
+  }
+  assert.equal(h.slots_processing, 0, 'the slot is free again');
+  assert.equal(h.cancelled, before.cancelled + 1, 'the request was cancelled, not run to its end');
+  assert.equal(h.slots_idle, 4);
+});
+
 test('tokenize and detokenize', async () => {
   const t = await postJson(server.url + '/tokenize', { content: 'Once upon a time', add_special: false });
   const d = await postJson(server.url + '/detokenize', { tokens: t.json.tokens });
