@@ -167,3 +167,54 @@ TEST(PackedLinearShared, SameInputGroupEqualsEachLinearAlone) {
     }
   }
 }
+
+// Several tokens through the group (a batch of decode steps): each token's
+// outputs are bit-identical to that token run alone through the group, at any
+// thread count, and agree with the plain n-token forward on one thread.
+TEST(PackedLinearShared, TokenGroupOfSeveralTokensEqualsEachTokenAlone) {
+  ThreadCount restore;
+  Rng rng(7);
+  const Case cases[] = {{8, 10, 83, 1, 0, false, false, 1},
+                        {8, 10, 20, 2, 5, true, true, 2},
+                        {8, 10, 47, 2, 16, true, true, 1}};
+  std::vector<PackedLinear> lins;
+  for (const Case& c : cases) lins.push_back(make_linear(c, rng));
+  const int in = 80, count = 3;
+  for (int n : {2, 3, PackedLinear::kMaxTokens}) {
+    auto x = uniform(rng, (size_t)n * in, -2.0f, 2.0f);
+    x[(size_t)(n - 1) * in + 5] = 9.0f;  // a different activation range per token
+    for (int threads : {2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<std::vector<float>> got(count), alone(count), plain(count);
+      const Linear* lp[count];
+      float* ys[count];
+      for (int j = 0; j < count; ++j) {
+        got[j].assign((size_t)n * lins[j].out_features(), NAN);
+        alone[j].assign(got[j].size(), NAN);
+        lp[j] = &lins[j];
+        ys[j] = got[j].data();
+      }
+      forward_same_input(lp, ys, count, x.data(), n);
+      for (int t = 0; t < n; ++t) {
+        float* yt[count];
+        for (int j = 0; j < count; ++j) yt[j] = alone[j].data() + (size_t)t * lins[j].out_features();
+        forward_same_input(lp, yt, count, x.data() + (size_t)t * in, 1);
+      }
+      omp_set_num_threads(1);
+      for (int j = 0; j < count; ++j) {
+        plain[j].assign(got[j].size(), NAN);
+        lins[j].forward(x.data(), n, plain[j].data());
+      }
+      for (int j = 0; j < count; ++j) {
+        double scale = 0;
+        for (float v : plain[j]) scale = std::max(scale, (double)std::fabs(v));
+        for (size_t i = 0; i < got[j].size(); ++i) {
+          ASSERT_EQ(got[j][i], alone[j][i]) << n << " tokens, linear " << j << " ("
+                                            << lins[j].describe() << "), threads " << threads
+                                            << ", element " << i;
+          ASSERT_NEAR(got[j][i], plain[j][i], 1e-5 * scale) << n << " tokens, linear " << j;
+        }
+      }
+    }
+  }
+}

@@ -86,8 +86,9 @@ void prefetch_plane(const PackedBinary& pl, int r0, int r1, size_t bytes) {
 }  // namespace
 
 void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
-                                       const float* x) {
+                                       const float* x, int n) {
   BWLA_ASSERT(count >= 1 && count <= kMaxGroup, "token group of {} linears", count);
+  BWLA_ASSERT(n >= 1 && n <= kMaxTokens, "token group of {} tokens", n);
   const int in = lins[0]->in_features();
   struct Job {
     const PackedLinear* L;
@@ -116,18 +117,18 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
     jb.y = ys[j];
     jb.stages = p.transform ? p.transform->shared_stages() : 0;
     if (p.transform) {
-      xr_tl[j].assign(x, x + in);
-      scratch_tl[j].resize((size_t)in);
+      xr_tl[j].assign(x, x + (size_t)n * in);
+      scratch_tl[j].resize((size_t)n * in);
     }
-    u_tl[j].resize((size_t)p.rank);
-    if (p.planes.size() > 1) tmp_tl[j].resize((size_t)L.out_features());
+    u_tl[j].resize((size_t)n * p.rank);
+    if (p.planes.size() > 1) tmp_tl[j].resize((size_t)n * L.out_features());
     jb.xr = xr_tl[j].data();
     jb.scratch = scratch_tl[j].data();
     jb.u = u_tl[j].data();
     jb.tmp = tmp_tl[j].data();
     jb.qa = &qa_tl[j];
     jb.src = p.transform ? jb.xr : x;
-    jb.kern = default_binary_kernel(p.abits, 1);
+    jb.kern = default_binary_kernel(p.abits, n);
     BWLA_CHECK(binary_kernel_available(jb.kern), "binary kernel {} needs ISA above active {}",
                binary_kernel_name(jb.kern), isa_name(active_isa()));
     max_stages = std::max(max_stages, jb.stages);
@@ -155,21 +156,25 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
     // PSP branches: u = B·x on the untransformed input, split over rank.
     for (int j = 0; j < count; ++j) work[j] = jobs[j].L->p_.rank;
     for_share(count, work, tid, nth, [&](int j, int k0, int k1) {
-      jobs[j].L->psp_project(x, k0, k1, jobs[j].u);
+      const int r = jobs[j].L->p_.rank;
+      for (int t = 0; t < n; ++t)
+        jobs[j].L->psp_project(x + (size_t)t * in, k0, k1, jobs[j].u + (size_t)t * r);
     });
     // Input transforms, stage by stage.
     for (int s = 0; s < max_stages; ++s) {
       for (int j = 0; j < count; ++j)
         work[j] = s < jobs[j].stages ? jobs[j].L->p_.transform->stage_work(s) : 0;
       for_share(count, work, tid, nth, [&](int j, int a, int b) {
-        jobs[j].L->p_.transform->run_stage(s, jobs[j].xr, jobs[j].scratch, a, b);
+        for (int t = 0; t < n; ++t)
+          jobs[j].L->p_.transform->run_stage(s, jobs[j].xr + (size_t)t * in,
+                                             jobs[j].scratch + (size_t)t * in, a, b);
       });
 #pragma omp barrier
     }
     // Activation quantization: one thread per linear.
     for (int j = tid; j < count; j += nth) {
       const PackedParts& p = jobs[j].L->p_;
-      quantize_acts(jobs[j].src, 1, in, p.abits, p.act_clip, *jobs[j].qa);
+      quantize_acts(jobs[j].src, n, in, p.abits, p.act_clip, *jobs[j].qa);
     }
 #pragma omp barrier
     // Output rows in 16-row units: bit planes, low-rank expansion, bias.
@@ -184,19 +189,22 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
       binary_gemm(p.planes[0], *jb.qa, jb.y, r0, r1, jb.kern);
       for (size_t k = 1; k < p.planes.size(); ++k) {
         binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
-        for (int i = r0; i < r1; ++i) jb.y[i] += jb.tmp[i];
+        for (int t = 0; t < n; ++t)
+          for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += jb.tmp[(size_t)t * out + i];
       }
-      L.psp_expand(jb.u, r0, r1, jb.y);
-      if (!p.bias.empty())
-        for (int i = r0; i < r1; ++i) jb.y[i] += p.bias[i];
+      for (int t = 0; t < n; ++t) {
+        L.psp_expand(jb.u + (size_t)t * p.rank, r0, r1, jb.y + (size_t)t * out);
+        if (!p.bias.empty())
+          for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += p.bias[i];
+      }
     });
   }
 }
 
 void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
                         int n) {
-  if (n == 1 && count <= PackedLinear::kMaxGroup && omp_get_max_threads() > 1 &&
-      !omp_in_parallel()) {
+  if (n <= PackedLinear::kMaxTokens && count <= PackedLinear::kMaxGroup &&
+      omp_get_max_threads() > 1 && !omp_in_parallel()) {
     const PackedLinear* pl[PackedLinear::kMaxGroup];
     bool ok = true;
     for (int j = 0; j < count && ok; ++j) {
@@ -205,7 +213,7 @@ void forward_same_input(const Linear* const* lins, float* const* ys, int count, 
            pl[j]->in_features() == lins[0]->in_features();
     }
     if (ok) {
-      PackedLinear::forward_token_group(pl, ys, count, x);
+      PackedLinear::forward_token_group(pl, ys, count, x, n);
       return;
     }
   }
@@ -213,9 +221,10 @@ void forward_same_input(const Linear* const* lins, float* const* ys, int count, 
 }
 
 void PackedLinear::forward(const float* x, int n, float* y) const {
-  if (n == 1 && p_.block_scales.empty() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+  if (n <= kMaxTokens && p_.block_scales.empty() && omp_get_max_threads() > 1 &&
+      !omp_in_parallel()) {
     const PackedLinear* self = this;
-    forward_token_group(&self, &y, 1, x);
+    forward_token_group(&self, &y, 1, x, n);
     return;
   }
   const int in = in_features(), out = out_features();

@@ -52,13 +52,18 @@ class PackedLinear : public Linear {
   std::string describe() const override;
   const PackedParts& parts() const { return p_; }
 
-  // ys[i] = lins[i]·x for one token x, count ≤ kMaxGroup linears of the same
-  // input width, none with column-block scales: low-rank projections, transform
-  // stages, activation quantization and bit-plane rows of all of them split
-  // over the threads of one parallel region (one fork, a barrier per step).
+  // ys[i] = lins[i]·x for n ≤ kMaxTokens tokens x (row-major [n, in]; ys[i]
+  // [n, out]), count ≤ kMaxGroup linears of the same input width, none with
+  // column-block scales: low-rank projections, transform stages, activation
+  // quantization and bit-plane rows of all of them split over the threads of
+  // one parallel region (one fork, a barrier per step). Each sign plane is read
+  // once for all n tokens (the decode steps of a server's slots), and every
+  // token's result is bit-identical to running it alone (per-token transforms,
+  // PSP and quantization; exact integer sums with a shared epilogue).
   static constexpr int kMaxGroup = 4;
+  static constexpr int kMaxTokens = 8;
   static void forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
-                                  const float* x);
+                                  const float* x, int n = 1);
 
  private:
   // The PSP branch in the stored factor dtype (int8, fp16 or fp32):
@@ -74,8 +79,9 @@ class PackedLinear : public Linear {
 };
 
 // ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one
-// token through packed linears with several threads goes to
-// PackedLinear::forward_token_group, anything else to one forward each.
+// token (or up to kMaxTokens, a batch of decode steps) through packed linears
+// with several threads goes to PackedLinear::forward_token_group, anything else
+// to one forward each.
 void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
                         int n);
 
