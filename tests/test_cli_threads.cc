@@ -24,9 +24,11 @@ std::string model_dir() { return bwla::test::shared_path("models/stories260K-hf"
 
 // Quantizes stories260K with `args` at `threads` threads into `out`; returns
 // the model.safetensors bytes (empty on failure, with the error reported).
-std::string quantize(const std::vector<std::string>& args, int threads, const std::string& out) {
+std::string quantize(const std::vector<std::string>& args, int threads, const std::string& out,
+                     int nsamples = 4, int seqlen = 64) {
   std::vector<std::string> cmd = {"quantize", model_dir(), "--wbits", "1", "--abits", "6",
-                                  "--nsamples", "4", "--seqlen", "64", "--seed", "0",
+                                  "--nsamples", std::to_string(nsamples), "--seqlen",
+                                  std::to_string(seqlen), "--seed", "0",
                                   "--shared", bwla::test::shared_dir(), "-o", out, "-q",
                                   "--no-resume", "-t", std::to_string(threads)};
   cmd.insert(cmd.end(), args.begin(), args.end());
@@ -62,6 +64,26 @@ TEST(Threads, QuantizedBytesDoNotDependOnThreadCount) {
                                 << other.size() << " vs " << one.size() << " bytes)";
     }
   }
+}
+
+// Recomputing the o_proj / down_proj inputs per chunk (the memory-bounded
+// path of 7B-shape calibrations) writes the bytes keeping them does. 12
+// segments: two forward chunks (8 + 4), so the recomputed rows are not all in
+// the first chunk.
+TEST(Threads, RecomputedActivationsGiveTheKeptBytes) {
+  BWLA_REQUIRE_SHARED(kModel);
+  bwla::test::TempDir td;
+  auto run = [&](const char* keep) {
+    return quantize({"--method", "bwla", "--keep-activations", keep}, 2, td.file(keep), 12, 32);
+  };
+  const std::string kept = run("yes");
+  ASSERT_FALSE(kept.empty());
+  const std::string recomputed = run("no");
+  EXPECT_TRUE(recomputed == kept) << "--keep-activations no wrote different bytes ("
+                                  << recomputed.size() << " vs " << kept.size() << ")";
+  auto bad = run_bwla({"quantize", model_dir(), "-o", td.file("bad"), "--keep-activations", "maybe"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--keep-activations"), std::string::npos) << bad.err;
 }
 
 json ppl(const std::string& dir, int threads) {

@@ -1,6 +1,5 @@
 #include "cli_common.h"
 
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -36,12 +35,6 @@ void print_json(const json& j) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-}
-
-long peak_rss_bytes() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss * 1024L;
 }
 
 }  // namespace bwla::cli

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "core/rss.h"  // peak_rss_bytes, used by several commands
 #include "io/json.h"
 
 namespace bwla::cli {
@@ -23,7 +24,6 @@ void add_common(CLI::App* app, Common& c);
 void apply_common(const Common& c);
 // Prints one JSON object on stdout.
 void print_json(const json& j);
-long peak_rss_bytes();
 
 // Each subcommand registers itself: returns the function to run when chosen.
 using Runner = std::function<int()>;

@@ -12,23 +12,6 @@
 
 namespace bwla::cli {
 
-namespace {
-// Length of the longest prefix of s that does not end inside a UTF-8 sequence.
-size_t complete_utf8_prefix(const std::string& s) {
-  size_t n = s.size(), i = n;
-  int back = 0;
-  while (i > 0 && back < 4) {
-    unsigned char ch = (unsigned char)s[i - 1];
-    if ((ch & 0xC0) != 0x80) {
-      int need = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 1;
-      return (int)(n - (i - 1)) >= need ? n : i - 1;
-    }
-    --i;
-    ++back;
-  }
-  return n;
-}
-}  // namespace
 
 Runner register_generate(CLI::App& app) {
   auto* sub = app.add_subcommand("generate", "generate text from a prompt");

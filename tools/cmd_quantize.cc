@@ -1,6 +1,8 @@
 // bwla quantize DIR --method M --wbits 1 --abits 6 [...] -o OUT
 #include <fmt/format.h>
 
+#include <map>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -76,6 +78,15 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--linear-jobs", o.linear_jobs,
                   "linears of a layer quantized side by side, one thread each (0 = --threads, 1 = one at a time)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--keep-activations", o.keep_activations,
+                  "keep the o_proj / down_proj inputs of all calibration rows (yes), or recompute "
+                  "them per chunk (no: less memory, one more forward per layer, same output); "
+                  "auto = yes up to 2 GiB")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, KeepActivations>{{"auto", KeepActivations::Auto},
+                                                 {"yes", KeepActivations::Yes},
+                                                 {"no", KeepActivations::No}},
+          CLI::ignore_case));
   sub->add_option("--stop-after", o.stop_after, "quantize N layers, keep OUT.partial and exit (resume later)");
   sub->add_option("--ppl-data", ppl_data, "after quantizing, print FP vs quantized PPL on this file");
   sub->add_option("--ppl-ctx", ppl_ctx, "PPL window (default: calibration length)");

@@ -16,6 +16,7 @@ const CpuFeatures& cpu_features() {
     c.f16c = true;  // implied by AVX2-era CPUs we target; checked via avx2
     c.avx512f = __builtin_cpu_supports("avx512f");
     c.avx512bw = __builtin_cpu_supports("avx512bw");
+    c.avx512dq = __builtin_cpu_supports("avx512dq");
     c.avx512vl = __builtin_cpu_supports("avx512vl");
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
     c.avx512vpopcntdq = __builtin_cpu_supports("avx512vpopcntdq");
@@ -28,8 +29,11 @@ const CpuFeatures& cpu_features() {
 
 Isa best_isa() {
   const auto& f = cpu_features();
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return Isa::Avx512;
-  if (f.avx2 && f.fma) return Isa::Avx2;
+  // VNNI / VPOPCNTDQ are not part of the level: kernels/dispatch.cc picks
+  // the kernels that need them per feature.
+  const bool avx2 = f.avx2 && f.fma && f.f16c;
+  if (avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) return Isa::Avx512;
+  if (avx2) return Isa::Avx2;
   return Isa::Scalar;
 }
 

@@ -9,7 +9,7 @@ enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
-  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false,
+  bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512vnni = false,
        avx512vpopcntdq = false, avx512bf16 = false;
   bool amd = false;  // vendor AuthenticAMD (kernel choices measured per vendor)
 };

@@ -36,16 +36,14 @@ EncodedPair encode_pair(const Tokenizer& tok, const std::string& context_in,
 }
 
 double token_logprob(const float* row, int vocab, int token, bool* is_argmax) {
-  BWLA_CHECK(token >= 0 && token < vocab,
-             "token id {} is outside the model's vocabulary ({}): tokenizer/model mismatch?",
-             token, vocab);
-  int best = 0;
-  for (int v = 1; v < vocab; ++v)
-    if (row[v] > row[best]) best = v;
-  double mx = row[best], sum = 0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp((double)row[v] - mx);
-  if (is_argmax) *is_argmax = best == token;
-  return (double)row[token] - mx - std::log(sum);
+  const double lp = token_logprob(row, vocab, token);
+  if (is_argmax) {
+    int best = 0;  // the first maximum, as greedy decoding picks it
+    for (int v = 1; v < vocab; ++v)
+      if (row[v] > row[best]) best = v;
+    *is_argmax = best == token;
+  }
+  return lp;
 }
 
 LoglikScorer::LoglikScorer(LanguageModel& lm, bool reuse_cache)

@@ -23,6 +23,7 @@
 // When len(ctx) + len(cont) - 1 > max_context(), the context is left-truncated
 // (its oldest tokens, BOS included, are dropped — as the harness does).
 #pragma once
+#include "model/logprob.h"
 #include <string>
 #include <vector>
 

@@ -12,15 +12,6 @@ namespace bwla {
 
 namespace {
 
-double log_sum_exp(const float* x, int n, double* max_out) {
-  double m = x[0];
-  for (int i = 1; i < n; ++i) m = std::max(m, (double)x[i]);
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp((double)x[i] - m);
-  *max_out = m;
-  return m + std::log(s);
-}
-
 int argmax(const float* x, int n) { return (int)(std::max_element(x, x + n) - x); }
 
 long check_windows(const LanguageModel& lm, const std::vector<int>& tokens, const PplOptions& opt) {
@@ -71,14 +62,8 @@ PplResult finish(double nll, long count, long nw, long total, const PplOptions& 
 
 }  // namespace
 
-double token_logprob(const float* logits, int vocab, int label) {
-  double m;
-  return (double)logits[label] - log_sum_exp(logits, vocab, &m);
-}
-
 double token_kld(const float* base, const float* logits, int vocab) {
-  double mb, mq;
-  const double lb = log_sum_exp(base, vocab, &mb), lq = log_sum_exp(logits, vocab, &mq);
+  const double lb = log_sum_exp(base, vocab), lq = log_sum_exp(logits, vocab);
   double kl = 0;
   for (int i = 0; i < vocab; ++i) {
     const double lpb = (double)base[i] - lb;

@@ -4,6 +4,7 @@
 // scoring its ctx − 1 next-token predictions; PPL = exp(mean NLL over every
 // scored prediction of every window).
 #pragma once
+#include "model/logprob.h"
 #include <vector>
 
 #include "model/lm.h"
@@ -58,8 +59,6 @@ struct KldResult {
 KldResult kl_divergence(LanguageModel& base, LanguageModel& lm, const std::vector<int>& tokens,
                         const PplOptions& opt);
 
-// log-softmax of logits[label] computed stably in double.
-double token_logprob(const float* logits, int vocab, int label);
 // KL(softmax(base) ‖ softmax(logits)) over `vocab` entries, in double.
 double token_kld(const float* base, const float* logits, int vocab);
 

@@ -1,4 +1,5 @@
 #include "kernels/act_quant.h"
+#include "kernels/dispatch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -47,13 +48,8 @@ void quantize_acts(const float* x, int tokens, int cols, int bits, float clip, Q
   out.zero.resize(tokens);
   out.qsum.resize(tokens);
 
-  const Isa isa = active_isa();
-  auto minmax = isa == Isa::Avx512 ? detail::minmax_avx512
-                : isa == Isa::Avx2 ? detail::minmax_avx2
-                                   : detail::minmax_scalar;
-  auto qrow = isa == Isa::Avx512 ? detail::quantize_row_avx512
-              : isa == Isa::Avx2 ? detail::quantize_row_avx2
-                                 : detail::quantize_row_scalar;
+  const auto minmax = kernels().minmax;
+  const auto qrow = kernels().quantize_row;
   const float qmax = (float)((1 << bits) - 1);
   for (int t = 0; t < tokens; ++t) {
     const float* xt = x + (size_t)t * cols;

@@ -45,37 +45,13 @@ const char* binary_kernel_name(BinaryKernel k) {
 }
 
 bool binary_kernel_available(BinaryKernel k) {
-  const Isa isa = active_isa();
-  switch (k) {
-    case BinaryKernel::Auto:
-    case BinaryKernel::Scalar: return true;
-    case BinaryKernel::Avx2: return isa >= Isa::Avx2;
-    case BinaryKernel::Avx512Vnni:
-    case BinaryKernel::Avx512MaskAdd: return isa >= Isa::Avx512;
-    case BinaryKernel::Avx512BitSerial:
-      return isa >= Isa::Avx512 && cpu_features().avx512vpopcntdq;
-  }
-  return false;
+  return k == BinaryKernel::Auto || kernels().masked_sums[(int)k] != nullptr;
 }
 
 BinaryKernel default_binary_kernel(int act_bits, int tokens) {
-  switch (active_isa()) {
-    case Isa::Avx512:
-      // Measured (bench/kernels_bench.cc): bit-serial wins single-token GEMV at ≤ 6-bit
-      // activations (fewer planes); VNNI wins whenever several tokens share one byte
-      // expansion of the weights. At 8 bits the single-token winner depends on the
-      // CPU: VNNI on Intel Xeon (Ice Lake), bit-serial on AMD EPYC (Zen 4: 12–50 %
-      // more weights/s on every TinyLlama GEMV shape, DRAM-cold, 1 and 2 threads),
-      // whose double-pumped 512-bit units make the byte expansion the bottleneck.
-      // MaskAdd is never faster than both.
-      if (tokens == 1 && cpu_features().avx512vpopcntdq &&
-          (act_bits <= 6 || (act_bits <= 8 && cpu_features().amd)))
-        return BinaryKernel::Avx512BitSerial;
-      return BinaryKernel::Avx512Vnni;
-    case Isa::Avx2: return BinaryKernel::Avx2;
-    case Isa::Scalar: return BinaryKernel::Scalar;
-  }
-  return BinaryKernel::Scalar;
+  const KernelTable& kt = kernels();
+  if (tokens > 1) return kt.binary_tokens;
+  return act_bits <= 6 ? kt.binary_one_token : kt.binary_one_token_a8;
 }
 
 namespace {
@@ -97,13 +73,7 @@ void run_sums(const PackedBinary& w, const QuantActs& a, int row_begin, int rows
              binary_kernel_name(k), isa_name(active_isa()));
   detail::SumsArgs args{w.row(row_begin), (size_t)w.words_per_row, a.q.data(), (size_t)a.stride,
                         (w.cols + 63) / 64, rows, a.tokens, a.qmax(), S, ldS};
-  switch (k) {
-    case BinaryKernel::Avx2: detail::masked_sums_avx2(args); break;
-    case BinaryKernel::Avx512Vnni: detail::masked_sums_avx512_vnni(args); break;
-    case BinaryKernel::Avx512MaskAdd: detail::masked_sums_avx512_maskadd(args); break;
-    case BinaryKernel::Avx512BitSerial: detail::masked_sums_avx512_bitserial(args); break;
-    default: detail::masked_sums_scalar(args); break;
-  }
+  kernels().masked_sums[(int)k](args);
 }
 
 }  // namespace
@@ -168,7 +138,7 @@ void binary_gemm(const PackedBinary& w, const QuantActs& a, float* y, int row_be
   thread_local std::vector<int32_t> scratch;
   if (scratch.size() < (size_t)kBlock * a.tokens) scratch.resize((size_t)kBlock * a.tokens);
   const int cols = w.cols;
-  const bool avx512 = active_isa() == Isa::Avx512;
+  const bool avx512 = kernels().binary_epilogue_avx512;
   for (int i0 = row_begin; i0 < row_end; i0 += kBlock) {
     const int n = std::min(kBlock, row_end - i0);
     run_sums(w, a, i0, n, scratch.data(), (size_t)n, k);

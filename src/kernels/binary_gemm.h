@@ -10,20 +10,14 @@
 #include <functional>
 
 #include "kernels/act_quant.h"
+#include "kernels/dispatch.h"
 #include "kernels/packed_binary.h"
 
 namespace bwla {
 
-// Inner-loop implementations. Auto picks the fastest for the active ISA,
-// activation bits and token count (see default_binary_kernel).
-enum class BinaryKernel {
-  Auto,
-  Scalar,         // reference
-  Avx2,           // bits → byte masks (shuffle/compare), maddubs, 16-bit accumulators
-  Avx512Vnni,     // mask → 0/−1 bytes (vpmovm2b), vpdpbusd; rows×tokens register tile
-  Avx512MaskAdd,  // masked byte adds (mask register = weight word), periodic vpsadbw widening
-  Avx512BitSerial,  // activation bit planes AND weight words, vpopcntq (needs AVX512_VPOPCNTDQ)
-};
+// Inner-loop implementations (BinaryKernel, kernels/dispatch.h). Auto picks
+// the fastest for the active ISA, activation bits and token count (see
+// default_binary_kernel).
 const char* binary_kernel_name(BinaryKernel k);
 // Kernel Auto resolves to under the active ISA.
 BinaryKernel default_binary_kernel(int act_bits, int tokens);

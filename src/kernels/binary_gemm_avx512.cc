@@ -20,6 +20,7 @@
 #include <algorithm>
 
 #include "kernels/binary_gemm.h"
+#include "kernels/prefetch.h"
 
 #define BWLA_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -127,18 +128,6 @@ BWLA_T512 void vnni_tile_8x1(const uint64_t* w, size_t ws, const uint8_t* q, siz
   for (int r = 0; r < 8; ++r) S[r] = s[r];
 }
 #undef BWLA_DP
-
-// Software prefetch of the weight stream: the lines [p + ahead, p + ahead + bytes).
-// Decode streams each weight once from DRAM; the hardware prefetcher alone leaves
-// the kernel waiting on misses.
-BWLA_T512 inline void prefetch_ahead(const uint64_t* p, size_t bytes) {
-#ifndef BWLA_PF_AHEAD
-#define BWLA_PF_AHEAD 6144
-#endif
-  constexpr size_t kAhead = BWLA_PF_AHEAD;
-  const char* c = reinterpret_cast<const char*>(p) + kAhead;
-  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
-}
 
 template <int R, int T>
 BWLA_T512 void vnni_rows(const SumsArgs& a, int t0) {

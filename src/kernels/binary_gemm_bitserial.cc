@@ -17,6 +17,7 @@
 
 #include "core/aligned.h"
 #include "kernels/binary_gemm.h"
+#include "kernels/prefetch.h"
 
 #define BWLA_TPOP __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq")))
 
@@ -38,18 +39,6 @@ BWLA_TPOP void build_planes(const SumsArgs& a, int bits, size_t pstride, uint64_
       }
     }
   }
-}
-
-// Software prefetch of the weight stream: the lines [p + ahead, p + ahead + bytes).
-// Decode streams each weight once from DRAM; the hardware prefetcher alone leaves
-// the kernel waiting on misses.
-BWLA_TPOP inline void prefetch_ahead(const uint64_t* p, size_t bytes) {
-#ifndef BWLA_PF_AHEAD
-#define BWLA_PF_AHEAD 6144
-#endif
-  constexpr size_t kAhead = BWLA_PF_AHEAD;
-  const char* c = reinterpret_cast<const char*>(p) + kAhead;
-  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
 }
 
 template <int B, int R>

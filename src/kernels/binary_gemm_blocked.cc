@@ -88,7 +88,7 @@ void binary_gemm_blocked(const PackedBinary& w, const BlockScales& s, const Quan
     k = default_binary_kernel(a.bits, a.tokens);
     // Bit-serial loads 8 aligned words at a time: only for blocks of 512·n columns.
     if (k == BinaryKernel::Avx512BitSerial && (s.block_cols % 512 != 0 || w.words_per_row % 8 != 0))
-      k = BinaryKernel::Avx512Vnni;
+      k = kernels().binary_tokens;
   }
   BWLA_CHECK(binary_kernel_available(k), "binary kernel {} needs ISA above active {}",
              binary_kernel_name(k), isa_name(active_isa()));

@@ -1,4 +1,5 @@
 #include "kernels/kron.h"
+#include "kernels/dispatch.h"
 
 #include <immintrin.h>
 
@@ -115,22 +116,25 @@ BWLA_T512 void lincomb_rows_avx512(const float* coef, long crs, long ccs, int te
   }
 }
 
-namespace {
-// All `nrows` output rows of one product step, 4 at a time on AVX-512.
-void lincomb_block(Isa isa, const float* coef, long crs, long ccs, int nrows, int terms,
-                   const float* rows, long rs, int n, float* out, long os) {
-  if (isa == Isa::Avx512) {
-    int r = 0;
-    for (; r + 4 <= nrows; r += 4)
-      lincomb_rows_avx512<4>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
-    for (; r < nrows; ++r)
-      lincomb_rows_avx512<1>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
-    return;
-  }
-  auto lincomb = isa == Isa::Avx2 ? lincomb_avx2 : lincomb_scalar;
-  for (int r = 0; r < nrows; ++r) lincomb(coef + r * crs, ccs, terms, rows, rs, n, out + r * os);
+// All `nrows` output rows of one product step: one at a time, or 4 at a time
+// on AVX-512 (each coefficient broadcast once for 4 rows of registers).
+void lincomb_block_avx512(const float* coef, long crs, long ccs, int nrows, int terms,
+                          const float* rows, long rs, int n, float* out, long os) {
+  int r = 0;
+  for (; r + 4 <= nrows; r += 4)
+    lincomb_rows_avx512<4>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
+  for (; r < nrows; ++r)
+    lincomb_rows_avx512<1>(coef + r * crs, crs, ccs, terms, rows, rs, n, out + r * os, os);
 }
-}  // namespace
+void lincomb_block_avx2(const float* coef, long crs, long ccs, int nrows, int terms,
+                        const float* rows, long rs, int n, float* out, long os) {
+  for (int r = 0; r < nrows; ++r) lincomb_avx2(coef + r * crs, ccs, terms, rows, rs, n, out + r * os);
+}
+void lincomb_block_scalar(const float* coef, long crs, long ccs, int nrows, int terms,
+                          const float* rows, long rs, int n, float* out, long os) {
+  for (int r = 0; r < nrows; ++r)
+    lincomb_scalar(coef + r * crs, ccs, terms, rows, rs, n, out + r * os);
+}
 
 }  // namespace detail
 
@@ -138,7 +142,7 @@ void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, c
                 int n2) {
   BWLA_CHECK(tokens >= 0 && n1 > 0 && n2 > 0, "kron_apply: bad shape t={} n1={} n2={}", tokens,
              n1, n2);
-  const Isa isa = active_isa();
+  const auto lincomb_block = kernels().lincomb_block;
   const size_t n = (size_t)n1 * n2;
   // Tokens are independent: OpenMP over tokens (static) when there are enough.
 #pragma omp parallel for schedule(static) if (tokens >= 8 && n >= 256)
@@ -148,21 +152,21 @@ void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, c
     const float* V = x + (size_t)t * n;
     float* out = y + (size_t)t * n;
     // T = V·R2: T[a][:] = Σ_k V[a][k]·R2[k][:]
-    detail::lincomb_block(isa, V, n2, 1, n1, n2, R2, n2, n2, tmp.data(), n2);
+    lincomb_block(V, n2, 1, n1, n2, R2, n2, n2, tmp.data(), n2);
     // out = R1ᵀ·T: out[a][:] = Σ_c R1[c][a]·T[c][:]  (reads only tmp, so x may alias y)
-    detail::lincomb_block(isa, R1, 1, n1, n1, n1, tmp.data(), n2, n2, out, n2);
+    lincomb_block(R1, 1, n1, n1, n1, tmp.data(), n2, n2, out, n2);
   }
 }
 
 void kron_stage1(const float* x, float* tmp, int a0, int a1, const float* R2, int n2) {
   if (a1 <= a0) return;
-  detail::lincomb_block(active_isa(), x + (size_t)a0 * n2, n2, 1, a1 - a0, n2, R2, n2, n2,
+  kernels().lincomb_block(x + (size_t)a0 * n2, n2, 1, a1 - a0, n2, R2, n2, n2,
                         tmp + (size_t)a0 * n2, n2);
 }
 
 void kron_stage2(const float* tmp, float* y, int a0, int a1, const float* R1, int n1, int n2) {
   if (a1 <= a0) return;
-  detail::lincomb_block(active_isa(), R1 + a0, 1, n1, a1 - a0, n1, tmp, n2, n2,
+  kernels().lincomb_block(R1 + a0, 1, n1, a1 - a0, n1, tmp, n2, n2,
                         y + (size_t)a0 * n2, n2);
 }
 

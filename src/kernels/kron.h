@@ -7,7 +7,7 @@
 
 namespace bwla {
 
-// x, y: [tokens, n1·n2]; y may equal x (in place). Dispatches on active_isa().
+// x, y: [tokens, n1·n2]; y may equal x (in place). Dispatches through kernels() (kernels/dispatch.h).
 void kron_apply(const float* x, float* y, int tokens, const float* R1, int n1, const float* R2,
                 int n2);
 
@@ -29,6 +29,13 @@ void lincomb_avx2(const float* coef, long coef_stride, int terms, const float* r
                   long row_stride, int n, float* out);
 void lincomb_avx512(const float* coef, long coef_stride, int terms, const float* rows,
                     long row_stride, int n, float* out);
+// nrows output rows: out[r·os + 0..n) = lincomb of coef + r·crs (stride ccs).
+void lincomb_block_scalar(const float* coef, long crs, long ccs, int nrows, int terms,
+                          const float* rows, long rs, int n, float* out, long os);
+void lincomb_block_avx2(const float* coef, long crs, long ccs, int nrows, int terms,
+                        const float* rows, long rs, int n, float* out, long os);
+void lincomb_block_avx512(const float* coef, long crs, long ccs, int nrows, int terms,
+                          const float* rows, long rs, int n, float* out, long os);
 }  // namespace detail
 
 }  // namespace bwla

@@ -1,4 +1,6 @@
 #include "kernels/lowrank.h"
+#include "kernels/simd_sum.h"
+#include "kernels/dispatch.h"
 
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -35,10 +37,7 @@ BWLA_T256 float dot_avx2(const float* a, const float* b, int n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
   s0 = _mm256_add_ps(s0, s1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  float s = _mm_cvtss_f32(h);
+  float s = hsum256(s0);
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -78,10 +77,7 @@ BWLA_T256C float dot_f16_avx2(const uint16_t* a, const float* b, int n) {
     s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))),
                          _mm256_loadu_ps(b + i), s0);
   s0 = _mm256_add_ps(s0, s1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  float s = _mm_cvtss_f32(h);
+  float s = hsum256(s0);
   for (; i < n; ++i) s += f16_to_f32(a[i]) * b[i];
   return s;
 }
@@ -163,10 +159,7 @@ BWLA_T256 float dot_i8_avx2(const int8_t* a, const float* b, int n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(w8(a + i), _mm256_loadu_ps(b + i), s0);
   s0 = _mm256_add_ps(s0, s1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  float s = _mm_cvtss_f32(h);
+  float s = hsum256(s0);
   for (; i < n; ++i) s += (float)a[i] * b[i];
   return s;
 }
@@ -279,36 +272,25 @@ void lowrank_add_i8(const float* x, int tokens, int in, const int8_t* B, const i
 
 void lowrank_project_i8(const float* x, int in, const int8_t* B, const float* s, int k0, int k1,
                         float* u) {
-  const Isa isa = active_isa();
-  auto dot = isa == Isa::Avx512 ? detail::dot_i8_avx512
-             : isa == Isa::Avx2 ? detail::dot_i8_avx2
-                                : detail::dot_i8_scalar;
+  const auto dot = kernels().dot_i8;
   for (int k = k0; k < k1; ++k) u[k] = s[k] * dot(B + (size_t)k * in, x, in);
 }
 
 void lowrank_expand_i8(const float* u, int rank, const int8_t* At, int out, int r0, int r1,
                        float* y) {
   if (r1 <= r0 || rank == 0) return;
-  const Isa isa = active_isa();
-  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_i8_avx512
-              : isa == Isa::Avx2 ? detail::axpy_rows_i8_avx2
-                                 : detail::axpy_rows_i8_scalar;
-  axpy(u, rank, At + r0, out, r1 - r0, y + r0);
+  kernels().axpy_rows_i8(u, rank, At + r0, out, r1 - r0, y + r0);
 }
 
 namespace {
 template <class T>
 void project_impl(const float* x, int in, const T* B, int k0, int k1, float* u) {
-  const Isa isa = active_isa();
+  const KernelTable& kt = kernels();
   for (int k = k0; k < k1; ++k) {
     if constexpr (std::is_same_v<T, float>)
-      u[k] = (isa == Isa::Avx512 ? detail::dot_avx512
-              : isa == Isa::Avx2 ? detail::dot_avx2
-                                 : detail::dot_scalar)(B + (size_t)k * in, x, in);
+      u[k] = kt.dot(B + (size_t)k * in, x, in);
     else
-      u[k] = (isa == Isa::Avx512 ? detail::dot_f16_avx512
-              : isa == Isa::Avx2 ? detail::dot_f16_avx2
-                                 : detail::dot_f16_scalar)(B + (size_t)k * in, x, in);
+      u[k] = kt.dot_f16(B + (size_t)k * in, x, in);
   }
 }
 }  // namespace
@@ -323,10 +305,7 @@ void lowrank_project_f16(const float* x, int in, const uint16_t* B, int k0, int 
 
 void lowrank_expand(const float* u, int rank, const float* At, int out, int r0, int r1, float* y) {
   if (r1 <= r0 || rank == 0) return;
-  const Isa isa = active_isa();
-  auto lincomb = isa == Isa::Avx512 ? detail::lincomb_avx512
-                 : isa == Isa::Avx2 ? detail::lincomb_avx2
-                                    : detail::lincomb_scalar;
+  const auto lincomb = kernels().lincomb;
   thread_local std::vector<float> d;
   d.resize((size_t)(r1 - r0));
   lincomb(u, 1, rank, At + r0, out, r1 - r0, d.data());
@@ -336,11 +315,7 @@ void lowrank_expand(const float* u, int rank, const float* At, int out, int r0, 
 void lowrank_expand_f16(const float* u, int rank, const uint16_t* At, int out, int r0, int r1,
                         float* y) {
   if (r1 <= r0 || rank == 0) return;
-  const Isa isa = active_isa();
-  auto axpy = isa == Isa::Avx512 ? detail::axpy_rows_f16_avx512
-              : isa == Isa::Avx2 ? detail::axpy_rows_f16_avx2
-                                 : detail::axpy_rows_f16_scalar;
-  axpy(u, rank, At + r0, out, r1 - r0, y + r0);
+  kernels().axpy_rows_f16(u, rank, At + r0, out, r1 - r0, y + r0);
 }
 
 }  // namespace bwla

@@ -1,4 +1,5 @@
 #include "kernels/panel_gemv.h"
+#include "kernels/dispatch.h"
 
 #include <immintrin.h>
 
@@ -57,11 +58,7 @@ __attribute__((target("avx512f"))) void panel_gemv_avx512(const float* P, const 
 }
 
 void panel_gemv(const float* P, const float* x, int kp, int n_out, float* y) {
-  switch (active_isa()) {
-    case Isa::Avx512: panel_gemv_avx512(P, x, kp, n_out, y); return;
-    case Isa::Avx2: panel_gemv_avx2(P, x, kp, n_out, y); return;
-    case Isa::Scalar: panel_gemv_scalar(P, x, kp, n_out, y); return;
-  }
+  kernels().panel_gemv(P, x, kp, n_out, y);
 }
 
 }  // namespace detail

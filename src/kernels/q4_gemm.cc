@@ -1,4 +1,5 @@
 #include "kernels/q4_gemm.h"
+#include "kernels/dispatch.h"
 
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -309,11 +310,6 @@ BWLA_Q4_ROWS_512(q4_rows_avx512_vnni, BWLA_T512V, step_vnni)
 BWLA_Q4_ROWS_512(q4_rows_avx512_bw, BWLA_T512, step_bw)
 #undef BWLA_Q4_ROWS_512
 
-void q4_rows_avx512(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y) {
-  if (cpu_features().avx512vnni) q4_rows_avx512_vnni(m, a, r0, r1, y);
-  else q4_rows_avx512_bw(m, a, r0, r1, y);
-}
-
 }  // namespace detail
 
 void q4_gemm(const Q4Matrix& m, const float* x, int tokens, float* y) {
@@ -322,10 +318,7 @@ void q4_gemm(const Q4Matrix& m, const float* x, int tokens, float* y) {
   if (tokens == 0) return;
   thread_local Q4Acts acts;
   q4_quantize_acts(x, tokens, m.cols, acts);
-  const Isa isa = active_isa();
-  auto fn = isa == Isa::Avx512 ? detail::q4_rows_avx512
-            : isa == Isa::Avx2 ? detail::q4_rows_avx2
-                               : detail::q4_rows_scalar;
+  const auto fn = kernels().q4_rows;
   const Q4Acts& a = acts;
   if ((size_t)m.rows * m.cols < (1u << 16)) {
     fn(m, a, 0, m.rows, y);

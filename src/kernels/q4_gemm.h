@@ -50,7 +50,7 @@ struct Q4Acts {
 void q4_quantize_acts(const float* x, int tokens, int cols, Q4Acts& a);
 
 // y: [tokens, rows] row-major, overwritten. OpenMP over rows (static ranges)
-// when the matrix is large; dispatches on active_isa().
+// when the matrix is large; dispatches through kernels() (kernels/dispatch.h).
 void q4_gemm(const Q4Matrix& m, const float* x, int tokens, float* y);
 
 namespace detail {
@@ -58,7 +58,6 @@ namespace detail {
 void q4_rows_scalar(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
 void q4_rows_avx2(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
 // AVX-512: VNNI (vpdpbusd) where the CPU has it, else AVX512BW multiply-adds.
-void q4_rows_avx512(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
 void q4_rows_avx512_vnni(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
 void q4_rows_avx512_bw(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
 }  // namespace detail

@@ -1,4 +1,5 @@
 #include "kernels/q8_gemm.h"
+#include "kernels/dispatch.h"
 
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the reduce intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -197,10 +198,7 @@ void q8_gemm(const Q8Matrix& m, const float* x, int tokens, float* y) {
              "q8_gemm: bad shape rows={} cols={} stride={} tokens={}", m.rows, m.cols, m.stride,
              tokens);
   if (tokens == 0) return;
-  const Isa isa = active_isa();
-  auto fn = isa == Isa::Avx512 ? detail::q8_rows_avx512
-            : isa == Isa::Avx2 ? detail::q8_rows_avx2
-                               : detail::q8_rows_scalar;
+  const auto fn = kernels().q8_rows;
   if ((size_t)m.rows * m.cols < (1u << 16)) {
     fn(m, x, tokens, 0, m.rows, y);
     return;

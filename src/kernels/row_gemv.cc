@@ -1,4 +1,5 @@
 #include "kernels/row_gemv.h"
+#include "kernels/dispatch.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -74,11 +75,7 @@ __attribute__((target("avx512f"))) void row_gemv_avx512(int rows, int k, const f
 
 namespace {
 void row_gemv_serial(int rows, int k, const float* w, size_t ldw, const float* x, float* y) {
-  switch (active_isa()) {
-    case Isa::Avx512: detail::row_gemv_avx512(rows, k, w, ldw, x, y); return;
-    case Isa::Avx2: detail::row_gemv_avx2(rows, k, w, ldw, x, y); return;
-    case Isa::Scalar: detail::row_gemv_scalar(rows, k, w, ldw, x, y); return;
-  }
+  kernels().row_gemv(rows, k, w, ldw, x, y);
 }
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "kernels/vexp.h"
+#include "kernels/dispatch.h"
 
 // GCC 12 reports its own _mm512_undefined_* placeholders inside some intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -207,29 +208,16 @@ BWLA_T512 float sum16_avx512(const float* x, long n) {
 
 }  // namespace detail
 
-void vexp(const float* x, float* y, long n) {
-  const Isa isa = active_isa();
-  if (isa == Isa::Avx512) detail::vexp_avx512(x, y, n);
-  else if (isa == Isa::Avx2) detail::vexp_avx2(x, y, n);
-  else detail::vexp_scalar(x, y, n);
-}
+void vexp(const float* x, float* y, long n) { kernels().vexp(x, y, n); }
 
-void silu_mul_vec(float* a, const float* b, long n) {
-  const Isa isa = active_isa();
-  if (isa == Isa::Avx512) detail::silu_mul_avx512(a, b, n);
-  else if (isa == Isa::Avx2) detail::silu_mul_avx2(a, b, n);
-  else detail::silu_mul_scalar(a, b, n);
-}
+void silu_mul_vec(float* a, const float* b, long n) { kernels().silu_mul(a, b, n); }
 
 void softmax_vec(float* x, int n) {
   BWLA_ASSERT(n >= 1, "softmax of {} entries", n);
   const float m = *std::max_element(x, x + n);
   for (int i = 0; i < n; ++i) x[i] -= m;
   vexp(x, x, n);
-  const Isa isa = active_isa();
-  const float s = isa == Isa::Avx512 ? detail::sum16_avx512(x, n)
-                  : isa == Isa::Avx2 ? detail::sum16_avx2(x, n)
-                                     : detail::sum16_scalar(x, n);
+  const float s = kernels().sum16(x, n);
   const float inv = 1.0f / s;
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -17,6 +17,13 @@ constexpr int kBwlaOnePlaneSignRefine = 2;
 // so one α, μ per row and the packed file's whole-row kernels.
 constexpr int kBwlaOnePlaneBlock = 1 << 20;
 
+// Whether the inputs of o_proj / down_proj are kept for every calibration row
+// between the statistics pass and the propagation, or recomputed per chunk.
+// Either way the output is the same bits; recomputing costs one more
+// attention / gate-up forward per layer.
+enum class KeepActivations { Auto, Yes, No };
+constexpr double kKeepActivationsAutoBytes = 2.0 * (1 << 30);
+
 struct QuantizeOptions {
   // Method: one of weight_methods() (rtn-sign, gptq, billm, arb, arb-x, arb-rc,
   // rtn) or "bwla" (OKT + PSP + binarizer).
@@ -51,6 +58,7 @@ struct QuantizeOptions {
   uint64_t seed = 0;
   bool resume = true;
   int stop_after = 0;  // > 0: quantize this many layers, keep OUT.partial, return (staged runs)
+  KeepActivations keep_activations = KeepActivations::Auto;  // not in the resume settings: same bits
   int linear_jobs = 0;  // a layer's linears quantized side by side, one thread each (0: threads, 1: one at a time)
 
   // Fills defaults that depend on the method and validates; throws bwla::Error.

@@ -1,7 +1,5 @@
 #include "pipeline/quantize.h"
 
-#include <sys/resource.h>
-
 #include <omp.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/rss.h"
 #include "core/threads.h"
 #include "core/timer.h"
 #include "io/fingerprint.h"
@@ -35,12 +34,6 @@ namespace {
 
 // Calibration segments whose fp32 layer outputs are computed for the block error.
 constexpr int kBlockErrorSegments = 4;
-
-long peak_rss() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss * 1024L;
-}
 
 // Uniform sample of k of n row indices (sorted, unique), as a 0/1 mask.
 std::vector<char> sample_mask(long n, long k, uint64_t seed) {
@@ -197,8 +190,22 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   // Attention outputs, then MLP activations, of every calibration row: the
   // inputs of o_proj and down_proj, kept from the statistics pass to the
   // propagation through the quantized linear (true-sequential order).
+  // With --keep-activations no (auto: when they would exceed
+  // kKeepActivationsAutoBytes) only one chunk is held and the propagation
+  // recomputes it from the same stream through the same quantized linears, so
+  // the output is the same bits either way; at 128 x 2048 rows of a 7B-shape
+  // MLP (11008 wide) the kept copy alone would be 11.5 GB.
   std::vector<float> mid;
   const int mid_dim = std::max(c.q_dim(), c.intermediate);
+  const bool keep_mid =
+      opt.keep_activations == KeepActivations::Yes ||
+      (opt.keep_activations == KeepActivations::Auto &&
+       (double)rows * mid_dim * sizeof(float) <= kKeepActivationsAutoBytes);
+  if (!keep_mid)
+    log_info("quantize: attention outputs / MLP activations recomputed per chunk instead of kept "
+             "({:.2f} GiB for {} rows x {})",
+             (double)rows * mid_dim * sizeof(float) / (1 << 30), rows, mid_dim);
+  auto mid_at = [&](long row0, int dim) { return mid.data() + (keep_mid ? row0 * dim : 0); };
   Progress prog("quantize", c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     Timer lt;
@@ -243,7 +250,8 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       const long n_sample = std::min<long>(opt.act_sample_rows, rows);
       LinearQuantReport reps[kNumLinears];
       std::vector<float> hbuf;
-      if (mid.empty()) mid.resize((size_t)rows * mid_dim);
+      if (mid.empty())
+        mid.resize((size_t)(keep_mid ? rows : (long)std::min(opt.chunk_segments, S) * L) * mid_dim);
       // True-sequential: the linears of each input slot are quantized on
       // statistics of the stream through the already-quantized linears before
       // them (with their activation quantization). make_input(row0, ns)
@@ -291,22 +299,26 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
         t_forward += ft.seconds();
       };
       run_slot(0, normed(q.attn_norm));
-      run_slot(1, [&](long row0, int ns) {
-        float* att = mid.data() + row0 * c.q_dim();
+      auto attn_out = [&](long row0, int ns) {
+        float* att = mid_at(row0, c.q_dim());
         layer_attention(c, *model->rope, q, l, x.data() + row0 * H, ns, L, att);
         return (const float*)att;
-      });
-      timed([&](long row0, int ns) {
-        layer_attn_residual(c, q, l, mid.data() + row0 * c.q_dim(), ns * L, x.data() + row0 * H);
-      });
-      run_slot(2, normed(q.mlp_norm));
-      run_slot(3, [&](long row0, int ns) {
-        float* act = mid.data() + row0 * c.intermediate;
+      };
+      auto mlp_act = [&](long row0, int ns) {
+        float* act = mid_at(row0, c.intermediate);
         layer_mlp_act(c, q, l, x.data() + row0 * H, ns * L, act);
         return (const float*)act;
-      });
+      };
+      run_slot(1, attn_out);
       timed([&](long row0, int ns) {
-        layer_mlp_residual(c, q, l, mid.data() + row0 * c.intermediate, ns * L, x.data() + row0 * H);
+        const float* att = keep_mid ? mid_at(row0, c.q_dim()) : attn_out(row0, ns);
+        layer_attn_residual(c, q, l, att, ns * L, x.data() + row0 * H);
+      });
+      run_slot(2, normed(q.mlp_norm));
+      run_slot(3, mlp_act);
+      timed([&](long row0, int ns) {
+        const float* act = keep_mid ? mid_at(row0, c.intermediate) : mlp_act(row0, ns);
+        layer_mlp_residual(c, q, l, act, ns * L, x.data() + row0 * H);
       });
       phases["forward"] = t_forward;
       phases["stats"] = t_stats;
@@ -393,7 +405,7 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                   {"bits_per_weight", res.bits_per_weight},
                   {"linear_weights", total_weights},
                   {"seconds", res.seconds},
-                  {"peak_rss_bytes", peak_rss()}};
+                  {"peak_rss_bytes", peak_rss_bytes()}};
     write_quantized_dir(w, cfg, model_dir, out_dir, {{"quantize_report.json", res.report.dump(2)}});
     remove_owned_dir(partial);
     return res;

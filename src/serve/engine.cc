@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "model/logprob.h"
 
 namespace bwla::serve {
 
@@ -18,33 +19,7 @@ double now_s() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-double log_sum_exp(const float* x, int n) {
-  double m = x[0];
-  for (int i = 1; i < n; ++i) m = std::max(m, (double)x[i]);
-  double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp((double)x[i] - m);
-  return m + std::log(s);
-}
 }  // namespace
-
-size_t complete_utf8_prefix(const std::string& s) {
-  size_t n = s.size(), i = n;
-  int back = 0;
-  while (i > 0 && back < 4) {
-    unsigned char ch = (unsigned char)s[i - 1];
-    if ((ch & 0xC0) != 0x80) {
-      int need = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 1;
-      return (int)(n - (i - 1)) >= need ? n : i - 1;
-    }
-    --i;
-    ++back;
-  }
-  return n;
-}
-
-double log_softmax_at(const float* logits, int vocab, int id) {
-  return (double)logits[id] - log_sum_exp(logits, vocab);
-}
 
 std::vector<std::pair<int, double>> top_logprobs(const float* logits, int vocab, int k) {
   k = std::min(k, vocab);
@@ -295,7 +270,7 @@ void Engine::start_slot(Slot& s, std::shared_ptr<Job> job, std::vector<int> prom
         ti.id = s.all[c0 + r + 1];
         ti.text = tok_.token_bytes(ti.id);
         ti.has_logprob = true;
-        ti.logprob = log_softmax_at(row, V, ti.id);
+        ti.logprob = token_logprob(row, V, ti.id);
         for (auto& [id, lp] : top_logprobs(row, V, std::max(0, s.p.logprobs)))
           ti.top.push_back({tok_.token_bytes(id), lp});
         s.prompt_info.push_back(std::move(ti));

@@ -136,11 +136,8 @@ class Engine {
 };
 
 // Greedy/seeded sampling helpers shared with tests.
-// log-softmax of logits[id] and the k best (id, logprob), best first.
-double log_softmax_at(const float* logits, int vocab, int id);
+// The k best (id, logprob), best first (logprobs as model/logprob.h's).
 std::vector<std::pair<int, double>> top_logprobs(const float* logits, int vocab, int k);
 
-// Length of the longest prefix of s that does not end inside a UTF-8 sequence.
-size_t complete_utf8_prefix(const std::string& s);
 
 }  // namespace bwla::serve

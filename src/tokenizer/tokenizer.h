@@ -42,4 +42,8 @@ class Tokenizer {
 // embedding table (checked when both are loaded, not at the first such token).
 void check_tokenizer_vocab(const Tokenizer& tok, int model_vocab, const std::string& dir);
 
+// Length of the longest prefix of s that does not end inside a UTF-8
+// sequence: what a token stream can show before the next token completes it.
+size_t complete_utf8_prefix(const std::string& s);
+
 }  // namespace bwla
