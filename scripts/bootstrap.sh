@@ -11,6 +11,11 @@ for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 # Node.js + npm run the tests of bwla serve with the official openai client;
 # a Node.js already on the PATH (not from Debian) is kept.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+# -DBWLA_MPI=ON (mpirun -np N bwla quantize, docs/SCALING.md) needs Open MPI.
+case " $* " in
+  *" -DBWLA_MPI=ON "*)
+    for p in libopenmpi-dev openmpi-bin; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done ;;
+esac
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bootstrap: installing$missing" >&2
@@ -19,4 +24,5 @@ if [ -n "$missing" ]; then
 fi
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-ninja -C "$BUILD_DIR" -j"$(nproc)"
+# BWLA_TARGETS (optional): build only these ninja targets.
+ninja -C "$BUILD_DIR" -j"$(nproc)" ${BWLA_TARGETS:-}

@@ -44,15 +44,16 @@ inline std::string describe(const RunResult& r) {
          "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
 }
 
-// Runs `bwla ARGS...` with stdout and stderr redirected to separate files.
-inline RunResult run_bwla(const std::vector<std::string>& args) {
+// Runs the command line argv (argv[0] looked up on the PATH) with stdout and
+// stderr redirected to separate files.
+inline RunResult run_command(const std::vector<std::string>& argv) {
   static TempDir capture;
   static int n = 0;
   const std::string out_file = capture.file("out" + std::to_string(n));
   const std::string err_file = capture.file("err" + std::to_string(n));
   ++n;
-  std::string cmd = shell_quote(BWLA_CLI_PATH);
-  for (auto& a : args) cmd += " " + shell_quote(a);
+  std::string cmd;
+  for (auto& a : argv) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
   cmd += " </dev/null >" + shell_quote(out_file) + " 2>" + shell_quote(err_file);
   int st = std::system(cmd.c_str());
   RunResult r;
@@ -70,6 +71,13 @@ inline RunResult run_bwla(const std::vector<std::string>& args) {
   r.out = slurp(out_file);
   r.err = slurp(err_file);
   return r;
+}
+
+// Runs `bwla ARGS...` with stdout and stderr redirected to separate files.
+inline RunResult run_bwla(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BWLA_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
 }
 
 }  // namespace bwla::test

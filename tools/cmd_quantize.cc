@@ -4,6 +4,7 @@
 #include <map>
 
 #include "cli_common.h"
+#include "core/cluster.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/perplexity.h"
@@ -147,7 +148,10 @@ Runner register_quantize(CLI::App& app) {
                  "--ppl-ctx {}{} must be in [2, {}] (the model's max_position_embeddings)", ctx,
                  ppl_ctx > 0 ? "" : " (default: --seqlen)", mc.max_pos);
     }
+    // Under mpirun rank 0 speaks for the run (logs, output, the PPL step).
+    if (cluster_rank() != 0) set_log_level(LogLevel::Quiet);
     QuantizeResult r = quantize_model(dir, o, out);
+    if (cluster_rank() != 0) return 0;
     if (!r.complete) {
       fmt::print(stderr, "stopped after {} layers; run the same command again to continue\n", o.stop_after);
       return 0;

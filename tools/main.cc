@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli_common.h"
+#include "core/cluster.h"
 #include "core/cpu.h"
 #include "core/error.h"
 
@@ -31,8 +32,7 @@ void configure_openblas(char** argv) {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
-  configure_openblas(argv);
+int run(int argc, char** argv) {
   CLI::App app{"bwla: 1-bit weights, low-bit activations for LLMs on CPU"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, bwla::cli::Runner>> cmds;
@@ -60,7 +60,12 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& [sub, run] : cmds)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        BWLA_CHECK(bwla::cluster_size() == 1 || sub->get_name() == "quantize",
+                   "only `bwla quantize` runs across MPI ranks ({} started by mpirun)",
+                   bwla::cluster_size());
+        return run();
+      }
   } catch (const bwla::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
@@ -84,4 +89,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 1;
+}
+
+int main(int argc, char** argv) {
+  configure_openblas(argv);
+  bwla::cluster_init(&argc, &argv);
+  const int code = run(argc, argv);
+  // An error on one rank must not leave the others blocked in a transfer.
+  if (code != 0 && bwla::cluster_size() > 1) bwla::cluster_abort(code);
+  bwla::cluster_finalize();
+  return code;
 }

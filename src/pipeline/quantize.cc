@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/cluster.h"
 #include "core/rss.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -22,9 +23,9 @@
 #include "model/ops.h"
 #include "model/quant_model.h"
 #include "tokenizer/tokenizer.h"
+#include "pipeline/distributed.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/resume.h"
-#include "quant/xtx.h"
 
 namespace bwla {
 
@@ -45,32 +46,40 @@ std::vector<char> sample_mask(long n, long k, uint64_t seed) {
   return take;
 }
 
-// Statistics of one linear input slot over the calibration rows, fed chunk by
-// chunk: streaming XᵀX and the rows picked by the layer's sample mask (the
-// same rows for every slot of a layer).
+// Statistics of one linear input slot over this rank's calibration rows,
+// fed chunk by chunk, group by group: XᵀX over the fixed tree of groups
+// (pipeline/distributed.h) and the rows picked by the layer's sample mask
+// (the same rows for every slot of a layer), gathered in row order.
 class SlotStats {
  public:
-  SlotStats(int dim, const std::vector<char>& take, long k) : acc_(dim), take_(take) {
+  SlotStats(int dim, const std::vector<char>& take, const CalibSplit& split, long total_rows)
+      : dim_(dim), tree_(dim, split), take_(take), rows_(total_rows) {
+    long k = 0;
+    for (long r = split.row_begin(); r < split.row_begin() + split.rows(); ++r) k += take[r];
     sample_.resize(k, dim);
   }
   void add(const float* x, long n, long row0) {
-    const int dim = acc_.dim();
-    acc_.add(x, n);
+    tree_.add(x, n, row0);
     for (long t = 0; t < n; ++t)
       if (take_[row0 + t])
-        std::copy(x + (size_t)t * dim, x + (size_t)(t + 1) * dim, sample_.row(filled_++).data());
+        std::copy(x + (size_t)t * dim_, x + (size_t)(t + 1) * dim_, sample_.row(filled_++).data());
   }
+  void end_group(int g) { tree_.end_group(g); }
+  // Collective: every rank calls it, and every rank gets the whole statistics.
   LinearStats finish() {
     LinearStats s;
-    s.xtx = acc_.xtx();
-    s.n_tokens = acc_.count();
-    s.sample = sample_.topRows(filled_);
+    s.xtx = tree_.finish();
+    s.n_tokens = rows_;
+    BWLA_ASSERT(filled_ == sample_.rows(), "sampled {} of {} rows", filled_, sample_.rows());
+    s.sample = gather_rows(sample_, dim_);
     return s;
   }
 
  private:
-  XtxAccumulator acc_;
+  int dim_;
+  TreeXtx tree_;
   const std::vector<char>& take_;
+  long rows_;
   MatrixRM sample_;
   long filled_ = 0;
 };
@@ -120,6 +129,17 @@ void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jo
   if (err) std::rethrow_exception(err);
 }
 
+// Rank of each of a slot's linears (indexed by linear id): dealt round-robin
+// in the order run_linears_side_by_side runs them, largest first.
+std::vector<int> deal_linears(const ModelConfig& c, std::vector<int> ids, int nranks) {
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
+    return (long)c.linear_out(a) * c.linear_in(a) > (long)c.linear_out(b) * c.linear_in(b);
+  });
+  std::vector<int> owner(kNumLinears, -1);
+  for (size_t i = 0; i < ids.size(); ++i) owner[ids[i]] = (int)(i % nranks);
+  return owner;
+}
+
 }  // namespace
 
 QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt_in,
@@ -158,6 +178,14 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   }
   const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
   const long rows = (long)S * L;
+  // This process's share of the calibration segments (all of them without
+  // mpirun); row indices below are global, x and mid hold this rank's rows.
+  const int rank = cluster_rank(), nranks = cluster_size();
+  const CalibSplit split(S, L, nranks, rank);
+  const long row_base = split.row_begin(), my_rows = split.rows();
+  if (nranks > 1)
+    log_info("quantize: rank {} of {}: calibration segments [{}, {})", rank, nranks,
+             split.seg_begin, split.seg_end);
 
   // Resumable state: OUT.partial/state.json must match these settings and
   // the content of what they read (fingerprints of the checkpoint and the
@@ -167,19 +195,24 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   state["inputs"] = {{"checkpoint", checkpoint_fingerprint(model_dir)}};
   if (!is_random_token_calibration(opt.calib))
     state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt.calib));
-  if (fs::exists(partial)) {
-    const ResumeCheck rc = check_resume_state(partial, state);
-    if (!rc.resumable || !opt.resume) {
-      log_info("quantize: discarding '{}' ({})", partial, opt.resume ? rc.why : "--no-resume");
-      remove_owned_dir(partial);
+  // Rank 0 alone reads and writes the output's directories.
+  if (rank == 0) {
+    if (fs::exists(partial)) {
+      const ResumeCheck rc = check_resume_state(partial, state);
+      if (!rc.resumable || !opt.resume) {
+        log_info("quantize: discarding '{}' ({})", partial, opt.resume ? rc.why : "--no-resume");
+        remove_owned_dir(partial);
+      }
     }
+    claim_work_dir(partial, "quantize (partial results)");
+    write_text_file_atomic(partial + "/state.json", state.dump(2));
   }
-  claim_work_dir(partial, "quantize (partial results)");
-  write_text_file_atomic(partial + "/state.json", state.dump(2));
 
   // Layer-0 inputs: embeddings of the calibration tokens.
-  std::vector<float> x((size_t)rows * H);
-  for (int s = 0; s < S; ++s) embed_tokens(*model, segs[s].data(), L, x.data() + (size_t)s * L * H);
+  std::vector<float> x((size_t)my_rows * H);
+  for (int s = split.seg_begin; s < split.seg_end; ++s)
+    embed_tokens(*model, segs[s].data(), L, x.data() + (size_t)(s - split.seg_begin) * L * H);
+  auto x_at = [&](long row0) { return x.data() + (row0 - row_base) * H; };
   // Not needed again (the output copies them from the checkpoint): free the fp32 copies.
   model->lm_head.reset();
   model->embed = std::vector<float>();
@@ -200,34 +233,53 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
   const bool keep_mid =
       opt.keep_activations == KeepActivations::Yes ||
       (opt.keep_activations == KeepActivations::Auto &&
-       (double)rows * mid_dim * sizeof(float) <= kKeepActivationsAutoBytes);
+       (double)my_rows * mid_dim * sizeof(float) <= kKeepActivationsAutoBytes);
   if (!keep_mid)
     log_info("quantize: attention outputs / MLP activations recomputed per chunk instead of kept "
              "({:.2f} GiB for {} rows x {})",
-             (double)rows * mid_dim * sizeof(float) / (1 << 30), rows, mid_dim);
-  auto mid_at = [&](long row0, int dim) { return mid.data() + (keep_mid ? row0 * dim : 0); };
+             (double)my_rows * mid_dim * sizeof(float) / (1 << 30), my_rows, mid_dim);
+  auto mid_at = [&](long row0, int dim) {
+    return mid.data() + (keep_mid ? (row0 - row_base) * dim : 0);
+  };
   Progress prog("quantize", c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     Timer lt;
+    const double moved0 = cluster_bytes_moved();
     const std::string ldir = layer_dir(partial, l);
-    json lrep;
+    json lrep = json::object();
     // The block error is measured on the first segments only: fp32 outputs of
-    // this layer (on the quantized-so-far stream) are computed for them.
+    // this layer (on the quantized-so-far stream) are computed for this
+    // rank's share of them.
     const int ns0 = std::min(kBlockErrorSegments, S);
+    const int nb = std::max(0, std::min(split.seg_end, ns0) - split.seg_begin);
     std::vector<float> y_fp;
-    const bool have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
+    int have = 0;
+    if (rank == 0)
+      have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
+    cluster_bcast(&have, sizeof have, 0);
     json phases;
+    // Chunks of segments in this rank's groups; none crosses a group boundary.
+    auto for_group_chunks = [&](int g, const std::function<void(long row0, int ns)>& fn) {
+      for (int s0 = split.group_begin(g); s0 < split.group_end(g); s0 += opt.chunk_segments)
+        fn((long)s0 * L, std::min(opt.chunk_segments, split.group_end(g) - s0));
+    };
     auto for_chunks = [&](const std::function<void(long row0, int ns)>& fn) {
-      for (int s0 = 0; s0 < S; s0 += opt.chunk_segments)
-        fn((long)s0 * L, std::min(opt.chunk_segments, S - s0));
+      for (int g = split.g0; g < split.g1; ++g) for_group_chunks(g, fn);
     };
     if (have) {
-      TensorStore st(ldir);
-      model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
-      lrep = load_layer_report(ldir);
-      lrep["resumed"] = true;
+      if (rank == 0) {
+        TensorStore st(ldir);
+        model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
+        lrep = load_layer_report(ldir);
+        lrep["resumed"] = true;
+      }
+      if (nranks > 1) {
+        std::string bytes = rank == 0 ? serialize_layer(model->layers[l]) : std::string();
+        cluster_bcast(bytes, 0);
+        if (rank != 0) model->layers[l] = deserialize_layer(bytes);
+      }
       for_chunks([&](long row0, int ns) {
-        layer_forward(c, *model->rope, model->layers[l], l, x.data() + row0 * H, ns, L, nullptr, nullptr);
+        layer_forward(c, *model->rope, model->layers[l], l, x_at(row0), ns, L, nullptr, nullptr);
       });
     } else {
       Timer pt;
@@ -237,8 +289,8 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       const std::string prefix = fmt::format("model.layers.{}.", l);
       for (const auto& n : model->store->names())
         if (n.rfind(prefix, 0) == 0) model->store->release(n);
-      y_fp.assign(x.begin(), x.begin() + (size_t)ns0 * L * H);
-      layer_forward(c, *model->rope, fp, l, y_fp.data(), ns0, L, nullptr, nullptr);
+      y_fp.assign(x.begin(), x.begin() + (size_t)nb * L * H);
+      if (nb > 0) layer_forward(c, *model->rope, fp, l, y_fp.data(), nb, L, nullptr, nullptr);
       phases["reference"] = pt.seconds();
       double t_forward = 0, t_stats = 0, t_quant = 0;
       LayerWeights q;
@@ -247,11 +299,11 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       q.q_norm = fp.q_norm;
       q.k_norm = fp.k_norm;
       const std::vector<char> take = sample_mask(rows, opt.act_sample_rows, opt.seed * 7919 + l);
-      const long n_sample = std::min<long>(opt.act_sample_rows, rows);
       LinearQuantReport reps[kNumLinears];
+      json rep_json[kNumLinears];
       std::vector<float> hbuf;
       if (mid.empty())
-        mid.resize((size_t)(keep_mid ? rows : (long)std::min(opt.chunk_segments, S) * L) * mid_dim);
+        mid.resize((size_t)(keep_mid ? my_rows : (long)std::min(opt.chunk_segments, S) * L) * mid_dim);
       // True-sequential: the linears of each input slot are quantized on
       // statistics of the stream through the already-quantized linears before
       // them (with their activation quantization). make_input(row0, ns)
@@ -259,21 +311,32 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       // them; the residual stages then push the stream past o_proj / down_proj.
       auto run_slot = [&](int slot, const std::function<const float*(long, int)>& make_input) {
         const int dim = slot == 1 ? c.q_dim() : slot == 3 ? c.intermediate : H;
-        SlotStats ss(dim, take, n_sample);
-        for_chunks([&](long row0, int ns) {
-          Timer ft;
-          const float* in = make_input(row0, ns);
-          t_forward += ft.seconds();
-          ft.reset();
-          ss.add(in, (long)ns * L, row0);
-          t_stats += ft.seconds();
-        });
+        SlotStats ss(dim, take, split, rows);
+        for (int g = split.g0; g < split.g1; ++g) {
+          for_group_chunks(g, [&](long row0, int ns) {
+            Timer ft;
+            const float* in = make_input(row0, ns);
+            t_forward += ft.seconds();
+            ft.reset();
+            ss.add(in, (long)ns * L, row0);
+            t_stats += ft.seconds();
+          });
+          ss.end_group(g);
+        }
+        Timer ct;
         const LinearStats st = ss.finish();
+        t_stats += ct.seconds();
         Timer qt;
         std::vector<int> ids;
         for (int id = 0; id < kNumLinears; ++id)
           if (linear_input_slot(id) == slot) ids.push_back(id);
-        run_linears_side_by_side(c, ids, opt.linear_jobs, [&](int id) {
+        // With several ranks the slot's linears are dealt out, largest first,
+        // and each is then broadcast by the rank that quantized it.
+        const std::vector<int> owner = deal_linears(c, ids, nranks);
+        std::vector<int> mine;
+        for (int id : ids)
+          if (owner[id] == rank) mine.push_back(id);
+        run_linears_side_by_side(c, mine, opt.linear_jobs, [&](int id) {
           LinearQuantReport& rep = reps[id];
           rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
           const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
@@ -281,15 +344,31 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
                                       opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
           log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
                     rep.storage_bits / rep.n_weights);
+          rep_json[id] = rep.to_json();
           fp.lin[id].reset();
         });
+        for (int id : ids) {
+          if (nranks > 1) {
+            std::string rj = owner[id] == rank ? rep_json[id].dump() : std::string();
+            std::string lb = owner[id] == rank
+                                 ? serialize_linear(dynamic_cast<const FakeQuantLinear&>(*q.lin[id]))
+                                 : std::string();
+            cluster_bcast(rj, owner[id]);
+            cluster_bcast(lb, owner[id]);
+            if (owner[id] != rank) {
+              rep_json[id] = json::parse(rj);
+              q.lin[id] = deserialize_linear(lb);
+            }
+          }
+          fp.lin[id].reset();
+        }
         t_quant += qt.seconds();
       };
       auto normed = [&](const std::vector<float>& norm_w) {
         return [&, w = norm_w.data()](long row0, int ns) {
           const long n = (long)ns * L;
           if (hbuf.size() < (size_t)n * H) hbuf.resize((size_t)n * H);
-          rmsnorm(x.data() + row0 * H, w, hbuf.data(), (int)n, H, c.rms_eps);
+          rmsnorm(x_at(row0), w, hbuf.data(), (int)n, H, c.rms_eps);
           return (const float*)hbuf.data();
         };
       };
@@ -301,54 +380,66 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
       run_slot(0, normed(q.attn_norm));
       auto attn_out = [&](long row0, int ns) {
         float* att = mid_at(row0, c.q_dim());
-        layer_attention(c, *model->rope, q, l, x.data() + row0 * H, ns, L, att);
+        layer_attention(c, *model->rope, q, l, x_at(row0), ns, L, att);
         return (const float*)att;
       };
       auto mlp_act = [&](long row0, int ns) {
         float* act = mid_at(row0, c.intermediate);
-        layer_mlp_act(c, q, l, x.data() + row0 * H, ns * L, act);
+        layer_mlp_act(c, q, l, x_at(row0), ns * L, act);
         return (const float*)act;
       };
       run_slot(1, attn_out);
       timed([&](long row0, int ns) {
         const float* att = keep_mid ? mid_at(row0, c.q_dim()) : attn_out(row0, ns);
-        layer_attn_residual(c, q, l, att, ns * L, x.data() + row0 * H);
+        layer_attn_residual(c, q, l, att, ns * L, x_at(row0));
       });
       run_slot(2, normed(q.mlp_norm));
       run_slot(3, mlp_act);
       timed([&](long row0, int ns) {
         const float* act = keep_mid ? mid_at(row0, c.intermediate) : mlp_act(row0, ns);
-        layer_mlp_residual(c, q, l, act, ns * L, x.data() + row0 * H);
+        layer_mlp_residual(c, q, l, act, ns * L, x_at(row0));
       });
       phases["forward"] = t_forward;
       phases["stats"] = t_stats;
       phases["quantize"] = t_quant;
       json lins = json::array();
-      for (int id = 0; id < kNumLinears; ++id) lins.push_back(reps[id].to_json());
+      for (int id = 0; id < kNumLinears; ++id) lins.push_back(rep_json[id]);
       lrep["linears"] = lins;
       model->layers[l] = std::move(q);
       Timer wt;
-      SafeTensorsWriter w;
-      add_layer_tensors(w, *model, l);
-      fs::create_directories(ldir);
-      w.write(ldir + "/model.safetensors");
+      if (rank == 0) {
+        SafeTensorsWriter w;
+        add_layer_tensors(w, *model, l);
+        fs::create_directories(ldir);
+        w.write(ldir + "/model.safetensors");
+      }
       phases["write"] = wt.seconds();
     }
     for (float v : x)
       BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
     if (!have) {
-      double num = 0, den = 0;
-      for (size_t i = 0; i < y_fp.size(); ++i) {
-        double d = (double)x[i] - y_fp[i];
-        num += d * d;
-        den += (double)y_fp[i] * y_fp[i];
+      // Per segment, then summed in segment order (the same at any N).
+      std::vector<double> parts;
+      for (int s = 0; s < nb; ++s) {
+        double num = 0, den = 0;
+        for (size_t i = (size_t)s * L * H; i < (size_t)(s + 1) * L * H; ++i) {
+          const double d = (double)x[i] - y_fp[i];
+          num += d * d;
+          den += (double)y_fp[i] * y_fp[i];
+        }
+        parts.push_back(num);
+        parts.push_back(den);
       }
+      parts = gather_doubles(parts);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < parts.size(); i += 2) num += parts[i], den += parts[i + 1];
       lrep["layer"] = l;
       lrep["block_rel_error"] = den > 0 ? std::sqrt(num / den) : 0.0;
       lrep["block_error_tokens"] = (long)ns0 * L;
       lrep["seconds"] = lt.seconds();
+      if (nranks > 1) lrep["rank0_bytes_moved"] = cluster_bytes_moved() - moved0;
       lrep["phase_seconds"] = phases;
-      write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
+      if (rank == 0) write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
     }
     for (int id = 0; id < kNumLinears; ++id) {
       const auto* fq = dynamic_cast<const FakeQuantLinear*>(model->layers[l].lin[id].get());
@@ -367,6 +458,12 @@ QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOption
     }
   }
   prog.finish();
+  if (rank != 0) {  // rank 0 assembles the output
+    QuantizeResult r;
+    r.bits_per_weight = total_weights ? total_bits / total_weights : 0.0;
+    r.seconds = timer.seconds();
+    return r;
+  }
 
   // Assemble the final directory from the per-layer files (no full copy in RAM).
   {

@@ -31,4 +31,13 @@ class XtxAccumulator {
   bool dirty_ = false;
 };
 
+// The fold behind XtxAccumulator::add, for accumulators kept elsewhere
+// (pipeline/distributed.h): acc's lower triangle (column-major) += the fp32
+// products of x's rows in chunks of kChunk; part is the fp32 scratch;
+// first_token only names rows in the non-finite error.
+void xtx_fold(const float* x, long n_tokens, int dim, std::vector<float>& part, MatrixD& acc,
+              long first_token = 0);
+// Copies the lower triangle onto the upper one.
+void xtx_mirror_lower(MatrixD& acc);
+
 }  // namespace bwla
