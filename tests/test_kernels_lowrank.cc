@@ -215,3 +215,50 @@ TEST(LowRank, ProjectExpandPiecesEqualOneTokenAdd) {
     }
   }
 }
+
+// The traits table calls the typed kernel of its storage type: the same bits
+// as the direct calls, for each dtype, in both the whole-call and the split
+// (project / expand) forms.
+TEST(LowRank, TraitsTableCallsTheTypedKernels) {
+  bwla::Rng rng(17);
+  const int n = 3, in = 37, out = 29, r = 5;
+  std::vector<float> x((size_t)n * in), s(r);
+  for (auto& v : x) v = rng.uniformf(-1, 1);
+  for (auto& v : s) v = rng.uniformf(0.01f, 0.02f);
+  std::vector<float> Bf((size_t)r * in), Af((size_t)r * out);
+  std::vector<uint16_t> Bh(Bf.size()), Ah(Af.size());
+  std::vector<int8_t> Bi(Bf.size()), Ai(Af.size());
+  for (size_t i = 0; i < Bf.size(); ++i) {
+    Bf[i] = rng.uniformf(-0.5f, 0.5f), Bh[i] = f32_to_f16(Bf[i]), Bi[i] = (int8_t)(Bf[i] * 250);
+  }
+  for (size_t i = 0; i < Af.size(); ++i) {
+    Af[i] = rng.uniformf(-0.5f, 0.5f), Ah[i] = f32_to_f16(Af[i]), Ai[i] = (int8_t)(Af[i] * 250);
+  }
+  struct Case {
+    LowRankDtype t;
+    const void *B, *At;
+    size_t bytes;
+    const char* name;
+  };
+  for (const Case& c : {Case{LowRankDtype::F32, Bf.data(), Af.data(), 4, "f32"},
+                        Case{LowRankDtype::F16, Bh.data(), Ah.data(), 2, "f16"},
+                        Case{LowRankDtype::I8, Bi.data(), Ai.data(), 1, "i8"}}) {
+    const LowRankTraits& tr = lowrank_traits(c.t);
+    EXPECT_STREQ(tr.name, c.name);
+    EXPECT_EQ(tr.elem_bytes, c.bytes);
+    std::vector<float> want((size_t)n * out, 0.25f), got = want;
+    if (c.t == LowRankDtype::F32) lowrank_add(x.data(), n, in, Bf.data(), Af.data(), r, out, want.data());
+    if (c.t == LowRankDtype::F16) lowrank_add_f16(x.data(), n, in, Bh.data(), Ah.data(), r, out, want.data());
+    if (c.t == LowRankDtype::I8)
+      lowrank_add_i8(x.data(), n, in, Bi.data(), Ai.data(), s.data(), r, out, want.data());
+    tr.add(x.data(), n, in, c.B, c.At, s.data(), r, out, got.data());
+    EXPECT_EQ(got, want) << c.name;
+    // One token through project + expand equals the add of that token.
+    std::vector<float> u(r), y1(out, 0.25f);
+    tr.project(x.data(), in, c.B, s.data(), 0, r, u.data());
+    tr.expand(u.data(), r, c.At, out, 0, out, y1.data());
+    std::vector<float> y0(out, 0.25f);
+    tr.add(x.data(), 1, in, c.B, c.At, s.data(), r, out, y0.data());
+    for (int o = 0; o < out; ++o) EXPECT_NEAR(y1[o], y0[o], 1e-5f) << c.name << " " << o;
+  }
+}

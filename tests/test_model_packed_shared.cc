@@ -61,10 +61,12 @@ PackedLinear make_linear(const Case& c, Rng& r) {
   auto A = uniform(r, (size_t)c.out * c.rank, -0.5f, 0.5f);
   auto B = uniform(r, (size_t)c.rank * in, -0.5f, 0.5f);
   if (c.f16) {
-    for (float v : A) p.lr_a16.push_back(f32_to_f16(v));
-    for (float v : B) p.lr_b16.push_back(f32_to_f16(v));
+    std::vector<uint16_t> a16, b16;
+    for (float v : A) a16.push_back(f32_to_f16(v));
+    for (float v : B) b16.push_back(f32_to_f16(v));
+    p.set_lowrank(LowRankDtype::F16, a16, b16);
   } else {
-    p.lr_a = A, p.lr_b = B;
+    p.set_lowrank(LowRankDtype::F32, A, B);
   }
   if (c.bias) p.bias = uniform(r, (size_t)c.out, -1.0f, 1.0f);
   return PackedLinear(std::move(p));

@@ -318,4 +318,46 @@ void lowrank_expand_f16(const float* u, int rank, const uint16_t* At, int out, i
   kernels().axpy_rows_f16(u, rank, At + r0, out, r1 - r0, y + r0);
 }
 
+namespace {
+template <class T>
+const T* as(const void* p) {
+  return static_cast<const T*>(p);
+}
+const LowRankTraits kLowRankTraits[] = {
+    {"f32", 4,
+     [](const float* x, int n, int in, const void* B, const void* At, const float*, int r, int out,
+        float* y) { lowrank_add(x, n, in, as<float>(B), as<float>(At), r, out, y); },
+     [](const float* x, int in, const void* B, const float*, int k0, int k1, float* u) {
+       lowrank_project(x, in, as<float>(B), k0, k1, u);
+     },
+     [](const float* u, int r, const void* At, int out, int r0, int r1, float* y) {
+       lowrank_expand(u, r, as<float>(At), out, r0, r1, y);
+     }},
+    {"f16", 2,
+     [](const float* x, int n, int in, const void* B, const void* At, const float*, int r, int out,
+        float* y) { lowrank_add_f16(x, n, in, as<uint16_t>(B), as<uint16_t>(At), r, out, y); },
+     [](const float* x, int in, const void* B, const float*, int k0, int k1, float* u) {
+       lowrank_project_f16(x, in, as<uint16_t>(B), k0, k1, u);
+     },
+     [](const float* u, int r, const void* At, int out, int r0, int r1, float* y) {
+       lowrank_expand_f16(u, r, as<uint16_t>(At), out, r0, r1, y);
+     }},
+    {"i8", 1,
+     [](const float* x, int n, int in, const void* B, const void* At, const float* s, int r,
+        int out, float* y) { lowrank_add_i8(x, n, in, as<int8_t>(B), as<int8_t>(At), s, r, out, y); },
+     [](const float* x, int in, const void* B, const float* s, int k0, int k1, float* u) {
+       lowrank_project_i8(x, in, as<int8_t>(B), s, k0, k1, u);
+     },
+     [](const float* u, int r, const void* At, int out, int r0, int r1, float* y) {
+       lowrank_expand_i8(u, r, as<int8_t>(At), out, r0, r1, y);
+     }},
+};
+}  // namespace
+
+const LowRankTraits& lowrank_traits(LowRankDtype t) {
+  const int i = (int)t;
+  BWLA_ASSERT(i >= 0 && i < 3, "low-rank dtype {}", i);
+  return kLowRankTraits[i];
+}
+
 }  // namespace bwla

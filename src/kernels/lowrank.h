@@ -2,12 +2,13 @@
 // A is passed transposed (At = Aᵀ, [rank, out]) so that each token's update is
 // one linear combination of contiguous rows.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace bwla {
 
 // x: [tokens, in], B: [rank, in], At: [rank, out], y: [tokens, out] (all row-major,
-// any alignment). y is accumulated into. Dispatches on active_isa(); OpenMP over
+// any alignment). y is accumulated into. Dispatches through kernels() (kernels/dispatch.h); OpenMP over
 // tokens when there are several.
 void lowrank_add(const float* x, int tokens, int in, const float* B, const float* At, int rank,
                  int out, float* y);
@@ -36,6 +37,20 @@ void lowrank_expand_f16(const float* u, int rank, const uint16_t* At, int out, i
                         float* y);
 void lowrank_expand_i8(const float* u, int rank, const int8_t* At, int out, int r0, int r1,
                        float* y);
+
+// Storage type of a stored low-rank branch's factors, with one traits entry
+// each (as ggml's type traits): the functions above behind one signature, B
+// and At as raw elements of that type, s the int8 scales (null otherwise).
+enum class LowRankDtype : uint8_t { F32 = 0, F16 = 1, I8 = 2 };
+struct LowRankTraits {
+  const char* name;
+  size_t elem_bytes;
+  void (*add)(const float* x, int tokens, int in, const void* B, const void* At, const float* s,
+              int rank, int out, float* y);
+  void (*project)(const float* x, int in, const void* B, const float* s, int k0, int k1, float* u);
+  void (*expand)(const float* u, int rank, const void* At, int out, int r0, int r1, float* y);
+};
+const LowRankTraits& lowrank_traits(LowRankDtype t);
 
 namespace detail {
 float dot_scalar(const float* a, const float* b, int n);

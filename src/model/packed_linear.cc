@@ -24,33 +24,23 @@ PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
                 out, in);
   BWLA_ASSERT(!p_.transform || p_.transform->dim() == in, "transform dim {} vs in {}",
               p_.transform->dim(), in);
-  const bool f16 = !p_.lr_a16.empty() || !p_.lr_b16.empty();
-  const bool i8 = !p_.lr_a8.empty() || !p_.lr_b8.empty();
-  const size_t la = i8 ? p_.lr_a8.size() : f16 ? p_.lr_a16.size() : p_.lr_a.size();
-  const size_t lb = i8 ? p_.lr_b8.size() : f16 ? p_.lr_b16.size() : p_.lr_b.size();
-  BWLA_ASSERT(la == (size_t)out * p_.rank && lb == (size_t)p_.rank * in && !(f16 && i8) &&
-                  ((!f16 && !i8) || (p_.lr_a.empty() && p_.lr_b.empty())) &&
-                  (!i8 || p_.lr_s8.size() == (size_t)p_.rank),
-              "low-rank sizes {} {} rank {} (fp16 {}, int8 {}, {} scales)", la, lb, p_.rank, f16,
-              i8, p_.lr_s8.size());
+  lr_ = &lowrank_traits(p_.lr_dtype);
+  const size_t eb = lr_->elem_bytes;
+  const bool i8 = p_.lr_dtype == LowRankDtype::I8;
+  BWLA_ASSERT(p_.lr_a.size() == (size_t)out * p_.rank * eb && p_.lr_b.size() == (size_t)p_.rank * in * eb &&
+                  p_.lr_s8.size() == (i8 ? (size_t)p_.rank : 0),
+              "low-rank bytes {} {} rank {} ({}, {} scales)", p_.lr_a.size(), p_.lr_b.size(),
+              p_.rank, lr_->name, p_.lr_s8.size());
   BWLA_ASSERT(p_.bias.empty() || p_.bias.size() == (size_t)out, "bias {}", p_.bias.size());
   BWLA_ASSERT(p_.abits >= 2 && p_.abits <= 8, "abits {}", p_.abits);
   BWLA_ASSERT(p_.block_scales.empty() || p_.block_scales.size() == p_.planes.size(),
               "block scales {} for {} planes", p_.block_scales.size(), p_.planes.size());
   lr_at_.resize(p_.lr_a.size());
-  lr_at16_.resize(p_.lr_a16.size());
-  lr_at8_.resize(p_.lr_a8.size());
   for (int i = 0; i < out; ++i)
-    for (int k = 0; k < p_.rank; ++k) {
-      const size_t t = (size_t)k * out + i, s = (size_t)i * p_.rank + k;
-      if (i8) lr_at8_[t] = p_.lr_a8[s];
-      else if (f16) lr_at16_[t] = p_.lr_a16[s];
-      else lr_at_[t] = p_.lr_a[s];
-    }
+    for (int k = 0; k < p_.rank; ++k)
+      std::memcpy(&lr_at_[((size_t)k * out + i) * eb], &p_.lr_a[((size_t)i * p_.rank + k) * eb], eb);
   // Only the transposed copy is read from here on.
-  std::vector<float>().swap(p_.lr_a);
-  std::vector<uint16_t>().swap(p_.lr_a16);
-  std::vector<int8_t>().swap(p_.lr_a8);
+  std::vector<uint8_t>().swap(p_.lr_a);
 }
 
 namespace {
@@ -259,26 +249,18 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
 }
 
 void PackedLinear::psp_project(const float* x, int k0, int k1, float* u) const {
-  const int in = in_features();
-  if (!lr_at8_.empty()) lowrank_project_i8(x, in, p_.lr_b8.data(), p_.lr_s8.data(), k0, k1, u);
-  else if (!lr_at16_.empty()) lowrank_project_f16(x, in, p_.lr_b16.data(), k0, k1, u);
-  else lowrank_project(x, in, p_.lr_b.data(), k0, k1, u);
+  lr_->project(x, in_features(), p_.lr_b.data(), p_.lr_s8.data(), k0, k1, u);
 }
 
 void PackedLinear::psp_expand(const float* u, int r0, int r1, float* y) const {
-  const int out = out_features();
   if (p_.rank == 0) return;
-  if (!lr_at8_.empty()) lowrank_expand_i8(u, p_.rank, lr_at8_.data(), out, r0, r1, y);
-  else if (!lr_at16_.empty()) lowrank_expand_f16(u, p_.rank, lr_at16_.data(), out, r0, r1, y);
-  else lowrank_expand(u, p_.rank, lr_at_.data(), out, r0, r1, y);
+  lr_->expand(u, p_.rank, lr_at_.data(), out_features(), r0, r1, y);
 }
 
 void PackedLinear::psp_add(const float* x, int n, float* y) const {
-  const int in = in_features(), out = out_features(), r = p_.rank;
-  if (r == 0) return;
-  if (!lr_at8_.empty()) lowrank_add_i8(x, n, in, p_.lr_b8.data(), lr_at8_.data(), p_.lr_s8.data(), r, out, y);
-  else if (!lr_at16_.empty()) lowrank_add_f16(x, n, in, p_.lr_b16.data(), lr_at16_.data(), r, out, y);
-  else lowrank_add(x, n, in, p_.lr_b.data(), lr_at_.data(), r, out, y);
+  if (p_.rank == 0) return;
+  lr_->add(x, n, in_features(), p_.lr_b.data(), lr_at_.data(), p_.lr_s8.data(), p_.rank,
+           out_features(), y);
 }
 
 size_t PackedLinear::param_bytes() const {
@@ -288,9 +270,7 @@ size_t PackedLinear::param_bytes() const {
          pl.row_popcount.size() * 4;
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
-  return b + (lr_at_.size() + p_.lr_b.size() + p_.bias.size()) * 4 +
-         (lr_at16_.size() + p_.lr_b16.size()) * 2 + lr_at8_.size() + p_.lr_b8.size() +
-         p_.lr_s8.size() * 4;
+  return b + lr_at_.size() + p_.lr_b.size() + (p_.bias.size() + p_.lr_s8.size()) * 4;
 }
 
 std::string PackedLinear::describe() const {
@@ -299,7 +279,9 @@ std::string PackedLinear::describe() const {
                      p_.block_scales.empty() ? "" : fmt::format(" {}-col scale blocks", p_.block_scales[0].block_cols),
                      p_.abits, p_.act_clip,
                      p_.transform ? fmt::format(" {}", p_.transform->kind()) : std::string(),
-                     p_.rank ? fmt::format(" lowrank {}{}", p_.rank, !lr_at8_.empty() ? " i8" : lr_at16_.empty() ? "" : " f16") : "");
+                     p_.rank ? fmt::format(" lowrank {}{}", p_.rank,
+                                          p_.lr_dtype == LowRankDtype::F32 ? "" : std::string(" ") + lr_->name)
+                             : "");
 }
 
 }  // namespace bwla

@@ -11,10 +11,12 @@
 // (forward_token_group), so 2-thread decode has no serial step between them;
 // forward_same_input puts q/k/v (or gate/up) in one region together.
 #pragma once
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "kernels/binary_gemm_blocked.h"
+#include "kernels/lowrank.h"
 #include "kernels/packed_binary.h"
 #include "model/linear.h"
 #include "quant/transform.h"
@@ -29,14 +31,21 @@ struct PackedParts {
   int abits = 8;
   float act_clip = 1.0f;
   int rank = 0;
-  // [out, rank], [rank, in] fp32 factors, or the same as fp16 bits (F16 file; used
-  // instead). PackedLinear keeps A only transposed (lr_a / lr_a16 are emptied).
-  std::vector<float> lr_a, lr_b;
-  std::vector<uint16_t> lr_a16, lr_b16;
-  // Or int8 [out, rank] / [rank, in] with lr_s8[k] = scale of A's column k ×
-  // scale of B's row k (format 3; used instead). lr_a8 is emptied like lr_a.
-  std::vector<int8_t> lr_a8, lr_b8;
+  // The PSP branch: A [out, rank] and B [rank, in] as raw elements of
+  // lr_dtype (fp32, fp16 bits, or int8 with lr_s8[k] = scale of A's column k
+  // × scale of B's row k, format 3); set_lowrank fills them. PackedLinear
+  // keeps A only transposed (lr_a is emptied).
+  LowRankDtype lr_dtype = LowRankDtype::F32;
+  std::vector<uint8_t> lr_a, lr_b;
   std::vector<float> lr_s8;
+  template <class T>
+  void set_lowrank(LowRankDtype dtype, const std::vector<T>& a, const std::vector<T>& b) {
+    lr_dtype = dtype;
+    lr_a.resize(a.size() * sizeof(T));
+    lr_b.resize(b.size() * sizeof(T));
+    if (!a.empty()) std::memcpy(lr_a.data(), a.data(), lr_a.size());
+    if (!b.empty()) std::memcpy(lr_b.data(), b.data(), lr_b.size());
+  }
   std::vector<float> bias;
   size_t file_bytes = 0;  // bytes of this linear's tensors in the packed file
   std::shared_ptr<const void> keep_alive;  // owner of memory-mapped plane bits
@@ -73,9 +82,8 @@ class PackedLinear : public Linear {
   void psp_add(const float* x, int n, float* y) const;
 
   PackedParts p_;
-  std::vector<float> lr_at_;                      // lr_a transposed, [rank, out]
-  std::vector<uint16_t> lr_at16_;                 // lr_a16 transposed
-  std::vector<int8_t> lr_at8_;                    // lr_a8 transposed
+  const LowRankTraits* lr_;    // the branch's storage type
+  std::vector<uint8_t> lr_at_;  // lr_a transposed, [rank, out] elements of lr_dtype
 };
 
 // ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one

@@ -146,10 +146,10 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
       const TensorView& tb8 = need(st, p + ".psp_b", DType::I8, DType::I8, {pp.rank, in}, why);
       const TensorView& sa = need(st, p + ".psp_a_scale", DType::F16, DType::F32, {pp.rank}, why);
       const TensorView& sb = need(st, p + ".psp_b_scale", DType::F16, DType::F32, {pp.rank}, why);
-      pp.lr_a8.assign(reinterpret_cast<const int8_t*>(ta8.data),
-                      reinterpret_cast<const int8_t*>(ta8.data) + ta8.numel());
-      pp.lr_b8.assign(reinterpret_cast<const int8_t*>(tb8.data),
-                      reinterpret_cast<const int8_t*>(tb8.data) + tb8.numel());
+      const auto* a8 = reinterpret_cast<const int8_t*>(ta8.data);
+      const auto* b8 = reinterpret_cast<const int8_t*>(tb8.data);
+      pp.set_lowrank(LowRankDtype::I8, std::vector<int8_t>(a8, a8 + ta8.numel()),
+                     std::vector<int8_t>(b8, b8 + tb8.numel()));
       const std::vector<float> fa = floats(sa), fb = floats(sb);
       pp.lr_s8.resize(pp.rank);
       for (int k = 0; k < pp.rank; ++k) {
@@ -162,16 +162,18 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
       const TensorView& ta2 = need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why);
       const TensorView& tb2 = need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why);
       if (ta2.dtype == DType::F16 && tb2.dtype == DType::F16) {  // kept as fp16 (half the bytes)
-        for (auto [t, v] : {std::pair{&ta2, &pp.lr_a16}, std::pair{&tb2, &pp.lr_b16}}) {
-          v->resize(t->numel());
-          std::memcpy(v->data(), t->data, t->nbytes);
-          for (uint16_t h : *v)
-            BWLA_CHECK(std::isfinite(f16_to_f32(h)), "'{}': tensor '{}' holds a non-finite value",
+        std::vector<uint16_t> h[2];
+        for (int i = 0; i < 2; ++i) {
+          const TensorView* t = i == 0 ? &ta2 : &tb2;
+          h[i].resize(t->numel());
+          std::memcpy(h[i].data(), t->data, t->nbytes);
+          for (uint16_t v : h[i])
+            BWLA_CHECK(std::isfinite(f16_to_f32(v)), "'{}': tensor '{}' holds a non-finite value",
                        t->file, t->name);
         }
+        pp.set_lowrank(LowRankDtype::F16, h[0], h[1]);
       } else {
-        pp.lr_a = floats(ta2);
-        pp.lr_b = floats(tb2);
+        pp.set_lowrank(LowRankDtype::F32, floats(ta2), floats(tb2));
       }
     }
   }
