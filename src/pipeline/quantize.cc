@@ -140,373 +140,493 @@ std::vector<int> deal_linears(const ModelConfig& c, std::vector<int> ids, int nr
   return owner;
 }
 
-}  // namespace
+// The true-sequential layer loop of one quantization run, as its stages: the
+// state every stage shares (this rank's calibration rows, the output paths,
+// the totals) lives here, each stage is one method, and quantize_model below
+// reads as their list.
+class LayerLoop {
+ public:
+  LayerLoop(const std::string& model_dir, QuantizeOptions opt, const std::string& out_arg);
+  // Stage 0: output paths checked, calibration sampled, resume state claimed,
+  // layer 0's inputs (the embeddings of this rank's segments).
+  void prepare();
+  // Stage 1 per layer: a finished layer from OUT.partial, or a new one;
+  // returns its block error (0 when resumed without one).
+  double run_layer(int l);
+  int n_layers() const { return c_->n_layers; }
+  const std::string& partial_dir() const { return partial_; }
+  // Stage 2: the output directory from the per-layer files (rank 0).
+  QuantizeResult assemble();
+  QuantizeResult stopped() const;
 
-QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt_in,
-                              const std::string& out_arg) {
-  Timer timer;
-  QuantizeOptions opt = opt_in;
-  opt.finalize();
-  // Where the output, its staging copy and the resumable state will go, all
-  // checked before any work (docs/GUARANTEES.md).
-  check_output_dir(out_arg, {model_dir}, "-o");
-  const std::string out_dir = normalized_output_path(out_arg);
-  const std::string partial = out_dir + ".partial";
-  check_work_dir(partial, "-o");
-  check_work_dir(out_dir + ".tmp", "-o");
-  auto model = Model::load_skeleton(model_dir);
-  const ModelConfig& c = model->cfg;
-  BWLA_CHECK(!is_quantized_config(c), "'{}' is already quantized", model_dir);
-  BWLA_CHECK(opt.calib.seq_len <= c.max_pos,
-             "calibration length {} exceeds the model's max_position_embeddings {}",
-             opt.calib.seq_len, c.max_pos);
-  if (opt.psp && opt.rank_ratio <= 0)  // a fixed --rank must fit every linear (checked before any work)
-    for (int id = 0; id < 7; ++id)
-      BWLA_CHECK(opt.psp_opt.rank < std::min(c.linear_out(id), c.linear_in(id)),
-                 "--rank {} is too large for '{}': linear {} is {}x{}, so the rank must be below {}",
-                 opt.psp_opt.rank, model_dir, id, c.linear_out(id), c.linear_in(id),
-                 std::min(c.linear_out(id), c.linear_in(id)));
-  std::vector<std::vector<int>> segs;
-  if (is_random_token_calibration(opt.calib)) {
-    log_info("calibration: {} x {} uniform random token ids (timing runs; no tokenizer used)",
-             opt.calib.n_segments, opt.calib.seq_len);
-    segs = random_token_calibration(c.vocab, opt.calib);
-  } else {
-    auto tok = Tokenizer::load_dir(model_dir);
-    check_tokenizer_vocab(*tok, c.vocab, model_dir);
-    segs = sample_calibration(*tok, opt.calib);
-  }
-  const int S = opt.calib.n_segments, L = opt.calib.seq_len, H = c.hidden;
-  const long rows = (long)S * L;
-  // This process's share of the calibration segments (all of them without
-  // mpirun); row indices below are global, x and mid hold this rank's rows.
-  const int rank = cluster_rank(), nranks = cluster_size();
-  const CalibSplit split(S, L, nranks, rank);
-  const long row_base = split.row_begin(), my_rows = split.rows();
-  if (nranks > 1)
-    log_info("quantize: rank {} of {}: calibration segments [{}, {})", rank, nranks,
-             split.seg_begin, split.seg_end);
+ private:
+  using ChunkFn = std::function<void(long row0, int ns)>;
+  using InputFn = std::function<const float*(long row0, int ns)>;
 
-  // Resumable state: OUT.partial/state.json must match these settings and
-  // the content of what they read (fingerprints of the checkpoint and the
-  // calibration file), not only their paths.
-  const json settings = resume_settings(opt, model_dir);
-  json state = settings;
-  state["inputs"] = {{"checkpoint", checkpoint_fingerprint(model_dir)}};
-  if (!is_random_token_calibration(opt.calib))
-    state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt.calib));
-  // Rank 0 alone reads and writes the output's directories.
-  if (rank == 0) {
-    if (fs::exists(partial)) {
-      const ResumeCheck rc = check_resume_state(partial, state);
-      if (!rc.resumable || !opt.resume) {
-        log_info("quantize: discarding '{}' ({})", partial, opt.resume ? rc.why : "--no-resume");
-        remove_owned_dir(partial);
-      }
-    }
-    claim_work_dir(partial, "quantize (partial results)");
-    write_text_file_atomic(partial + "/state.json", state.dump(2));
+  // Chunks of segments in group g / in all this rank's groups; none crosses
+  // a group boundary (pipeline/distributed.h).
+  void for_group_chunks(int g, const ChunkFn& fn) const;
+  void for_chunks(const ChunkFn& fn) const;
+  float* x_at(long row0) { return x_.data() + (row0 - split_.row_begin()) * H_; }
+  float* mid_at(long row0, int dim) {
+    return mid_.data() + (keep_mid_ ? (row0 - split_.row_begin()) * dim : 0);
   }
 
-  // Layer-0 inputs: embeddings of the calibration tokens.
-  std::vector<float> x((size_t)my_rows * H);
-  for (int s = split.seg_begin; s < split.seg_end; ++s)
-    embed_tokens(*model, segs[s].data(), L, x.data() + (size_t)(s - split.seg_begin) * L * H);
-  auto x_at = [&](long row0) { return x.data() + (row0 - row_base) * H; };
-  // Not needed again (the output copies them from the checkpoint): free the fp32 copies.
-  model->lm_head.reset();
-  model->embed = std::vector<float>();
+  void resume_layer(int l, json& lrep);
+  void quantize_layer(int l, json& lrep);
+  // Every value of the stream after layer l is finite.
+  void check_stream(int l) const;
 
-  json layer_reports = json::array();
-  double total_bits = 0;
-  long total_weights = 0;
-  // Attention outputs, then MLP activations, of every calibration row: the
-  // inputs of o_proj and down_proj, kept from the statistics pass to the
-  // propagation through the quantized linear (true-sequential order).
-  // With --keep-activations no (auto: when they would exceed
+  // The stages of quantize_layer.
+  struct LayerWork {
+    int l;
+    LayerWeights fp, q;
+    std::vector<char> take;  // the layer's sample rows (global indices)
+    json rep_json[kNumLinears];
+    std::vector<float> hbuf;
+    double t_forward = 0, t_stats = 0, t_quant = 0;
+  };
+  // fp32 outputs of the layer for this rank's share of the block-error segments.
+  std::vector<float> reference_outputs(const LayerWeights& fp, int l, int nb);
+  // Statistics of one slot's input over every calibration row (collective).
+  LinearStats slot_statistics(LayerWork& w, int slot, const InputFn& make_input);
+  // The slot's linears, dealt across ranks, quantized, then shared.
+  void quantize_slot(LayerWork& w, int slot, const LinearStats& st);
+  // Pushes the stream past o_proj / down_proj through the quantized linears.
+  void propagate(LayerWork& w, const ChunkFn& fn);
+  void write_layer(int l);
+  // ‖quantized − fp32‖ / ‖fp32‖ of the layer's outputs on the first segments,
+  // per segment and summed in segment order (the same at any N).
+  double block_error(const std::vector<float>& y_fp, int nb);
+
+  std::string model_dir_, out_dir_, partial_;
+  QuantizeOptions opt_;
+  Timer timer_;
+  std::unique_ptr<Model> model_;
+  const ModelConfig* c_ = nullptr;
+  int S_ = 0, L_ = 0, H_ = 0;
+  long rows_ = 0;
+  int rank_ = 0, nranks_ = 1;
+  CalibSplit split_{1, 1, 1, 0};
+  json settings_;
+  // This rank's residual stream: the inputs of the next layer.
+  std::vector<float> x_;
+  // Attention outputs, then MLP activations, of this rank's rows: the inputs
+  // of o_proj and down_proj, kept from the statistics pass to the propagation
+  // through the quantized linear (true-sequential order). With
+  // --keep-activations no (auto: when they would exceed
   // kKeepActivationsAutoBytes) only one chunk is held and the propagation
   // recomputes it from the same stream through the same quantized linears, so
   // the output is the same bits either way; at 128 x 2048 rows of a 7B-shape
   // MLP (11008 wide) the kept copy alone would be 11.5 GB.
-  std::vector<float> mid;
-  const int mid_dim = std::max(c.q_dim(), c.intermediate);
-  const bool keep_mid =
-      opt.keep_activations == KeepActivations::Yes ||
-      (opt.keep_activations == KeepActivations::Auto &&
-       (double)my_rows * mid_dim * sizeof(float) <= kKeepActivationsAutoBytes);
-  if (!keep_mid)
+  std::vector<float> mid_;
+  int mid_dim_ = 0;
+  bool keep_mid_ = true;
+  json layer_reports_ = json::array();
+  double total_bits_ = 0;
+  long total_weights_ = 0;
+};
+
+LayerLoop::LayerLoop(const std::string& model_dir, QuantizeOptions opt, const std::string& out_arg)
+    : model_dir_(model_dir), opt_(std::move(opt)) {
+  opt_.finalize();
+  // Where the output, its staging copy and the resumable state will go, all
+  // checked before any work (docs/GUARANTEES.md).
+  check_output_dir(out_arg, {model_dir}, "-o");
+  out_dir_ = normalized_output_path(out_arg);
+  partial_ = out_dir_ + ".partial";
+  check_work_dir(partial_, "-o");
+  check_work_dir(out_dir_ + ".tmp", "-o");
+}
+
+void LayerLoop::prepare() {
+  model_ = Model::load_skeleton(model_dir_);
+  c_ = &model_->cfg;
+  const ModelConfig& c = *c_;
+  BWLA_CHECK(!is_quantized_config(c), "'{}' is already quantized", model_dir_);
+  BWLA_CHECK(opt_.calib.seq_len <= c.max_pos,
+             "calibration length {} exceeds the model's max_position_embeddings {}",
+             opt_.calib.seq_len, c.max_pos);
+  if (opt_.psp && opt_.rank_ratio <= 0)  // a fixed --rank must fit every linear (checked before any work)
+    for (int id = 0; id < 7; ++id)
+      BWLA_CHECK(opt_.psp_opt.rank < std::min(c.linear_out(id), c.linear_in(id)),
+                 "--rank {} is too large for '{}': linear {} is {}x{}, so the rank must be below {}",
+                 opt_.psp_opt.rank, model_dir_, id, c.linear_out(id), c.linear_in(id),
+                 std::min(c.linear_out(id), c.linear_in(id)));
+  std::vector<std::vector<int>> segs;
+  if (is_random_token_calibration(opt_.calib)) {
+    log_info("calibration: {} x {} uniform random token ids (timing runs; no tokenizer used)",
+             opt_.calib.n_segments, opt_.calib.seq_len);
+    segs = random_token_calibration(c.vocab, opt_.calib);
+  } else {
+    auto tok = Tokenizer::load_dir(model_dir_);
+    check_tokenizer_vocab(*tok, c.vocab, model_dir_);
+    segs = sample_calibration(*tok, opt_.calib);
+  }
+  S_ = opt_.calib.n_segments, L_ = opt_.calib.seq_len, H_ = c.hidden;
+  rows_ = (long)S_ * L_;
+  // This process's share of the calibration segments (all of them without
+  // mpirun); row indices are global, x_ and mid_ hold this rank's rows.
+  rank_ = cluster_rank(), nranks_ = cluster_size();
+  split_ = CalibSplit(S_, L_, nranks_, rank_);
+  if (nranks_ > 1)
+    log_info("quantize: rank {} of {}: calibration segments [{}, {})", rank_, nranks_,
+             split_.seg_begin, split_.seg_end);
+
+  // Resumable state: OUT.partial/state.json must match these settings and
+  // the content of what they read (fingerprints of the checkpoint and the
+  // calibration file), not only their paths.
+  settings_ = resume_settings(opt_, model_dir_);
+  json state = settings_;
+  state["inputs"] = {{"checkpoint", checkpoint_fingerprint(model_dir_)}};
+  if (!is_random_token_calibration(opt_.calib))
+    state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt_.calib));
+  // Rank 0 alone reads and writes the output's directories.
+  if (rank_ == 0) {
+    if (fs::exists(partial_)) {
+      const ResumeCheck rc = check_resume_state(partial_, state);
+      if (!rc.resumable || !opt_.resume) {
+        log_info("quantize: discarding '{}' ({})", partial_, opt_.resume ? rc.why : "--no-resume");
+        remove_owned_dir(partial_);
+      }
+    }
+    claim_work_dir(partial_, "quantize (partial results)");
+    write_text_file_atomic(partial_ + "/state.json", state.dump(2));
+  }
+
+  // Layer-0 inputs: embeddings of the calibration tokens.
+  x_.assign((size_t)split_.rows() * H_, 0.0f);
+  for (int s = split_.seg_begin; s < split_.seg_end; ++s)
+    embed_tokens(*model_, segs[s].data(), L_, x_.data() + (size_t)(s - split_.seg_begin) * L_ * H_);
+  // Not needed again (the output copies them from the checkpoint): free the fp32 copies.
+  model_->lm_head.reset();
+  model_->embed = std::vector<float>();
+
+  mid_dim_ = std::max(c.q_dim(), c.intermediate);
+  const double mid_bytes = (double)split_.rows() * mid_dim_ * sizeof(float);
+  keep_mid_ = opt_.keep_activations == KeepActivations::Yes ||
+              (opt_.keep_activations == KeepActivations::Auto && mid_bytes <= kKeepActivationsAutoBytes);
+  if (!keep_mid_)
     log_info("quantize: attention outputs / MLP activations recomputed per chunk instead of kept "
              "({:.2f} GiB for {} rows x {})",
-             (double)my_rows * mid_dim * sizeof(float) / (1 << 30), my_rows, mid_dim);
-  auto mid_at = [&](long row0, int dim) {
-    return mid.data() + (keep_mid ? (row0 - row_base) * dim : 0);
+             mid_bytes / (1 << 30), split_.rows(), mid_dim_);
+}
+
+void LayerLoop::for_group_chunks(int g, const ChunkFn& fn) const {
+  for (int s0 = split_.group_begin(g); s0 < split_.group_end(g); s0 += opt_.chunk_segments)
+    fn((long)s0 * L_, std::min(opt_.chunk_segments, split_.group_end(g) - s0));
+}
+
+void LayerLoop::for_chunks(const ChunkFn& fn) const {
+  for (int g = split_.g0; g < split_.g1; ++g) for_group_chunks(g, fn);
+}
+
+double LayerLoop::run_layer(int l) {
+  Timer lt;
+  const double moved0 = cluster_bytes_moved();
+  json lrep = json::object();
+  int have = 0;
+  if (rank_ == 0) {
+    const std::string ldir = layer_dir(partial_, l);
+    have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
+  }
+  cluster_bcast(&have, sizeof have, 0);
+  if (have) {
+    resume_layer(l, lrep);
+  } else {
+    quantize_layer(l, lrep);
+    lrep["seconds"] = lt.seconds();
+    if (nranks_ > 1) lrep["rank0_bytes_moved"] = cluster_bytes_moved() - moved0;
+    if (rank_ == 0) write_text_file_atomic(layer_dir(partial_, l) + "/report.json", lrep.dump(2));
+  }
+  for (int id = 0; id < kNumLinears; ++id) {
+    const auto* fq = dynamic_cast<const FakeQuantLinear*>(model_->layers[l].lin[id].get());
+    total_bits_ += fq->parts().storage_bits;
+    total_weights_ += (long)fq->parts().w_hat.size();
+  }
+  layer_reports_.push_back(lrep);
+  model_->layers[l] = LayerWeights();  // free: it is on disk now
+  return lrep.value("block_rel_error", 0.0);
+}
+
+void LayerLoop::check_stream(int l) const {
+  for (float v : x_) BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
+}
+
+void LayerLoop::resume_layer(int l, json& lrep) {
+  const ModelConfig& c = *c_;
+  if (rank_ == 0) {
+    const std::string ldir = layer_dir(partial_, l);
+    TensorStore st(ldir);
+    model_->layers[l] = load_quantized_layer(st, c, l, opt_.abits);
+    lrep = load_layer_report(ldir);
+    lrep["resumed"] = true;
+  }
+  if (nranks_ > 1) {
+    std::string bytes = rank_ == 0 ? serialize_layer(model_->layers[l]) : std::string();
+    cluster_bcast(bytes, 0);
+    if (rank_ != 0) model_->layers[l] = deserialize_layer(bytes);
+  }
+  for_chunks([&](long row0, int ns) {
+    layer_forward(c, *model_->rope, model_->layers[l], l, x_at(row0), ns, L_, nullptr, nullptr);
+  });
+  check_stream(l);
+}
+
+std::vector<float> LayerLoop::reference_outputs(const LayerWeights& fp, int l, int nb) {
+  std::vector<float> y(x_.begin(), x_.begin() + (size_t)nb * L_ * H_);
+  if (nb > 0) layer_forward(*c_, *model_->rope, fp, l, y.data(), nb, L_, nullptr, nullptr);
+  return y;
+}
+
+LinearStats LayerLoop::slot_statistics(LayerWork& w, int slot, const InputFn& make_input) {
+  const ModelConfig& c = *c_;
+  const int dim = slot == 1 ? c.q_dim() : slot == 3 ? c.intermediate : H_;
+  SlotStats ss(dim, w.take, split_, rows_);
+  for (int g = split_.g0; g < split_.g1; ++g) {
+    for_group_chunks(g, [&](long row0, int ns) {
+      Timer ft;
+      const float* in = make_input(row0, ns);
+      w.t_forward += ft.seconds();
+      ft.reset();
+      ss.add(in, (long)ns * L_, row0);
+      w.t_stats += ft.seconds();
+    });
+    ss.end_group(g);
+  }
+  Timer ct;
+  LinearStats st = ss.finish();
+  w.t_stats += ct.seconds();
+  return st;
+}
+
+void LayerLoop::quantize_slot(LayerWork& w, int slot, const LinearStats& st) {
+  const ModelConfig& c = *c_;
+  Timer qt;
+  std::vector<int> ids;
+  for (int id = 0; id < kNumLinears; ++id)
+    if (linear_input_slot(id) == slot) ids.push_back(id);
+  // With several ranks the slot's linears are dealt out, largest first, and
+  // each is then broadcast by the rank that quantized it.
+  const std::vector<int> owner = deal_linears(c, ids, nranks_);
+  std::vector<int> mine;
+  for (int id : ids)
+    if (owner[id] == rank_) mine.push_back(id);
+  LinearQuantReport reps[kNumLinears];
+  run_linears_side_by_side(c, mine, opt_.linear_jobs, [&](int id) {
+    LinearQuantReport& rep = reps[id];
+    rep.name = fmt::format("layers.{}.{}", w.l, linear_name(id));
+    const auto* d = dynamic_cast<const DenseLinear*>(w.fp.lin[id].get());
+    w.q.lin[id] = quantize_linear(dense_matrix(*w.fp.lin[id]), d->bias(), st, opt_,
+                                  opt_.seed * 1000003ull + (uint64_t)w.l * 16 + id, rep);
+    log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
+              rep.storage_bits / rep.n_weights);
+    w.rep_json[id] = rep.to_json();
+    w.fp.lin[id].reset();
+  });
+  for (int id : ids) {
+    if (nranks_ > 1) {
+      std::string rj = owner[id] == rank_ ? w.rep_json[id].dump() : std::string();
+      std::string lb = owner[id] == rank_
+                           ? serialize_linear(dynamic_cast<const FakeQuantLinear&>(*w.q.lin[id]))
+                           : std::string();
+      cluster_bcast(rj, owner[id]);
+      cluster_bcast(lb, owner[id]);
+      if (owner[id] != rank_) {
+        w.rep_json[id] = json::parse(rj);
+        w.q.lin[id] = deserialize_linear(lb);
+      }
+    }
+    w.fp.lin[id].reset();
+  }
+  w.t_quant += qt.seconds();
+}
+
+void LayerLoop::propagate(LayerWork& w, const ChunkFn& fn) {
+  Timer ft;
+  for_chunks(fn);
+  w.t_forward += ft.seconds();
+}
+
+void LayerLoop::write_layer(int l) {
+  if (rank_ != 0) return;
+  const std::string ldir = layer_dir(partial_, l);
+  SafeTensorsWriter w;
+  add_layer_tensors(w, *model_, l);
+  fs::create_directories(ldir);
+  w.write(ldir + "/model.safetensors");
+}
+
+double LayerLoop::block_error(const std::vector<float>& y_fp, int nb) {
+  std::vector<double> parts;
+  for (int s = 0; s < nb; ++s) {
+    double num = 0, den = 0;
+    for (size_t i = (size_t)s * L_ * H_; i < (size_t)(s + 1) * L_ * H_; ++i) {
+      const double d = (double)x_[i] - y_fp[i];
+      num += d * d;
+      den += (double)y_fp[i] * y_fp[i];
+    }
+    parts.push_back(num);
+    parts.push_back(den);
+  }
+  parts = gather_doubles(parts);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < parts.size(); i += 2) num += parts[i], den += parts[i + 1];
+  return den > 0 ? std::sqrt(num / den) : 0.0;
+}
+
+void LayerLoop::quantize_layer(int l, json& lrep) {
+  const ModelConfig& c = *c_;
+  json phases;
+  // The block error is measured on the first segments only: fp32 outputs of
+  // this layer (on the quantized-so-far stream) for this rank's share of them.
+  const int ns0 = std::min(kBlockErrorSegments, S_);
+  const int nb = std::max(0, std::min(split_.seg_end, ns0) - split_.seg_begin);
+  LayerWork w;
+  w.l = l;
+  Timer pt;
+  w.fp = load_dense_layer(*model_->store, c, l);
+  // The layer is converted to fp32 now: drop its mapped checkpoint pages so
+  // the resident set does not grow by the whole checkpoint over the run.
+  const std::string prefix = fmt::format("model.layers.{}.", l);
+  for (const auto& n : model_->store->names())
+    if (n.rfind(prefix, 0) == 0) model_->store->release(n);
+  const std::vector<float> y_fp = reference_outputs(w.fp, l, nb);
+  phases["reference"] = pt.seconds();
+  w.q.attn_norm = w.fp.attn_norm;
+  w.q.mlp_norm = w.fp.mlp_norm;
+  w.q.q_norm = w.fp.q_norm;
+  w.q.k_norm = w.fp.k_norm;
+  w.take = sample_mask(rows_, opt_.act_sample_rows, opt_.seed * 7919 + l);
+  if (mid_.empty())
+    mid_.resize((size_t)(keep_mid_ ? split_.rows() : (long)std::min(opt_.chunk_segments, S_) * L_) *
+                mid_dim_);
+
+  // The slots' inputs, one chunk of segments at a time.
+  auto normed = [&](const std::vector<float>& norm_w) {
+    return [&, nw = norm_w.data()](long row0, int ns) {
+      const long n = (long)ns * L_;
+      if (w.hbuf.size() < (size_t)n * H_) w.hbuf.resize((size_t)n * H_);
+      rmsnorm(x_at(row0), nw, w.hbuf.data(), (int)n, H_, c.rms_eps);
+      return (const float*)w.hbuf.data();
+    };
   };
-  Progress prog("quantize", c.n_layers);
+  auto attn_out = [&](long row0, int ns) {
+    float* att = mid_at(row0, c.q_dim());
+    layer_attention(c, *model_->rope, w.q, l, x_at(row0), ns, L_, att);
+    return (const float*)att;
+  };
+  auto mlp_act = [&](long row0, int ns) {
+    float* act = mid_at(row0, c.intermediate);
+    layer_mlp_act(c, w.q, l, x_at(row0), ns * L_, act);
+    return (const float*)act;
+  };
+  // True-sequential: each slot's linears are quantized on statistics of the
+  // stream through the already-quantized linears before them (with their
+  // activation quantization).
+  quantize_slot(w, 0, slot_statistics(w, 0, normed(w.q.attn_norm)));  // q, k, v
+  quantize_slot(w, 1, slot_statistics(w, 1, attn_out));                // o
+  propagate(w, [&](long row0, int ns) {
+    const float* att = keep_mid_ ? mid_at(row0, c.q_dim()) : attn_out(row0, ns);
+    layer_attn_residual(c, w.q, l, att, ns * L_, x_at(row0));
+  });
+  quantize_slot(w, 2, slot_statistics(w, 2, normed(w.q.mlp_norm)));  // gate, up
+  quantize_slot(w, 3, slot_statistics(w, 3, mlp_act));                 // down
+  propagate(w, [&](long row0, int ns) {
+    const float* act = keep_mid_ ? mid_at(row0, c.intermediate) : mlp_act(row0, ns);
+    layer_mlp_residual(c, w.q, l, act, ns * L_, x_at(row0));
+  });
+  phases["forward"] = w.t_forward;
+  phases["stats"] = w.t_stats;
+  phases["quantize"] = w.t_quant;
+  json lins = json::array();
+  for (int id = 0; id < kNumLinears; ++id) lins.push_back(w.rep_json[id]);
+  lrep["linears"] = lins;
+  model_->layers[l] = std::move(w.q);
+  Timer wt;
+  write_layer(l);
+  phases["write"] = wt.seconds();
+  check_stream(l);
+  lrep["layer"] = l;
+  lrep["block_rel_error"] = block_error(y_fp, nb);
+  lrep["block_error_tokens"] = (long)ns0 * L_;
+  lrep["phase_seconds"] = phases;
+}
+
+QuantizeResult LayerLoop::stopped() const {
+  QuantizeResult r;
+  r.complete = false;
+  r.seconds = timer_.seconds();
+  return r;
+}
+
+QuantizeResult LayerLoop::assemble() {
+  const ModelConfig& c = *c_;
+  QuantizeResult res;
+  res.bits_per_weight = total_weights_ ? total_bits_ / total_weights_ : 0.0;
+  if (rank_ != 0) {  // rank 0 assembles the output
+    res.seconds = timer_.seconds();
+    return res;
+  }
+  // The final directory from the per-layer files (no full copy in RAM).
+  SafeTensorsWriter w;
+  // Embeddings, final norm and lm_head are not quantized: their checkpoint
+  // bytes are copied as stored (same dtype), straight from the mapping.
+  const TensorStore& src = *model_->store;
+  std::vector<std::string> keep = {"model.embed_tokens.weight", "model.norm.weight"};
+  if (!c.tie_embeddings) keep.push_back("lm_head.weight");
+  for (const auto& n : keep) {
+    const TensorView& t = src.get(n);
+    w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [&src, n] { src.release(n); });
+  }
+  std::vector<std::unique_ptr<SafeTensorsFile>> files;
   for (int l = 0; l < c.n_layers; ++l) {
-    Timer lt;
-    const double moved0 = cluster_bytes_moved();
-    const std::string ldir = layer_dir(partial, l);
-    json lrep = json::object();
-    // The block error is measured on the first segments only: fp32 outputs of
-    // this layer (on the quantized-so-far stream) are computed for this
-    // rank's share of them.
-    const int ns0 = std::min(kBlockErrorSegments, S);
-    const int nb = std::max(0, std::min(split.seg_end, ns0) - split.seg_begin);
-    std::vector<float> y_fp;
-    int have = 0;
-    if (rank == 0)
-      have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
-    cluster_bcast(&have, sizeof have, 0);
-    json phases;
-    // Chunks of segments in this rank's groups; none crosses a group boundary.
-    auto for_group_chunks = [&](int g, const std::function<void(long row0, int ns)>& fn) {
-      for (int s0 = split.group_begin(g); s0 < split.group_end(g); s0 += opt.chunk_segments)
-        fn((long)s0 * L, std::min(opt.chunk_segments, split.group_end(g) - s0));
-    };
-    auto for_chunks = [&](const std::function<void(long row0, int ns)>& fn) {
-      for (int g = split.g0; g < split.g1; ++g) for_group_chunks(g, fn);
-    };
-    if (have) {
-      if (rank == 0) {
-        TensorStore st(ldir);
-        model->layers[l] = load_quantized_layer(st, c, l, opt.abits);
-        lrep = load_layer_report(ldir);
-        lrep["resumed"] = true;
-      }
-      if (nranks > 1) {
-        std::string bytes = rank == 0 ? serialize_layer(model->layers[l]) : std::string();
-        cluster_bcast(bytes, 0);
-        if (rank != 0) model->layers[l] = deserialize_layer(bytes);
-      }
-      for_chunks([&](long row0, int ns) {
-        layer_forward(c, *model->rope, model->layers[l], l, x_at(row0), ns, L, nullptr, nullptr);
-      });
-    } else {
-      Timer pt;
-      LayerWeights fp = load_dense_layer(*model->store, c, l);
-      // The layer is converted to fp32 now: drop its mapped checkpoint pages so
-      // the resident set does not grow by the whole checkpoint over the run.
-      const std::string prefix = fmt::format("model.layers.{}.", l);
-      for (const auto& n : model->store->names())
-        if (n.rfind(prefix, 0) == 0) model->store->release(n);
-      y_fp.assign(x.begin(), x.begin() + (size_t)nb * L * H);
-      if (nb > 0) layer_forward(c, *model->rope, fp, l, y_fp.data(), nb, L, nullptr, nullptr);
-      phases["reference"] = pt.seconds();
-      double t_forward = 0, t_stats = 0, t_quant = 0;
-      LayerWeights q;
-      q.attn_norm = fp.attn_norm;
-      q.mlp_norm = fp.mlp_norm;
-      q.q_norm = fp.q_norm;
-      q.k_norm = fp.k_norm;
-      const std::vector<char> take = sample_mask(rows, opt.act_sample_rows, opt.seed * 7919 + l);
-      LinearQuantReport reps[kNumLinears];
-      json rep_json[kNumLinears];
-      std::vector<float> hbuf;
-      if (mid.empty())
-        mid.resize((size_t)(keep_mid ? my_rows : (long)std::min(opt.chunk_segments, S) * L) * mid_dim);
-      // True-sequential: the linears of each input slot are quantized on
-      // statistics of the stream through the already-quantized linears before
-      // them (with their activation quantization). make_input(row0, ns)
-      // computes the slot's input rows for one chunk of segments and returns
-      // them; the residual stages then push the stream past o_proj / down_proj.
-      auto run_slot = [&](int slot, const std::function<const float*(long, int)>& make_input) {
-        const int dim = slot == 1 ? c.q_dim() : slot == 3 ? c.intermediate : H;
-        SlotStats ss(dim, take, split, rows);
-        for (int g = split.g0; g < split.g1; ++g) {
-          for_group_chunks(g, [&](long row0, int ns) {
-            Timer ft;
-            const float* in = make_input(row0, ns);
-            t_forward += ft.seconds();
-            ft.reset();
-            ss.add(in, (long)ns * L, row0);
-            t_stats += ft.seconds();
-          });
-          ss.end_group(g);
-        }
-        Timer ct;
-        const LinearStats st = ss.finish();
-        t_stats += ct.seconds();
-        Timer qt;
-        std::vector<int> ids;
-        for (int id = 0; id < kNumLinears; ++id)
-          if (linear_input_slot(id) == slot) ids.push_back(id);
-        // With several ranks the slot's linears are dealt out, largest first,
-        // and each is then broadcast by the rank that quantized it.
-        const std::vector<int> owner = deal_linears(c, ids, nranks);
-        std::vector<int> mine;
-        for (int id : ids)
-          if (owner[id] == rank) mine.push_back(id);
-        run_linears_side_by_side(c, mine, opt.linear_jobs, [&](int id) {
-          LinearQuantReport& rep = reps[id];
-          rep.name = fmt::format("layers.{}.{}", l, linear_name(id));
-          const auto* d = dynamic_cast<const DenseLinear*>(fp.lin[id].get());
-          q.lin[id] = quantize_linear(dense_matrix(*fp.lin[id]), d->bias(), st, opt,
-                                      opt.seed * 1000003ull + (uint64_t)l * 16 + id, rep);
-          log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
-                    rep.storage_bits / rep.n_weights);
-          rep_json[id] = rep.to_json();
-          fp.lin[id].reset();
-        });
-        for (int id : ids) {
-          if (nranks > 1) {
-            std::string rj = owner[id] == rank ? rep_json[id].dump() : std::string();
-            std::string lb = owner[id] == rank
-                                 ? serialize_linear(dynamic_cast<const FakeQuantLinear&>(*q.lin[id]))
-                                 : std::string();
-            cluster_bcast(rj, owner[id]);
-            cluster_bcast(lb, owner[id]);
-            if (owner[id] != rank) {
-              rep_json[id] = json::parse(rj);
-              q.lin[id] = deserialize_linear(lb);
-            }
-          }
-          fp.lin[id].reset();
-        }
-        t_quant += qt.seconds();
-      };
-      auto normed = [&](const std::vector<float>& norm_w) {
-        return [&, w = norm_w.data()](long row0, int ns) {
-          const long n = (long)ns * L;
-          if (hbuf.size() < (size_t)n * H) hbuf.resize((size_t)n * H);
-          rmsnorm(x_at(row0), w, hbuf.data(), (int)n, H, c.rms_eps);
-          return (const float*)hbuf.data();
-        };
-      };
-      auto timed = [&](const std::function<void(long, int)>& fn) {
-        Timer ft;
-        for_chunks(fn);
-        t_forward += ft.seconds();
-      };
-      run_slot(0, normed(q.attn_norm));
-      auto attn_out = [&](long row0, int ns) {
-        float* att = mid_at(row0, c.q_dim());
-        layer_attention(c, *model->rope, q, l, x_at(row0), ns, L, att);
-        return (const float*)att;
-      };
-      auto mlp_act = [&](long row0, int ns) {
-        float* act = mid_at(row0, c.intermediate);
-        layer_mlp_act(c, q, l, x_at(row0), ns * L, act);
-        return (const float*)act;
-      };
-      run_slot(1, attn_out);
-      timed([&](long row0, int ns) {
-        const float* att = keep_mid ? mid_at(row0, c.q_dim()) : attn_out(row0, ns);
-        layer_attn_residual(c, q, l, att, ns * L, x_at(row0));
-      });
-      run_slot(2, normed(q.mlp_norm));
-      run_slot(3, mlp_act);
-      timed([&](long row0, int ns) {
-        const float* act = keep_mid ? mid_at(row0, c.intermediate) : mlp_act(row0, ns);
-        layer_mlp_residual(c, q, l, act, ns * L, x_at(row0));
-      });
-      phases["forward"] = t_forward;
-      phases["stats"] = t_stats;
-      phases["quantize"] = t_quant;
-      json lins = json::array();
-      for (int id = 0; id < kNumLinears; ++id) lins.push_back(rep_json[id]);
-      lrep["linears"] = lins;
-      model->layers[l] = std::move(q);
-      Timer wt;
-      if (rank == 0) {
-        SafeTensorsWriter w;
-        add_layer_tensors(w, *model, l);
-        fs::create_directories(ldir);
-        w.write(ldir + "/model.safetensors");
-      }
-      phases["write"] = wt.seconds();
+    files.push_back(std::make_unique<SafeTensorsFile>(layer_dir(partial_, l) + "/model.safetensors"));
+    const SafeTensorsFile* f = files.back().get();
+    for (auto& n : f->names()) {
+      const TensorView& t = f->get(n);
+      // Released once written: only one tensor of the output is resident at a time.
+      w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [f, n] { f->release(n); });
     }
-    for (float v : x)
-      BWLA_CHECK(std::isfinite(v), "layer {}: quantized outputs contain NaN/Inf", l);
-    if (!have) {
-      // Per segment, then summed in segment order (the same at any N).
-      std::vector<double> parts;
-      for (int s = 0; s < nb; ++s) {
-        double num = 0, den = 0;
-        for (size_t i = (size_t)s * L * H; i < (size_t)(s + 1) * L * H; ++i) {
-          const double d = (double)x[i] - y_fp[i];
-          num += d * d;
-          den += (double)y_fp[i] * y_fp[i];
-        }
-        parts.push_back(num);
-        parts.push_back(den);
-      }
-      parts = gather_doubles(parts);
-      double num = 0, den = 0;
-      for (size_t i = 0; i < parts.size(); i += 2) num += parts[i], den += parts[i + 1];
-      lrep["layer"] = l;
-      lrep["block_rel_error"] = den > 0 ? std::sqrt(num / den) : 0.0;
-      lrep["block_error_tokens"] = (long)ns0 * L;
-      lrep["seconds"] = lt.seconds();
-      if (nranks > 1) lrep["rank0_bytes_moved"] = cluster_bytes_moved() - moved0;
-      lrep["phase_seconds"] = phases;
-      if (rank == 0) write_text_file_atomic(ldir + "/report.json", lrep.dump(2));
-    }
-    for (int id = 0; id < kNumLinears; ++id) {
-      const auto* fq = dynamic_cast<const FakeQuantLinear*>(model->layers[l].lin[id].get());
-      total_bits += fq->parts().storage_bits;
-      total_weights += (long)fq->parts().w_hat.size();
-    }
-    layer_reports.push_back(lrep);
-    model->layers[l] = LayerWeights();  // free: it is on disk now
-    prog.update(l + 1, fmt::format("block err {:.4f}", lrep.value("block_rel_error", 0.0)));
-    if (opt.stop_after > 0 && l + 1 >= opt.stop_after && l + 1 < c.n_layers) {
-      log_info("quantize: stopped after {} layers as asked; rerun to resume from '{}'", l + 1, partial);
-      QuantizeResult r;
-      r.complete = false;
-      r.seconds = timer.seconds();
-      return r;
+  }
+  json cfg = c.raw;
+  json qc = settings_;
+  qc.erase("model");
+  qc["format"] = "fake-quant";
+  qc["bits_per_weight"] = res.bits_per_weight;
+  cfg["quantization_config"] = qc;
+  w.set_metadata("format", "pt");
+  res.seconds = timer_.seconds();
+  res.report = {{"settings", settings_},
+                {"layers", layer_reports_},
+                {"bits_per_weight", res.bits_per_weight},
+                {"linear_weights", total_weights_},
+                {"seconds", res.seconds},
+                {"peak_rss_bytes", peak_rss_bytes()}};
+  write_quantized_dir(w, cfg, model_dir_, out_dir_, {{"quantize_report.json", res.report.dump(2)}});
+  remove_owned_dir(partial_);
+  return res;
+}
+
+}  // namespace
+
+QuantizeResult quantize_model(const std::string& model_dir, const QuantizeOptions& opt,
+                              const std::string& out_arg) {
+  LayerLoop loop(model_dir, opt, out_arg);
+  loop.prepare();
+  const int n_layers = loop.n_layers();
+  Progress prog("quantize", n_layers);
+  for (int l = 0; l < n_layers; ++l) {
+    const double err = loop.run_layer(l);
+    prog.update(l + 1, fmt::format("block err {:.4f}", err));
+    if (opt.stop_after > 0 && l + 1 >= opt.stop_after && l + 1 < n_layers) {
+      log_info("quantize: stopped after {} layers as asked; rerun to resume from '{}'", l + 1,
+               loop.partial_dir());
+      return loop.stopped();
     }
   }
   prog.finish();
-  if (rank != 0) {  // rank 0 assembles the output
-    QuantizeResult r;
-    r.bits_per_weight = total_weights ? total_bits / total_weights : 0.0;
-    r.seconds = timer.seconds();
-    return r;
-  }
-
-  // Assemble the final directory from the per-layer files (no full copy in RAM).
-  {
-    SafeTensorsWriter w;
-    // Embeddings, final norm and lm_head are not quantized: their checkpoint
-    // bytes are copied as stored (same dtype), straight from the mapping.
-    const TensorStore& src = *model->store;
-    std::vector<std::string> keep = {"model.embed_tokens.weight", "model.norm.weight"};
-    if (!c.tie_embeddings) keep.push_back("lm_head.weight");
-    for (const auto& n : keep) {
-      const TensorView& t = src.get(n);
-      w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [&src, n] { src.release(n); });
-    }
-    std::vector<std::unique_ptr<SafeTensorsFile>> files;
-    for (int l = 0; l < c.n_layers; ++l) {
-      files.push_back(std::make_unique<SafeTensorsFile>(layer_dir(partial, l) + "/model.safetensors"));
-      const SafeTensorsFile* f = files.back().get();
-      for (auto& n : f->names()) {
-        const TensorView& t = f->get(n);
-        // Released once written: only one tensor of the output is resident at a time.
-        w.add_view(n, t.dtype, t.shape, t.data, t.nbytes, [f, n] { f->release(n); });
-      }
-    }
-    json cfg = c.raw;
-    json qc = settings;
-    qc.erase("model");
-    qc["format"] = "fake-quant";
-    qc["bits_per_weight"] = total_weights ? total_bits / total_weights : 0.0;
-    cfg["quantization_config"] = qc;
-    w.set_metadata("format", "pt");
-    QuantizeResult res;
-    res.bits_per_weight = total_weights ? total_bits / total_weights : 0.0;
-    res.seconds = timer.seconds();
-    res.report = {{"settings", settings},
-                  {"layers", layer_reports},
-                  {"bits_per_weight", res.bits_per_weight},
-                  {"linear_weights", total_weights},
-                  {"seconds", res.seconds},
-                  {"peak_rss_bytes", peak_rss_bytes()}};
-    write_quantized_dir(w, cfg, model_dir, out_dir, {{"quantize_report.json", res.report.dump(2)}});
-    remove_owned_dir(partial);
-    return res;
-  }
+  return loop.assemble();
 }
 
 }  // namespace bwla
