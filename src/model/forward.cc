@@ -95,6 +95,19 @@ void head_rmsnorm(float* x, int n, int heads, int hd, const std::vector<float>& 
   rmsnorm(x, w.data(), x, n * heads, hd, eps);
 }
 
+// q, k, v: the layer's projections of its normed input h (n rows), with
+// Qwen3's per-head norms applied.
+void qkv_projections(const ModelConfig& c, const LayerWeights& L, const float* h, int n, float* q,
+                     float* k, float* v) {
+  const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
+  float* ys[3] = {q, k, v};
+  forward_same_input(lins, ys, 3, h, n);
+  if (c.qk_norm) {
+    head_rmsnorm(q, n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+    head_rmsnorm(k, n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -126,15 +139,7 @@ void attention_stage(const ModelConfig& c, const Rope& rope, const LayerWeights&
     cap->tensor(layer, "attn_norm", h, n, H);
     cap->linear_input(layer, 0, h, n, H);
   }
-  {
-    const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
-    float* ys[3] = {q, k, v};
-    forward_same_input(lins, ys, 3, h, n);
-  }
-  if (c.qk_norm) {
-    head_rmsnorm(q, n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
-    head_rmsnorm(k, n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
-  }
+  qkv_projections(c, L, h, n, q, k, v);
   for (int s = 0; s < n_seq; ++s) {
     const size_t off = (size_t)s * seq_len;
     const int p0 = cache ? cache->pos : 0;
@@ -196,15 +201,7 @@ void attention_decode_rows(const ModelConfig& c, const Rope& rope, const LayerWe
   float* k = scratch(kb, (size_t)n * kvd);
   float* v = scratch(vb, (size_t)n * kvd);
   rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
-  {
-    const Linear* lins[3] = {L.lin[kQ].get(), L.lin[kK].get(), L.lin[kV].get()};
-    float* ys[3] = {q, k, v};
-    forward_same_input(lins, ys, 3, h, n);
-  }
-  if (c.qk_norm) {
-    head_rmsnorm(q, n, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
-    head_rmsnorm(k, n, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
-  }
+  qkv_projections(c, L, h, n, q, k, v);
   for (int i = 0; i < n; ++i) {
     KVCache& kc = *caches[i];
     const int p = kc.pos;
