@@ -30,10 +30,9 @@ struct PackOptions {
   // Output head (and the embedding table when tied): "f16", "q8" (int8 + fp32
   // scale per row), "q4" (4-bit, fp16 scale per 32 columns; int8 activations),
   // or "keep" (the source's dtype).
-  // Default q4: the head is the largest tensor a decode step reads; at the
-  // TinyLlama shape a 4-bit head decoded 2.9x llama.cpp TQ2_0 where f16 gave
-  // 1.4x, for a W1A6 KLD change of -0.4 % to +1.5 % on the three real models
-  // (docs/RESULTS.md, 2026-12-04).
+  // Default q4: the head is the largest tensor a decode step reads, and 4 bits
+  // of it cost about as much quality as the 1-bit decoder's own noise on the
+  // real models (docs/RESULTS.md, speed and default-layout sections).
   std::string head_dtype = "q4";
   // Embedding table of an untied model (read one row per token): "f16", "q8",
   // "q4" or "keep".

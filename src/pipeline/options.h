@@ -37,14 +37,12 @@ struct QuantizeOptions {
   // PSP iterations that run the configured binarizer (the last ones); the
   // earlier ones binarize with the row-wise sign·α surrogate, which steers A·B
   // at no cost next to a full call (seconds per call at 1B widths). -1: every
-  // iteration full (the paper's alternation); 0 (auto): 1 with column groups,
-  // all without. Measured on stories260K (docs/RESULTS.md ablation, 6 seeds,
-  // 2026-11-24), W1A6: with groups 182.6 ± 11.6 (1 full), 184.6 ± 12.7 (2),
-  // 213.7 ± 13.0 (all 10); without groups 472.0 ± 24.0 (2) vs 377.7 ± 48.8 (all).
+  // iteration full (the paper's alternation); 0 (auto): 1 with column groups
+  // or sign refinement, all otherwise. With column groups, more full
+  // alternations fit the binarizer to A·B's early, noisy residuals and score
+  // worse; with sign refinement (the one-plane default) the final refinement
+  // does the work the extra alternations did (docs/RESULTS.md, BWLA ablation).
   int psp_full_iters = 0;
-  // With sign refinement (the one-plane default) the final refinement does the
-  // work the extra full alternations did: 1 (mixtext-8m W1A6 KLD 1.061 against
-  // 1.055 with all 10, 2 seeds; docs/RESULTS.md ablation).
   int effective_psp_full_iters() const {
     return psp_full_iters != 0 ? psp_full_iters : (wq.groups || wq.sign_refine > 0 ? 1 : -1);
   }
