@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "kernels/attn_head.h"
-#include "model/packed_linear.h"
+#include "model/linear.h"
 
 namespace bwla {
 

@@ -80,4 +80,12 @@ class LazyDenseLinear : public Linear {
   std::vector<float> bias_;
 };
 
+// ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one
+// token (or up to kMaxTokens, a batch of decode steps) through packed linears
+// with several threads goes to PackedLinear::forward_token_group, anything else
+// to one forward each. Declared here so the fp32 forward needs no packed (or
+// Eigen) header; defined in packed_linear.cc.
+void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
+                        int n);
+
 }  // namespace bwla

@@ -86,11 +86,4 @@ class PackedLinear : public Linear {
   std::vector<uint8_t> lr_at_;  // lr_a transposed, [rank, out] elements of lr_dtype
 };
 
-// ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one
-// token (or up to kMaxTokens, a batch of decode steps) through packed linears
-// with several threads goes to PackedLinear::forward_token_group, anything else
-// to one forward each.
-void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
-                        int n);
-
 }  // namespace bwla
