@@ -158,10 +158,10 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     const std::string pk = td.file(std::string("packed-") + dtype_name(sd) + (psp8 ? "-psp8" : ""));
     PackOptions po;
     po.scale_dtype = sd;
-    po.psp_dtype = psp8 ? "i8" : "scale";
+    po.psp_dtype = psp8 ? PspStorage::I8 : PspStorage::ScaleDtype;
     // Parity of the decoder linears: head and embeddings as quantize left them
     // (fp32); the head options are measured below.
-    po.head_dtype = po.embed_dtype = "keep";
+    po.head_dtype = po.embed_dtype = TableDtype::Keep;
     PackReport r = pack_quantized_dir(fq, pk, po);
     auto pm = Model::load(pk);
     int lowrank16 = 0, lowrank8 = 0;
@@ -226,7 +226,7 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     if (abits < 6) break;
     PackOptions po;
     po.scale_dtype = DType::F32;
-    po.head_dtype = head;
+    po.head_dtype = parse_table_dtype(head);
     const std::string pk = td.file(std::string("packed-head-") + head);
     pack_quantized_dir(fq, pk, po);
     const double rel = std::fabs(ppl(*Model::load(pk), ids) / ref_ppl - 1);

@@ -198,7 +198,7 @@ TEST_F(PackedBadInput, PackRefusesWhatItCannotRepresent) {
 // int8 PSP factors (format 3): the scale tensors are required and must be finite.
 TEST_F(PackedBadInput, Int8PspWithoutOrWithBadScales) {
   PackOptions po;
-  po.psp_dtype = "i8";
+  po.psp_dtype = PspStorage::I8;
   packed = td.file("packed-psp8");
   pack_quantized_dir(td.file("fq"), packed, po);
   EXPECT_EQ(load_json_file(packed + "/config.json")["quantization_config"]["format_version"], 3);

@@ -27,8 +27,8 @@ namespace {
 // 4-bit head) are tested on their own.
 PackOptions f16_psp() {
   PackOptions o;
-  o.psp_dtype = "scale";
-  o.head_dtype = "f16";
+  o.psp_dtype = PspStorage::ScaleDtype;
+  o.head_dtype = TableDtype::F16;
   return o;
 }
 }  // namespace
@@ -195,7 +195,7 @@ TEST(PackedFormat, GoldenBytesQ4Table) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
   PackOptions po = f16_psp();
-  po.head_dtype = "q4";
+  po.head_dtype = TableDtype::Q4;
   pack_quantized_dir(td.file("fq"), td.file("packed"), po);
   TensorStore st(td.file("packed"));
   const auto& w = st.get("model.embed_tokens.weight");
@@ -224,8 +224,8 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
     for (const std::string head : {"keep", "f16", "q8", "q4"}) {
       SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + head);
       PackOptions po = f16_psp();
-      po.head_dtype = head;
-      po.embed_dtype = "q8";
+      po.head_dtype = parse_table_dtype(head);
+      po.embed_dtype = TableDtype::Q8;
       const std::string dir = td.file("p-" + head);
       PackReport r = pack_quantized_dir(td.file("fq"), dir, po);
       const std::string want = head == "keep" ? "F32" : head == "f16" ? "F16" : head == "q8" ? "Q8" : "Q4";
@@ -301,7 +301,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
     test::TempDir td;
     test::write_tiny_fake_quant(td.file("fq"), 6, /*tied=*/false);
     PackOptions po = f16_psp();
-    po.head_dtype = head;
+    po.head_dtype = parse_table_dtype(head);
     pack_quantized_dir(td.file("fq"), td.file("p"), po);
     // Drop the scale tensor by renaming it in the header (same length).
     std::string bytes = read_text_file(td.file("p/model.safetensors"));

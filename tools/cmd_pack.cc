@@ -13,32 +13,35 @@ namespace bwla::cli {
 Runner register_pack(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "pack", "write a quantized model's packed 1-bit form (memory-mapped by ppl/eval/generate/bench)");
-  static std::string dir, out, scale = "f16";
+  static std::string dir, out, scale = "f16", psp = "i8", head = "q4", embed = "f16";
   static PackOptions opt;
   static Common common;
   sub->add_option("model", dir, "bwla quantized (fake-quant) directory")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--scale-dtype", scale, "dtype of α, μ and the PSP factors: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
-  sub->add_option("--psp-dtype", opt.psp_dtype,
+  sub->add_option("--psp-dtype", psp,
                   "PSP low-rank factors: i8 (default: int8 with one scale per rank component, "
                   "about half the bytes of f16) or scale (the --scale-dtype)")
       ->check(CLI::IsMember({"scale", "i8"}));
   sub->add_option("--max-planes", opt.max_planes,
                   "most bit planes per linear (rows with more distinct values are an error)")
       ->check(CLI::Range(1, kPackedMaxPlanesLimit));
-  sub->add_option("--head-dtype", opt.head_dtype,
+  sub->add_option("--head-dtype", head,
                   "output head (and the embedding table when tied): q4 (default: 4-bit, fp16 scale "
                   "per 32 columns, int8 activations: 28 % of the f16 bytes, the fastest decode), "
                   "q8 (int8, fp32 scale per row: half the bytes), f16, or keep (the source's dtype)")
-      ->check(CLI::IsMember({"q4", "q8", "f16", "keep"}));
-  sub->add_option("--embed-dtype", opt.embed_dtype,
+      ->check(CLI::IsMember(table_dtype_options()));
+  sub->add_option("--embed-dtype", embed,
                   "embedding table of an untied model: f16 (default), q8, q4 or keep")
-      ->check(CLI::IsMember({"q4", "q8", "f16", "keep"}));
+      ->check(CLI::IsMember(table_dtype_options()));
   add_common(sub, common);
   return [] {
     apply_common(common);
     opt.scale_dtype = scale == "f32" ? DType::F32 : DType::F16;
+    opt.psp_dtype = psp == "i8" ? PspStorage::I8 : PspStorage::ScaleDtype;
+    opt.head_dtype = parse_table_dtype(head);
+    opt.embed_dtype = parse_table_dtype(embed);
     Timer t;
     PackReport r = pack_quantized_dir(dir, out, opt);
     if (r.max_planes_used > 1)

@@ -1,8 +1,6 @@
 // bwla quantize DIR --method M --wbits 1 --abits 6 [...] -o OUT
 #include <fmt/format.h>
 
-#include <map>
-
 #include "cli_common.h"
 #include "core/cluster.h"
 #include "core/error.h"
@@ -17,7 +15,8 @@ namespace bwla::cli {
 
 Runner register_quantize(CLI::App& app) {
   auto* sub = app.add_subcommand("quantize", "post-training quantization (BWLA and baselines)");
-  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data;
+  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data,
+                     keep_acts = "auto";
   static QuantizeOptions o;
   static bool no_fp_ppl = false;
   static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
@@ -79,15 +78,11 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--linear-jobs", o.linear_jobs,
                   "linears of a layer quantized side by side, one thread each (0 = --threads, 1 = one at a time)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--keep-activations", o.keep_activations,
+  sub->add_option("--keep-activations", keep_acts,
                   "keep the o_proj / down_proj inputs of all calibration rows (yes), or recompute "
                   "them per chunk (no: less memory, one more forward per layer, same output); "
                   "auto = yes up to 2 GiB")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, KeepActivations>{{"auto", KeepActivations::Auto},
-                                                 {"yes", KeepActivations::Yes},
-                                                 {"no", KeepActivations::No}},
-          CLI::ignore_case));
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
   sub->add_option("--stop-after", o.stop_after, "quantize N layers, keep OUT.partial and exit (resume later)");
   sub->add_option("--ppl-data", ppl_data, "after quantizing, print FP vs quantized PPL on this file");
   sub->add_option("--ppl-ctx", ppl_ctx, "PPL window (default: calibration length)");
@@ -96,6 +91,9 @@ Runner register_quantize(CLI::App& app) {
   add_common(sub, common);
   return [] {
     apply_common(common);
+    o.keep_activations = keep_acts == "yes"  ? KeepActivations::Yes
+                         : keep_acts == "no" ? KeepActivations::No
+                                             : KeepActivations::Auto;
     if (o.method == "bwla" && !abits_opt->count() && !no_act_quant) o.abits = 6;
     if (no_act_quant) {
       BWLA_CHECK(o.abits == 16 || !abits_opt->count(), "--no-act-quant contradicts --abits {}", o.abits);

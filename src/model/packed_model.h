@@ -16,27 +16,46 @@ constexpr const char* kPackedQuantMethod = "bwla-packed";
 constexpr int kPackedFormatVersion = 3;
 constexpr int kPackedMaxPlanesLimit = 8;  // loader and writer limit
 
+// Storage of the embedding table / output head in a packed file, one traits
+// entry each (as ggml's type traits): the --head-dtype / --embed-dtype name,
+// the name quantization_config records (null for keep: the source's dtype),
+// and the lowest format version that has it.
+enum class TableDtype { Keep, F16, Q8, Q4 };
+struct TableDtypeTraits {
+  TableDtype type;
+  const char* option;
+  const char* config_name;
+  int format_version;
+};
+const TableDtypeTraits& table_dtype_traits(TableDtype t);
+// The option name's type; anything else is a bwla::Error naming the options.
+TableDtype parse_table_dtype(const std::string& option);
+std::vector<std::string> table_dtype_options();
+
+// Storage of the PSP factors: the scale dtype, or int8 with one scale per rank
+// component (format version 3).
+enum class PspStorage { ScaleDtype, I8 };
+
 struct PackOptions {
   DType scale_dtype = DType::F16;  // α, μ and the PSP factors: F16 or F32
   // PSP factors: "scale" (scale_dtype) or "i8" (int8, one scale per rank
   // component in scale_dtype: about half the bytes of F16).
   // Default i8: PSP costs half the bits of F16 (the one-plane layout stays
   // within 1.25 bits/weight at the TinyLlama shape and 1.30 at SmolLM2-135M).
-  std::string psp_dtype = "i8";
+  PspStorage psp_dtype = PspStorage::I8;
   // Bit planes per linear (see bit_planes.h). The default takes every layout
   // bwla writes: the one-plane default needs 1, the column-group layouts up to 7
   // (and cost that many bits; `pack` says so).
   int max_planes = kPackedMaxPlanesLimit;
-  // Output head (and the embedding table when tied): "f16", "q8" (int8 + fp32
-  // scale per row), "q4" (4-bit, fp16 scale per 32 columns; int8 activations),
-  // or "keep" (the source's dtype).
+  // Output head (and the embedding table when tied): f16, q8 (int8 + fp32
+  // scale per row), q4 (4-bit, fp16 scale per 32 columns; int8 activations),
+  // or keep (the source's dtype).
   // Default q4: the head is the largest tensor a decode step reads, and 4 bits
   // of it cost about as much quality as the 1-bit decoder's own noise on the
   // real models (docs/RESULTS.md, speed and default-layout sections).
-  std::string head_dtype = "q4";
-  // Embedding table of an untied model (read one row per token): "f16", "q8",
-  // "q4" or "keep".
-  std::string embed_dtype = "f16";
+  TableDtype head_dtype = TableDtype::Q4;
+  // Embedding table of an untied model (read one row per token).
+  TableDtype embed_dtype = TableDtype::F16;
 };
 
 struct PackReport {

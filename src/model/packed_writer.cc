@@ -50,12 +50,11 @@ void copy_view(SafeTensorsWriter& w, const TensorView& t, size_t& bytes) {
   bytes += t.nbytes;
 }
 
-// Writes a [rows, cols] embedding/head tensor in the requested form ("keep",
-// "f16", "q8", "q4"); returns the dtype written ("Q8" for I8 + `<name>_scale`,
-// "Q4" for U8 nibbles + F16 group scales `<name>_scale`).
-std::string write_table(SafeTensorsWriter& w, const TensorView& t, const std::string& how,
-                        size_t& bytes) {
-  if (how == "keep") {
+// Writes a [rows, cols] embedding/head tensor in the requested form; returns
+// the dtype written, as quantization_config names it ("Q8" for I8 +
+// `<name>_scale`, "Q4" for U8 nibbles + F16 group scales `<name>_scale`).
+std::string write_table(SafeTensorsWriter& w, const TensorView& t, TableDtype how, size_t& bytes) {
+  if (how == TableDtype::Keep) {
     copy_view(w, t, bytes);
     return dtype_name(t.dtype);
   }
@@ -63,30 +62,34 @@ std::string write_table(SafeTensorsWriter& w, const TensorView& t, const std::st
              t.shape_str());
   const int rows = (int)t.shape[0], cols = (int)t.shape[1];
   const std::vector<float> v = t.to_f32();
-  if (how == "f16") {
-    w.add_from_f32(t.name, DType::F16, t.shape, v.data());
-    bytes += v.size() * 2;
-    return "F16";
+  switch (how) {
+    case TableDtype::F16:
+      w.add_from_f32(t.name, DType::F16, t.shape, v.data());
+      bytes += v.size() * 2;
+      break;
+    case TableDtype::Q4: {
+      const size_t rb = q4_row_bytes(cols);
+      const int G = q4_groups(cols);
+      std::vector<uint8_t> q((size_t)rows * rb);
+      std::vector<uint16_t> sc((size_t)rows * G);
+      q4_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
+      w.add(t.name, DType::U8, {rows, (int64_t)rb}, q.data(), q.size());
+      w.add(t.name + "_scale", DType::F16, {rows, G}, sc.data(), sc.size() * 2);
+      bytes += q.size() + sc.size() * 2;
+      break;
+    }
+    case TableDtype::Q8: {
+      std::vector<int8_t> q(v.size());
+      std::vector<float> sc(rows);
+      q8_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
+      w.add(t.name, DType::I8, t.shape, q.data(), q.size());
+      w.add(t.name + "_scale", DType::F32, {rows}, sc.data(), sc.size() * 4);
+      bytes += q.size() + sc.size() * 4;
+      break;
+    }
+    case TableDtype::Keep: break;
   }
-  if (how == "q4") {
-    const size_t rb = q4_row_bytes(cols);
-    const int G = q4_groups(cols);
-    std::vector<uint8_t> q((size_t)rows * rb);
-    std::vector<uint16_t> sc((size_t)rows * G);
-    q4_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
-    w.add(t.name, DType::U8, {rows, (int64_t)rb}, q.data(), q.size());
-    w.add(t.name + "_scale", DType::F16, {rows, G}, sc.data(), sc.size() * 2);
-    bytes += q.size() + sc.size() * 2;
-    return "Q4";
-  }
-  BWLA_CHECK(how == "q8", "pack: table dtype must be keep, f16, q8 or q4, got '{}'", how);
-  std::vector<int8_t> q(v.size());
-  std::vector<float> sc(rows);
-  q8_quantize_rows(v.data(), rows, cols, q.data(), sc.data());
-  w.add(t.name, DType::I8, t.shape, q.data(), q.size());
-  w.add(t.name + "_scale", DType::F32, {rows}, sc.data(), sc.size() * 4);
-  bytes += q.size() + sc.size() * 4;
-  return "Q8";
+  return table_dtype_traits(how).config_name;
 }
 
 size_t plane_bytes(const BitPlanes& b, size_t scale_size) {
@@ -170,7 +173,7 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
       const TensorView& t = st.get(p + s);
       BWLA_CHECK(t.shape.size() == 2, "'{}': tensor '{}' must be 2-D, has shape {}", t.file,
                  t.name, t.shape_str());
-      if (opt.psp_dtype == "i8") {
+      if (opt.psp_dtype == PspStorage::I8) {
         bytes += write_psp_i8(w, t, p + s, std::string(s) == ".psp_a", opt.scale_dtype);
         continue;
       }
@@ -196,11 +199,6 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
                               const PackOptions& opt) {
   BWLA_CHECK(opt.scale_dtype == DType::F16 || opt.scale_dtype == DType::F32,
              "pack: scale dtype must be F16 or F32, got {}", dtype_name(opt.scale_dtype));
-  BWLA_CHECK(opt.psp_dtype == "scale" || opt.psp_dtype == "i8",
-             "pack: PSP dtype must be scale (the scale dtype) or i8, got '{}'", opt.psp_dtype);
-  for (const std::string* d : {&opt.head_dtype, &opt.embed_dtype})
-    BWLA_CHECK(*d == "keep" || *d == "f16" || *d == "q8" || *d == "q4",
-               "pack: head/embedding dtype must be keep, f16, q8 or q4, got '{}'", *d);
   check_output_dir(out_dir, {qdir}, "-o");
   BWLA_CHECK(opt.max_planes >= 1 && opt.max_planes <= kPackedMaxPlanesLimit,
              "pack: --max-planes {} must be in [1, {}]", opt.max_planes, kPackedMaxPlanesLimit);
@@ -252,13 +250,15 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   };
   std::sort(linear_prefixes.begin(), linear_prefixes.end());
   const std::string ename = "model.embed_tokens.weight";
+  TableDtype written_embed = TableDtype::Keep, written_head = TableDtype::Keep;
   for (auto& n : st.names()) {
     if (n.rfind("__pad", 0) == 0 || is_linear_tensor(n)) continue;
     if (n == ename) {
-      rep.embed_dtype = write_table(w, st.get(n), c.tie_embeddings ? opt.head_dtype : opt.embed_dtype,
-                                    rep.embed_bytes);
-      if (c.tie_embeddings) rep.head_dtype = rep.embed_dtype;
+      written_embed = c.tie_embeddings ? opt.head_dtype : opt.embed_dtype;
+      rep.embed_dtype = write_table(w, st.get(n), written_embed, rep.embed_bytes);
+      if (c.tie_embeddings) rep.head_dtype = rep.embed_dtype, written_head = written_embed;
     } else if (n == "lm_head.weight" && !c.tie_embeddings) {
+      written_head = opt.head_dtype;
       rep.head_dtype = write_table(w, st.get(n), opt.head_dtype, rep.head_bytes);
     } else {
       copy_view(w, st.get(n), rep.other_bytes);
@@ -288,9 +288,12 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   qc["quant_method"] = kPackedQuantMethod;
   // The lowest version that describes the file: 3 only with a 4-bit table or
   // int8 PSP factors, so version-2 readers keep reading everything else.
-  const bool v3 = opt.psp_dtype == "i8" || rep.embed_dtype == "Q4" || rep.head_dtype == "Q4";
-  qc["format_version"] = v3 ? kPackedFormatVersion : 2;
-  if (opt.psp_dtype == "i8") qc["psp_dtype"] = "I8";  // absent: the scale dtype
+  int version = opt.psp_dtype == PspStorage::I8 ? 3 : 2;
+  for (const TableDtype t : {written_embed, written_head})
+    version = std::max(version, table_dtype_traits(t).format_version);
+  BWLA_ASSERT(version <= kPackedFormatVersion, "format version {}", version);
+  qc["format_version"] = version;
+  if (opt.psp_dtype == PspStorage::I8) qc["psp_dtype"] = "I8";  // absent: the scale dtype
   qc["format"] = "packed";
   qc["weight_layout"] = "bitplanes-u64le-lsb-first";
   qc["scale_dtype"] = dtype_name(opt.scale_dtype);
@@ -319,6 +322,35 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   rep.file_bytes = fs::file_size(tmp + "/model.safetensors");
   out.commit();
   return rep;
+}
+
+namespace {
+const TableDtypeTraits kTableDtypes[] = {
+    {TableDtype::Keep, "keep", nullptr, 2},
+    {TableDtype::F16, "f16", "F16", 2},
+    {TableDtype::Q8, "q8", "Q8", 2},
+    {TableDtype::Q4, "q4", "Q4", 3},
+};
+}  // namespace
+
+const TableDtypeTraits& table_dtype_traits(TableDtype t) {
+  for (const auto& e : kTableDtypes)
+    if (e.type == t) return e;
+  BWLA_ASSERT(false, "table dtype {}", (int)t);
+  return kTableDtypes[0];
+}
+
+TableDtype parse_table_dtype(const std::string& option) {
+  for (const auto& e : kTableDtypes)
+    if (option == e.option) return e.type;
+  fail("head/embedding dtype must be one of {}, got '{}'", fmt::join(table_dtype_options(), ", "),
+       option);
+}
+
+std::vector<std::string> table_dtype_options() {
+  std::vector<std::string> v;
+  for (const auto& e : kTableDtypes) v.push_back(e.option);
+  return v;
 }
 
 }  // namespace bwla
