@@ -34,7 +34,6 @@ void cluster_finalize() {
   if (g_mpi) MPI_Finalize();
   g_mpi = false;
 }
-bool cluster_has_mpi() { return true; }
 int cluster_rank() {
   int r = 0;
   if (g_mpi) MPI_Comm_rank(MPI_COMM_WORLD, &r);
@@ -67,9 +66,6 @@ void cluster_bcast(void* data, size_t n, int root) {
   for (size_t o = 0; o < n; o += kPiece)
     MPI_Bcast(p + o, (int)std::min(kPiece, n - o), MPI_BYTE, root, MPI_COMM_WORLD);
 }
-void cluster_barrier() {
-  if (g_mpi) MPI_Barrier(MPI_COMM_WORLD);
-}
 void cluster_abort(int code) {
   if (g_mpi && cluster_size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);
@@ -77,13 +73,11 @@ void cluster_abort(int code) {
 #else
 void cluster_init(int*, char***) {}
 void cluster_finalize() {}
-bool cluster_has_mpi() { return false; }
 int cluster_rank() { return 0; }
 int cluster_size() { return 1; }
 void cluster_send(const void*, size_t, int) { BWLA_ASSERT(false, "cluster_send without MPI{}", ""); }
 void cluster_recv(void*, size_t, int) { BWLA_ASSERT(false, "cluster_recv without MPI{}", ""); }
 void cluster_bcast(void*, size_t, int) {}
-void cluster_barrier() {}
 void cluster_abort(int code) { std::exit(code); }
 #endif
 

@@ -13,8 +13,6 @@ namespace bwla {
 // MPI; a no-op otherwise) and at exit.
 void cluster_init(int* argc, char*** argv);
 void cluster_finalize();
-// Whether this binary was built with MPI.
-bool cluster_has_mpi();
 
 int cluster_rank();
 int cluster_size();
@@ -27,7 +25,6 @@ void cluster_recv(void* data, size_t n, int src);
 void cluster_bcast(void* data, size_t n, int root);
 // Root's string (size, then bytes) to every rank.
 void cluster_bcast(std::string& s, int root);
-void cluster_barrier();
 // Bytes this rank has sent and received so far (a broadcast counts its size
 // once on every rank), for the per-layer communication figures.
 double cluster_bytes_moved();

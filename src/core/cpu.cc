@@ -27,13 +27,21 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
+bool isa_supported(Isa isa, const CpuFeatures& f) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+    // VNNI / VPOPCNTDQ are not part of the level: kernels/dispatch.cc picks
+    // the kernels that need them per feature.
+    case Isa::Avx512:
+      return isa_supported(Isa::Avx2, f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+  }
+  return false;
+}
+
 Isa best_isa() {
-  const auto& f = cpu_features();
-  // VNNI / VPOPCNTDQ are not part of the level: kernels/dispatch.cc picks
-  // the kernels that need them per feature.
-  const bool avx2 = f.avx2 && f.fma && f.f16c;
-  if (avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) return Isa::Avx512;
-  if (avx2) return Isa::Avx2;
+  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+    if (isa_supported(isa, cpu_features())) return isa;
   return Isa::Scalar;
 }
 

@@ -15,6 +15,9 @@ struct CpuFeatures {
 };
 
 const CpuFeatures& cpu_features();
+// Whether a CPU with features f has level isa (Avx512: F/BW/VL/DQ on top of
+// Avx2's AVX2/FMA/F16C; VNNI and VPOPCNTDQ are not part of any level).
+bool isa_supported(Isa isa, const CpuFeatures& f);
 // Best ISA level supported by this CPU.
 Isa best_isa();
 // The level kernels use: best_isa(), lowered by BWLA_ISA if set.

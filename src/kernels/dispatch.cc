@@ -15,19 +15,8 @@
 
 namespace bwla {
 
-namespace {
-bool supports(Isa isa, const CpuFeatures& f) {
-  switch (isa) {
-    case Isa::Scalar: return true;
-    case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
-    case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && supports(Isa::Avx2, f);
-  }
-  return false;
-}
-}  // namespace
-
 KernelTable kernel_table_for(Isa isa, const CpuFeatures& f) {
-  BWLA_ASSERT(supports(isa, f), "kernel table for {} on a CPU without it", isa_name(isa));
+  BWLA_ASSERT(isa_supported(isa, f), "kernel table for {} on a CPU without it", isa_name(isa));
   using namespace detail;
   KernelTable t;
   t.isa = isa;

@@ -38,13 +38,15 @@ struct PackedParts {
   LowRankDtype lr_dtype = LowRankDtype::F32;
   std::vector<uint8_t> lr_a, lr_b;
   std::vector<float> lr_s8;
+  void set_lowrank(LowRankDtype dtype, const void* a, size_t a_bytes, const void* b,
+                   size_t b_bytes) {
+    lr_dtype = dtype;
+    lr_a.assign(static_cast<const uint8_t*>(a), static_cast<const uint8_t*>(a) + a_bytes);
+    lr_b.assign(static_cast<const uint8_t*>(b), static_cast<const uint8_t*>(b) + b_bytes);
+  }
   template <class T>
   void set_lowrank(LowRankDtype dtype, const std::vector<T>& a, const std::vector<T>& b) {
-    lr_dtype = dtype;
-    lr_a.resize(a.size() * sizeof(T));
-    lr_b.resize(b.size() * sizeof(T));
-    if (!a.empty()) std::memcpy(lr_a.data(), a.data(), lr_a.size());
-    if (!b.empty()) std::memcpy(lr_b.data(), b.data(), lr_b.size());
+    set_lowrank(dtype, a.data(), a.size() * sizeof(T), b.data(), b.size() * sizeof(T));
   }
   std::vector<float> bias;
   size_t file_bytes = 0;  // bytes of this linear's tensors in the packed file

@@ -146,10 +146,7 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
       const TensorView& tb8 = need(st, p + ".psp_b", DType::I8, DType::I8, {pp.rank, in}, why);
       const TensorView& sa = need(st, p + ".psp_a_scale", DType::F16, DType::F32, {pp.rank}, why);
       const TensorView& sb = need(st, p + ".psp_b_scale", DType::F16, DType::F32, {pp.rank}, why);
-      const auto* a8 = reinterpret_cast<const int8_t*>(ta8.data);
-      const auto* b8 = reinterpret_cast<const int8_t*>(tb8.data);
-      pp.set_lowrank(LowRankDtype::I8, std::vector<int8_t>(a8, a8 + ta8.numel()),
-                     std::vector<int8_t>(b8, b8 + tb8.numel()));
+      pp.set_lowrank(LowRankDtype::I8, ta8.data, ta8.nbytes, tb8.data, tb8.nbytes);
       const std::vector<float> fa = floats(sa), fb = floats(sb);
       pp.lr_s8.resize(pp.rank);
       for (int k = 0; k < pp.rank; ++k) {
@@ -162,16 +159,17 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
       const TensorView& ta2 = need(st, p + ".psp_a", DType::F16, DType::F32, {out, pp.rank}, why);
       const TensorView& tb2 = need(st, p + ".psp_b", DType::F16, DType::F32, {pp.rank, in}, why);
       if (ta2.dtype == DType::F16 && tb2.dtype == DType::F16) {  // kept as fp16 (half the bytes)
-        std::vector<uint16_t> h[2];
-        for (int i = 0; i < 2; ++i) {
-          const TensorView* t = i == 0 ? &ta2 : &tb2;
-          h[i].resize(t->numel());
-          std::memcpy(h[i].data(), t->data, t->nbytes);
-          for (uint16_t v : h[i])
-            BWLA_CHECK(std::isfinite(f16_to_f32(v)), "'{}': tensor '{}' holds a non-finite value",
+        for (const TensorView* t : {&ta2, &tb2}) {
+          // Byte-wise: a tensor's data need not be 2-byte aligned in the file.
+          const auto* bytes = static_cast<const uint8_t*>(t->data);
+          for (int64_t i = 0; i < t->numel(); ++i) {
+            uint16_t h;
+            std::memcpy(&h, bytes + 2 * i, 2);
+            BWLA_CHECK(std::isfinite(f16_to_f32(h)), "'{}': tensor '{}' holds a non-finite value",
                        t->file, t->name);
+          }
         }
-        pp.set_lowrank(LowRankDtype::F16, h[0], h[1]);
+        pp.set_lowrank(LowRankDtype::F16, ta2.data, ta2.nbytes, tb2.data, tb2.nbytes);
       } else {
         pp.set_lowrank(LowRankDtype::F32, floats(ta2), floats(tb2));
       }

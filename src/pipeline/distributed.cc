@@ -14,13 +14,12 @@ namespace bwla {
 CalibSplit::CalibSplit(int S, int L, int n, int r) : segments(S), seq_len(L), ranks(n), rank(r) {
   BWLA_ASSERT(S >= 1 && L >= 1 && n >= 1 && r >= 0 && r < n, "split S={} L={} N={} r={}", S, L, n, r);
   static_assert((kCalibGroups & (kCalibGroups - 1)) == 0, "groups: a power of two");
-  g0 = groups, g1 = groups;
+  g0 = groups, g1 = groups;  // stays so for a rank beyond the groups: no rows
   for (int g = 0; g < groups; ++g)
     if (owner(g) == rank) {
       if (g0 == groups) g0 = g;
       g1 = g + 1;
     }
-  if (g0 == groups) g0 = g1 = groups;  // a rank beyond the groups holds no rows
   seg_begin = group_begin(g0);
   seg_end = group_begin(g1);
 }

@@ -206,7 +206,6 @@ class LayerLoop {
   const ModelConfig* c_ = nullptr;
   int S_ = 0, L_ = 0, H_ = 0;
   long rows_ = 0;
-  int rank_ = 0, nranks_ = 1;
   CalibSplit split_{1, 1, 1, 0};
   json settings_;
   // This rank's residual stream: the inputs of the next layer.
@@ -267,10 +266,9 @@ void LayerLoop::prepare() {
   rows_ = (long)S_ * L_;
   // This process's share of the calibration segments (all of them without
   // mpirun); row indices are global, x_ and mid_ hold this rank's rows.
-  rank_ = cluster_rank(), nranks_ = cluster_size();
-  split_ = CalibSplit(S_, L_, nranks_, rank_);
-  if (nranks_ > 1)
-    log_info("quantize: rank {} of {}: calibration segments [{}, {})", rank_, nranks_,
+  split_ = CalibSplit(S_, L_, cluster_size(), cluster_rank());
+  if (split_.ranks > 1)
+    log_info("quantize: rank {} of {}: calibration segments [{}, {})", split_.rank, split_.ranks,
              split_.seg_begin, split_.seg_end);
 
   // Resumable state: OUT.partial/state.json must match these settings and
@@ -282,7 +280,7 @@ void LayerLoop::prepare() {
   if (!is_random_token_calibration(opt_.calib))
     state["inputs"]["calibration"] = file_fingerprint(calib_source_path(opt_.calib));
   // Rank 0 alone reads and writes the output's directories.
-  if (rank_ == 0) {
+  if (split_.rank == 0) {
     if (fs::exists(partial_)) {
       const ResumeCheck rc = check_resume_state(partial_, state);
       if (!rc.resumable || !opt_.resume) {
@@ -326,7 +324,7 @@ double LayerLoop::run_layer(int l) {
   const double moved0 = cluster_bytes_moved();
   json lrep = json::object();
   int have = 0;
-  if (rank_ == 0) {
+  if (split_.rank == 0) {
     const std::string ldir = layer_dir(partial_, l);
     have = fs::exists(ldir + "/model.safetensors") && fs::exists(ldir + "/report.json");
   }
@@ -336,8 +334,8 @@ double LayerLoop::run_layer(int l) {
   } else {
     quantize_layer(l, lrep);
     lrep["seconds"] = lt.seconds();
-    if (nranks_ > 1) lrep["rank0_bytes_moved"] = cluster_bytes_moved() - moved0;
-    if (rank_ == 0) write_text_file_atomic(layer_dir(partial_, l) + "/report.json", lrep.dump(2));
+    if (split_.ranks > 1) lrep["rank0_bytes_moved"] = cluster_bytes_moved() - moved0;
+    if (split_.rank == 0) write_text_file_atomic(layer_dir(partial_, l) + "/report.json", lrep.dump(2));
   }
   for (int id = 0; id < kNumLinears; ++id) {
     const auto* fq = dynamic_cast<const FakeQuantLinear*>(model_->layers[l].lin[id].get());
@@ -355,17 +353,17 @@ void LayerLoop::check_stream(int l) const {
 
 void LayerLoop::resume_layer(int l, json& lrep) {
   const ModelConfig& c = *c_;
-  if (rank_ == 0) {
+  if (split_.rank == 0) {
     const std::string ldir = layer_dir(partial_, l);
     TensorStore st(ldir);
     model_->layers[l] = load_quantized_layer(st, c, l, opt_.abits);
     lrep = load_layer_report(ldir);
     lrep["resumed"] = true;
   }
-  if (nranks_ > 1) {
-    std::string bytes = rank_ == 0 ? serialize_layer(model_->layers[l]) : std::string();
+  if (split_.ranks > 1) {
+    std::string bytes = split_.rank == 0 ? serialize_layer(model_->layers[l]) : std::string();
     cluster_bcast(bytes, 0);
-    if (rank_ != 0) model_->layers[l] = deserialize_layer(bytes);
+    if (split_.rank != 0) model_->layers[l] = deserialize_layer(bytes);
   }
   for_chunks([&](long row0, int ns) {
     layer_forward(c, *model_->rope, model_->layers[l], l, x_at(row0), ns, L_, nullptr, nullptr);
@@ -408,10 +406,10 @@ void LayerLoop::quantize_slot(LayerWork& w, int slot, const LinearStats& st) {
     if (linear_input_slot(id) == slot) ids.push_back(id);
   // With several ranks the slot's linears are dealt out, largest first, and
   // each is then broadcast by the rank that quantized it.
-  const std::vector<int> owner = deal_linears(c, ids, nranks_);
+  const std::vector<int> owner = deal_linears(c, ids, split_.ranks);
   std::vector<int> mine;
   for (int id : ids)
-    if (owner[id] == rank_) mine.push_back(id);
+    if (owner[id] == split_.rank) mine.push_back(id);
   LinearQuantReport reps[kNumLinears];
   run_linears_side_by_side(c, mine, opt_.linear_jobs, [&](int id) {
     LinearQuantReport& rep = reps[id];
@@ -425,14 +423,14 @@ void LayerLoop::quantize_slot(LayerWork& w, int slot, const LinearStats& st) {
     w.fp.lin[id].reset();
   });
   for (int id : ids) {
-    if (nranks_ > 1) {
-      std::string rj = owner[id] == rank_ ? w.rep_json[id].dump() : std::string();
-      std::string lb = owner[id] == rank_
+    if (split_.ranks > 1) {
+      std::string rj = owner[id] == split_.rank ? w.rep_json[id].dump() : std::string();
+      std::string lb = owner[id] == split_.rank
                            ? serialize_linear(dynamic_cast<const FakeQuantLinear&>(*w.q.lin[id]))
                            : std::string();
       cluster_bcast(rj, owner[id]);
       cluster_bcast(lb, owner[id]);
-      if (owner[id] != rank_) {
+      if (owner[id] != split_.rank) {
         w.rep_json[id] = json::parse(rj);
         w.q.lin[id] = deserialize_linear(lb);
       }
@@ -449,7 +447,7 @@ void LayerLoop::propagate(LayerWork& w, const ChunkFn& fn) {
 }
 
 void LayerLoop::write_layer(int l) {
-  if (rank_ != 0) return;
+  if (split_.rank != 0) return;
   const std::string ldir = layer_dir(partial_, l);
   SafeTensorsWriter w;
   add_layer_tensors(w, *model_, l);
@@ -564,7 +562,7 @@ QuantizeResult LayerLoop::assemble() {
   const ModelConfig& c = *c_;
   QuantizeResult res;
   res.bits_per_weight = total_weights_ ? total_bits_ / total_weights_ : 0.0;
-  if (rank_ != 0) {  // rank 0 assembles the output
+  if (split_.rank != 0) {  // rank 0 assembles the output
     res.seconds = timer_.seconds();
     return res;
   }
