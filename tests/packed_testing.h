@@ -6,7 +6,9 @@
 //            o rows with 3 values (thermometer, 2 planes), gate a 4-level uniform
 //            grid (2 planes), up plain, down left dense (fp32);
 //   layer 1: plain binary rows; gate has 64-column scale blocks (config
-//            weight_quantizer.block_size 64); up has constant rows; down has PSP rank 2.
+//            weight_quantizer.block_size 64); up has constant rows; down has PSP rank 2;
+//            with rc = true, o is an ARB-RC linear (factors stored: salient
+//            columns 3 and 70, sparse entries, two 64-column blocks).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -20,6 +22,8 @@
 #include "model/config.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "model/quant_model.h"
+#include "quant/rc_factors.h"
 
 namespace bwla::test {
 
@@ -102,7 +106,25 @@ inline std::vector<float> tiny_weight(int out, int in, int kind, Rng& r) {
   return w;
 }
 
-inline void write_tiny_fake_quant(const std::string& dir, int abits = 6, bool tied = true) {
+// Random ARB-RC factors on fp16-exact grids (a, μ multiples of 2^-8, c of 2^-6).
+inline RcFactors tiny_rc_factors(int out, int in, int block_cols, std::vector<int> salient, Rng& r) {
+  RcFactors f(out, in, block_cols);
+  for (auto& v : f.a) v = grid(r, 1, 32, 1.0f / 256);
+  for (auto& v : f.mu) v = grid(r, -8, 8, 1.0f / 256);
+  for (auto& v : f.c) v = grid(r, 32, 128, 1.0f / 64);
+  for (int i = 0; i < out; ++i)
+    for (int j = 0; j < in; ++j) {
+      const bool sal = std::find(salient.begin(), salient.end(), j) != salient.end();
+      uint8_t q = sal ? 0 : r.below(4) == 0 ? 2 : 1;
+      if (r.below(2)) q |= RcFactors::kSign;
+      if (sal && r.below(2)) q |= RcFactors::kSign2;
+      f.code[(size_t)i * in + j] = q;
+    }
+  return f;
+}
+
+inline void write_tiny_fake_quant(const std::string& dir, int abits = 6, bool tied = true,
+                                  bool rc = false) {
   std::filesystem::create_directories(dir);
   const json cj = tiny_packed_test_config(abits, tied);
   write_text_file_atomic(dir + "/config.json", cj.dump(2));
@@ -127,6 +149,12 @@ inline void write_tiny_fake_quant(const std::string& dir, int abits = 6, bool ti
       const int out = c.linear_out(id), in = c.linear_in(id);
       const int kind = l == 0 && id == kO ? 1 : l == 0 && id == kGate ? 2 : l == 1 && id == kUp ? 3 : l == 1 && id == kGate ? 4 : 0;
       auto wt = tiny_weight(out, in, kind, r);
+      if (rc && l == 1 && id == kO) {
+        const RcFactors f = tiny_rc_factors(out, in, 64, {3, 70}, r);
+        const MatrixRM m = compose_rc(f);
+        wt.assign(m.data(), m.data() + m.size());
+        add_rc_tensors(w, p, f);
+      }
       w.add_f32(p + ".weight", {out, in}, wt.data());
       if (id <= kV) {
         std::vector<float> b(out);

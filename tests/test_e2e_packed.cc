@@ -138,12 +138,25 @@ double ppl(const Model& m, const std::vector<int>& ids) {
   return perplexity(m, ids, po).ppl;
 }
 
-void check_config(const std::string& method, int abits, bool groups = true) {
+void check_config(const std::string& method, int abits, bool groups = true,
+                  const std::string& binarizer = "") {
   omp_set_num_threads(1);  // small shapes: threads only add contention on a busy machine
   test::TempDir td;
   const std::string fq = td.file("fq");
   QuantizeOptions o = opts(method, abits);
+  const bool rc_config = method == "arb-rc" || binarizer == "arb-rc";
   if (!groups) o.wq.groups = false;
+  if (!binarizer.empty()) {  // bwla with another binarizer (no sign refinement there)
+    o.binarizer = binarizer;
+    o.wq.groups = groups;
+    o.wq.sign_refine = 0;
+    o.wq.block_size = 128;
+  }
+  // Layouts stored in the column-group form (their factors are kept by quantize).
+  const std::string wm = method == "bwla" ? (binarizer.empty() ? o.binarizer : binarizer) : method;
+  const bool group_form =
+      wm == "arb-rc" || (o.wq.groups && (wm == "billm" || wm == "arb" || wm == "arb-x"));
+
   quantize_model(model_dir(), o, fq);
   auto ids = text_ids(model_dir(), 40000);
   std::vector<int> toks(ids.begin(), ids.begin() + 128);
@@ -172,12 +185,18 @@ void check_config(const std::string& method, int abits, bool groups = true) {
         lowrank8 += lin->describe().find(" i8") != std::string::npos;
       }
     // An F16 file's PSP factors stay fp16 in memory (lowrank_add_f16), int8 ones int8.
+    const bool rc = group_form;
     if (method == "bwla") {
       EXPECT_EQ(lowrank16 > 0, sd == DType::F16 && !psp8) << lowrank16 << " " << pm->layers[0].lin[0]->describe();
       EXPECT_EQ(lowrank8 > 0, psp8) << lowrank8 << " " << pm->layers[0].lin[0]->describe();
       EXPECT_EQ(load_json_file(pk + "/config.json")["quantization_config"]["format_version"],
-                psp8 ? 3 : 2);
+                rc ? 4 : psp8 ? 3 : 2);
     }
+    // Column-group layouts run as such (format 4), not as bit planes.
+    EXPECT_EQ(pm->layers[0].lin[0]->describe().find("column groups") != std::string::npos, rc)
+        << pm->layers[0].lin[0]->describe();
+    if (rc)
+      EXPECT_EQ(load_json_file(pk + "/config.json")["quantization_config"]["format_version"], 4);
     if (method == "bwla")
       EXPECT_NE(pm->layers[0].lin[0]->describe().find("lowrank"), std::string::npos)
           << pm->layers[0].lin[0]->describe();
@@ -194,7 +213,10 @@ void check_config(const std::string& method, int abits, bool groups = true) {
     EXPECT_LE(lin, f32 ? 1e-5 : psp8 ? 1e-2 : 2e-3) << method << " " << dtype_name(sd) << psp8;
     EXPECT_LE(rel, f32 ? 1e-2 : 5e-2) << method << " " << dtype_name(sd) << psp8;
     if (f32) {
-      EXPECT_LE(d.mean_rel, 2e-2) << method;
+      // ARB-RC sums in fp32 (not exact integers), so every linear differs from
+      // the fake-quant product by rounding and flips more levels downstream:
+      // the forced-ISA bound below (measured 2.05e-2 with OKT + PSP at A6).
+      EXPECT_LE(d.mean_rel, rc_config ? 3e-2 : 2e-2) << method;
     }
     if (!f32) continue;
     // Forced lower ISAs: the same packed model; integer sums are bit-exact, the
@@ -222,8 +244,11 @@ void check_config(const std::string& method, int abits, bool groups = true) {
   // F32 scales. Not at A4: there, any perturbation of the embeddings flips
   // 4-bit activation levels and the PPL moves chaotically (measured: f16 +10%,
   // q8 +0.03%).
+  // Once, with the one-plane default's config: the head's storage does not
+  // depend on the linears' layout (measured with arb-rc: q8 +3.8 %, q4 +3.6 %,
+  // the same chaos as at A4).
   for (const char* head : {"f16", "q8", "q4"}) {
-    if (abits < 6) break;
+    if (abits < 6 || rc_config) break;
     PackOptions po;
     po.scale_dtype = DType::F32;
     po.head_dtype = parse_table_dtype(head);
@@ -252,18 +277,69 @@ TEST(PackedE2E, ArbXW1A8) {
   check_config("arb-x", 8, /*groups=*/false);
 }
 
-TEST(PackedE2E, ArbXWithColumnGroupsPacksAsSeveralPlanes) {
+TEST(PackedE2E, ArbRcW1A6) {
   BWLA_REQUIRE_SHARED(kModel);
-  // The column-group layout has up to 8 values per row block: it packs as
-  // thermometer / grid planes, with the same parity to fake quant.
+  check_config("arb-rc", 6);
+}
+
+TEST(PackedE2E, BwlaWithArbRcBinarizerW1A6) {
+  BWLA_REQUIRE_SHARED(kModel);
+  // OKT + PSP around the ARB-RC binarizer: the factors kept are those of the
+  // PSP iteration whose Ŵ was kept.
+  check_config("bwla", 6, /*groups=*/true, "arb-rc");
+}
+
+// A fake-quant directory without the column-group factors (as quantize wrote
+// before format 4): the same weights, packed as bit planes.
+std::string without_group_factors(const std::string& fq, const std::string& out) {
+  std::filesystem::create_directories(out);
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"})
+    if (std::filesystem::exists(fq + "/" + f)) std::filesystem::copy_file(fq + "/" + f, out + "/" + f);
+  SafeTensorsFile f(fq + "/model.safetensors");
+  SafeTensorsWriter w;
+  int dropped = 0;
+  for (auto& n : f.names()) {
+    if (n.rfind("__pad", 0) == 0) continue;
+    if (n.find(".rc_") != std::string::npos) {
+      ++dropped;
+      continue;
+    }
+    const TensorView& t = f.get(n);
+    w.add_view(n, t.dtype, t.shape, t.data, t.nbytes);
+  }
+  EXPECT_GT(dropped, 0);
+  w.write(out + "/model.safetensors");
+  return out;
+}
+
+TEST(PackedE2E, ArbXWithColumnGroupsPacksInTheColumnGroupForm) {
+  BWLA_REQUIRE_SHARED(kModel);
+  // The column-group layout packs in its own form (sign, group bits, salient
+  // columns, per-group scales), with the same parity to fake quant.
   check_config("arb-x", 8, /*groups=*/true);
-  // Capped at one plane it is a clear error naming the linear, not a wrong model.
+  // Without the stored factors the same weights pack as thermometer / grid
+  // planes; both encodings are the same model (two independent encodings of
+  // one Ŵ), and the group form is far smaller.
+  omp_set_num_threads(1);
   test::TempDir td;
   quantize_model(model_dir(), opts("arb-x", 8), td.file("fq"));
+  const std::string old = without_group_factors(td.file("fq"), td.file("fq-old"));
   PackOptions po;
+  po.scale_dtype = DType::F32;
+  po.head_dtype = po.embed_dtype = TableDtype::Keep;
+  const PackReport rg = pack_quantized_dir(td.file("fq"), td.file("pg"), po);
+  const PackReport rp = pack_quantized_dir(old, td.file("pp"), po);
+  EXPECT_EQ(rg.max_planes_used, 0);
+  EXPECT_EQ(rg.rc_linears, 35);
+  EXPECT_GE(rp.max_planes_used, 2);
+  EXPECT_LT(rg.bits_per_weight, 0.7 * rp.bits_per_weight) << rg.bits_per_weight << " vs " << rp.bits_per_weight;
+  auto ids = text_ids(model_dir(), 2000);
+  std::vector<int> toks(ids.begin(), ids.begin() + 64);
+  EXPECT_LE(worst_linear(*Model::load(td.file("pp")), *Model::load(td.file("pg")), toks), 1e-5);
+  // Capped at one plane, the planes form is a clear error naming the linear, not a wrong model.
   po.max_planes = 1;
   try {
-    pack_quantized_dir(td.file("fq"), td.file("p"), po);
+    pack_quantized_dir(old, td.file("p"), po);
     ADD_FAILURE() << "arb-x with groups packed in one plane";
   } catch (const Error& e) {
     const std::string m = e.what();

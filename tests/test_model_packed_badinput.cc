@@ -223,3 +223,119 @@ TEST_F(PackedBadInput, Int8PspWithoutOrWithBadScales) {
   }));
   EXPECT_HAS(m, "model.layers.1.mlp.down_proj.psp_b");
 }
+
+// ARB-RC linears (format 4): the packed form reproduces the fake-quant linear,
+// and every tensor of the form is checked at load.
+struct RcBadInput : PackedBadInput {
+  void SetUp() override {
+    test::write_tiny_fake_quant(td.file("fq"), 6, true, /*rc=*/true);
+    packed = td.file("packed");
+    pack_quantized_dir(td.file("fq"), packed);
+  }
+  const std::string o = "model.layers.1.self_attn.o_proj";
+};
+
+TEST_F(RcBadInput, PacksAsArbRcAndMatchesTheFakeQuantLinear) {
+  EXPECT_EQ(load_json_file(packed + "/config.json")["quantization_config"]["format_version"], 4);
+  auto fm = Model::load(td.file("fq"));
+  auto pm = Model::load(packed);
+  const Linear& f = *fm->layers[1].lin[kO];
+  const Linear& p = *pm->layers[1].lin[kO];
+  EXPECT_NE(p.describe().find("column groups"), std::string::npos) << p.describe();
+  Rng r(3);
+  const int n = 3, in = f.in_features(), out = f.out_features();
+  std::vector<float> x((size_t)n * in), a((size_t)n * out), b((size_t)n * out);
+  for (auto& v : x) v = (float)r.normal();
+  f.forward(x.data(), n, a.data());
+  p.forward(x.data(), n, b.data());
+  // fp16-exact factors: only the summation order differs.
+  EXPECT_LE(test::max_diff(a, b), 1e-5 * test::max_abs(a));
+}
+
+TEST_F(RcBadInput, PartialTensorSet) {
+  for (const char* s : {".rc_sparse", ".rc_c", ".rc_block_cols", ".rc_salient"}) {
+    const std::string m = load_error(rewrite(std::string("drop") + s, [&](const std::string& n, auto&, auto&, auto&) {
+      return n != o + s;
+    }));
+    EXPECT_HAS(m, o + s);
+  }
+  // The sign rows gone: the rest is a partial ARB-RC linear, not bit planes.
+  const std::string m = load_error(rewrite("nosign", [&](const std::string& n, auto&, auto&, auto&) {
+    return n != o + ".rc_sign";
+  }));
+  EXPECT_HAS(m, o + ".rc_sign");
+}
+
+TEST_F(RcBadInput, PaddingSparseSalientAndNonFinite) {
+  std::string m = load_error(rewrite("pad", [&](const std::string& n, DType&, auto&, auto& b) {
+    if (n == o + ".rc_sign") b[8 + 3] |= 0x40;  // row 0, column 64 + 30 ≥ 80
+    return true;
+  }));
+  EXPECT_HAS(m, o + ".rc_sign");
+  EXPECT_HAS(m, "padding");
+  m = load_error(rewrite("sparse-in-salient", [&](const std::string& n, DType&, auto&, auto& b) {
+    if (n == o + ".rc_sparse") b[0] |= 0x08;  // row 0, column 3 (salient)
+    return true;
+  }));
+  EXPECT_HAS(m, o + ".rc_sparse");
+  EXPECT_HAS(m, "salient");
+  m = load_error(rewrite("nan", [&](const std::string& n, DType& d, auto&, auto& b) {
+    if (n == o + ".rc_c") {
+      EXPECT_EQ(d, DType::F16);
+      b[2 * 7] = 0x00, b[2 * 7 + 1] = 0x7C;  // +inf
+    }
+    return true;
+  }));
+  EXPECT_HAS(m, o + ".rc_c");
+  EXPECT_HAS(m, "non-finite");
+  m = load_error(rewrite("shape", [&](const std::string& n, auto&, std::vector<int64_t>& shape, auto&) {
+    if (n == o + ".rc_a") shape = {4, 40, 4};
+    return true;
+  }));
+  EXPECT_HAS(m, o + ".rc_a");
+  EXPECT_HAS(m, "[4, 40, 4]");
+  m = load_error(with_config("v3", [](json& c) { c["quantization_config"]["format_version"] = 3; }));
+  EXPECT_HAS(m, "format 4");
+}
+
+TEST_F(RcBadInput, FakeQuantFactorsMustBeWholeAndMatchTheWeights) {
+  // A fake-quant directory whose factors were changed, or lost one tensor.
+  const std::string fq = td.file("fq");
+  auto copy_fq = [&](const std::string& name, const std::function<bool(const std::string&, std::vector<uint8_t>&)>& edit) {
+    const std::string out = td.file(name);
+    fs::create_directories(out);
+    fs::copy_file(fq + "/config.json", out + "/config.json");
+    SafeTensorsFile f(fq + "/model.safetensors");
+    SafeTensorsWriter w;
+    for (auto& n : f.names()) {
+      if (n.rfind("__pad", 0) == 0) continue;
+      const TensorView& t = f.get(n);
+      std::vector<uint8_t> b(t.data, t.data + t.nbytes);
+      if (!edit(n, b)) continue;
+      w.add(n, t.dtype, t.shape, b.data(), b.size());
+    }
+    w.write(out + "/model.safetensors");
+    return out;
+  };
+  const std::string changed = copy_fq("fq-changed", [&](const std::string& n, std::vector<uint8_t>& b) {
+    if (n == o + ".rc_c") b[4 * (2 * 80 + 10) + 3] ^= 0x10;  // concentrated plane, column 10 (F32)
+    return true;
+  });
+  try {
+    pack_quantized_dir(changed, td.file("p1"));
+    ADD_FAILURE() << "packed factors that do not match the weights";
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "do not reproduce");
+    EXPECT_HAS(std::string(e.what()), o);
+  }
+  EXPECT_FALSE(fs::exists(td.file("p1")));
+  const std::string partial = copy_fq("fq-partial", [&](const std::string& n, auto&) { return n != o + ".rc_mu"; });
+  EXPECT_HAS(load_error(partial), o + ".rc_mu");
+  EXPECT_THROW(pack_quantized_dir(partial, td.file("p2")), Error);
+  // Codes the format does not have: a group 3, a second sign outside the salient group.
+  const std::string badcode = copy_fq("fq-code", [&](const std::string& n, std::vector<uint8_t>& b) {
+    if (n == o + ".rc_code") b[5] = 3;
+    return true;
+  });
+  EXPECT_HAS(load_error(badcode), "invalid code");
+}

@@ -200,3 +200,59 @@ TEST(Binarize, RankDeficientDeadColumnsNoCrash) {
     EXPECT_TRUE(r.w_hat.allFinite()) << m;
   }
 }
+
+// ARB-RC keeps the factors of Ŵ (what `bwla pack` stores), as do the other
+// column-group layouts: they must describe
+// Ŵ to fp32 rounding, with groups or without, with dead columns and with a
+// last block shorter than the others; salient entries are whole columns of a
+// block; no other method returns factors.
+TEST(Binarize, ArbRcFactorsReproduceTheWeights) {
+  MatrixRM x = test::correlated_x(512, 200, 31);
+  x.col(9).setZero();  // a dead column
+  const MatrixD s = test::gram(x);
+  const MatrixRM w = skewed(24, 200, 32);  // blocks of 128: one full, one of 72 columns
+  for (bool groups : {true, false})
+    for (const MatrixD* sp : {&s, (const MatrixD*)nullptr}) {
+      const auto r = q(w, sp, sp ? 512 : 0, "arb-rc", groups);
+      ASSERT_TRUE(r.rc) << groups;
+      const RcFactors& f = *r.rc;
+      EXPECT_EQ(f.rows, 24);
+      EXPECT_EQ(f.cols, 200);
+      EXPECT_EQ(f.block_cols, 128);
+      EXPECT_EQ(f.blocks, 2);
+      const double mis = rc_mismatch(f, r.w_hat);
+      EXPECT_LT(mis, 2e-6) << "groups " << groups << " H " << (sp != nullptr);
+      int salient = 0, sparse = 0;
+      for (int j = 0; j < f.cols; ++j) {
+        const bool s0 = (f.code[j] & RcFactors::kGroupMask) == 0;
+        salient += s0;
+        for (int i = 0; i < f.rows; ++i) {
+          const int g = f.code[(size_t)i * f.cols + j] & RcFactors::kGroupMask;
+          EXPECT_EQ(g == 0, s0) << i << "," << j;
+          sparse += g == 2;
+        }
+      }
+      if (groups) {
+        EXPECT_GT(salient, 0);
+        EXPECT_GT(sparse, 0);
+      } else {
+        EXPECT_EQ(salient, 0);
+        EXPECT_EQ(sparse, 0);
+      }
+      // A factor changed is seen: the check can fail.
+      RcFactors g2 = f;
+      g2.C(2, 5) *= 1.5f;
+      EXPECT_GT(rc_mismatch(g2, r.w_hat), 1e-3);
+    }
+  // The other column-group binarizers keep theirs too (column scales 1; ArbX's
+  // refitted rows included); one-plane layouts and the rest keep none.
+  for (const char* m : {"billm", "arb", "arb-x"}) {
+    const auto r = q(w, &s, 512, m, true);
+    ASSERT_TRUE(r.rc) << m;
+    EXPECT_LT(rc_mismatch(*r.rc, r.w_hat), 2e-6) << m;
+    for (float c : r.rc->c) ASSERT_EQ(c, 1.0f) << m;
+    if (std::string(m) != "billm") EXPECT_FALSE(q(w, &s, 512, m, false).rc) << m;
+  }
+  EXPECT_FALSE(q(w, &s, 512, "rtn-sign").rc);
+  EXPECT_FALSE(q(w, &s, 512, "gptq").rc);
+}

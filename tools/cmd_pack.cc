@@ -59,10 +59,14 @@ Runner register_pack(CLI::App& app) {
       print_json(j);
     } else {
       fmt::print("packed {} -> {} in {:.1f} s\n", dir, out, j["seconds"].get<double>());
-      fmt::print("decoder linears  {:.4f} bits/weight ({} bytes for {} weights, {} plane{} max, "
-                 "scales {}); fake-quant estimate {:.4f}\n",
-                 r.bits_per_weight, r.decoder_linear_bytes, r.decoder_linear_weights,
-                 r.max_planes_used, r.max_planes_used == 1 ? "" : "s",
+      std::string layout;
+      if (r.max_planes_used > 0)
+        layout = fmt::format("{} plane{} max", r.max_planes_used, r.max_planes_used == 1 ? "" : "s");
+      if (r.rc_linears > 0)
+        layout += fmt::format("{}{} in the column-group form", layout.empty() ? "" : ", ", r.rc_linears);
+      fmt::print("decoder linears  {:.4f} bits/weight ({} bytes for {} weights, {}, scales {}); "
+                 "fake-quant estimate {:.4f}\n",
+                 r.bits_per_weight, r.decoder_linear_bytes, r.decoder_linear_weights, layout,
                  dtype_name(opt.scale_dtype), r.fake_quant_bits_per_weight);
       fmt::print("embeddings, norms, head  {} bytes (embeddings {} bytes {}, head {})\n",
                  r.other_bytes, r.embed_bytes, r.embed_dtype,

@@ -10,6 +10,7 @@
 #include "kernels/panel_gemv.h"
 #include "kernels/q4_gemm.h"
 #include "kernels/q8_gemm.h"
+#include "kernels/rc_gemm.h"
 #include "kernels/row_gemv.h"
 #include "kernels/vexp.h"
 
@@ -39,6 +40,7 @@ KernelTable kernel_table_for(Isa isa, const CpuFeatures& f) {
   t.minmax = BWLA_PICK(minmax);
   t.quantize_row = BWLA_PICK(quantize_row);
   t.q8_rows = BWLA_PICK(q8_rows);
+  t.rc_rows = BWLA_PICK(rc_rows);
 #undef BWLA_PICK
   // q4: vpdpbusd where the CPU has VNNI, else AVX512BW multiply-adds.
   t.q4_rows = v512 ? (t.vnni ? q4_rows_avx512_vnni : q4_rows_avx512_bw)

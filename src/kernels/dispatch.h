@@ -20,6 +20,8 @@ namespace bwla {
 struct Q4Matrix;
 struct Q4Acts;
 struct Q8Matrix;
+struct RcMatrix;
+struct RcActs;
 namespace detail {
 struct SumsArgs;
 }
@@ -64,6 +66,8 @@ struct KernelTable {
   // q4_gemm.h, q8_gemm.h: rows [r0, r1) for all tokens
   void (*q4_rows)(const Q4Matrix& m, const Q4Acts& a, int r0, int r1, float* y);
   void (*q8_rows)(const Q8Matrix& m, const float* x, int tokens, int r0, int r1, float* y);
+  // rc_gemm.h: ARB-RC rows [r0, r1) for all tokens
+  void (*rc_rows)(const RcMatrix& m, const RcActs& a, int r0, int r1, float* y);
   // binary_gemm.h: the masked-sum kernel of each BinaryKernel (null: not on
   // this CPU), the ones Auto resolves to, and the epilogue's vector width.
   void (*masked_sums[kNumBinaryKernels])(const detail::SumsArgs& a);

@@ -9,6 +9,7 @@
 
 #include "model/linear.h"
 #include "quant/matrix.h"
+#include "quant/rc_factors.h"
 #include "quant/transform.h"
 
 namespace bwla {
@@ -22,6 +23,8 @@ struct FakeQuantParts {
   MatrixRM lr_b;   // [r, in]
   std::vector<float> bias;
   double storage_bits = 0;  // honest count for weights + side tensors
+  // arb-rc: the factors w_hat was built from (what `bwla pack` stores); else null.
+  std::shared_ptr<const RcFactors> rc;
 };
 
 class FakeQuantLinear : public Linear {

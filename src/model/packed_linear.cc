@@ -17,8 +17,9 @@
 namespace bwla {
 
 PackedLinear::PackedLinear(PackedParts p) : p_(std::move(p)) {
-  BWLA_ASSERT(!p_.planes.empty(), "packed linear without planes{}", "");
-  const int out = p_.planes[0].rows, in = p_.planes[0].cols;
+  BWLA_ASSERT(p_.planes.empty() != !p_.rc, "packed linear with {} planes and {} ARB-RC matrix",
+              p_.planes.size(), p_.rc ? "an" : "no");
+  const int out = out_features(), in = in_features();
   for (auto& pl : p_.planes)
     BWLA_ASSERT(pl.rows == out && pl.cols == in, "plane shape {}x{} vs {}x{}", pl.rows, pl.cols,
                 out, in);
@@ -99,9 +100,9 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
   for (int j = 0; j < count; ++j) {
     const PackedLinear& L = *lins[j];
     const PackedParts& p = L.p_;
-    BWLA_ASSERT(L.in_features() == in && p.block_scales.empty(),
-                "token group: linear {} has in {} vs {}, {} block-scale planes", j,
-                L.in_features(), in, p.block_scales.size());
+    BWLA_ASSERT(L.in_features() == in && L.groupable(),
+                "token group: linear {} has in {} vs {}, {} block-scale planes, ARB-RC {}", j,
+                L.in_features(), in, p.block_scales.size(), (bool)p.rc);
     Job& jb = jobs[j];
     jb.L = &L;
     jb.y = ys[j];
@@ -199,8 +200,7 @@ void forward_same_input(const Linear* const* lins, float* const* ys, int count, 
     bool ok = true;
     for (int j = 0; j < count && ok; ++j) {
       pl[j] = dynamic_cast<const PackedLinear*>(lins[j]);
-      ok = pl[j] && pl[j]->parts().block_scales.empty() &&
-           pl[j]->in_features() == lins[0]->in_features();
+      ok = pl[j] && pl[j]->groupable() && pl[j]->in_features() == lins[0]->in_features();
     }
     if (ok) {
       PackedLinear::forward_token_group(pl, ys, count, x, n);
@@ -211,14 +211,13 @@ void forward_same_input(const Linear* const* lins, float* const* ys, int count, 
 }
 
 void PackedLinear::forward(const float* x, int n, float* y) const {
-  if (n <= kMaxTokens && p_.block_scales.empty() && omp_get_max_threads() > 1 &&
-      !omp_in_parallel()) {
+  if (n <= kMaxTokens && groupable() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
     const PackedLinear* self = this;
     forward_token_group(&self, &y, 1, x, n);
     return;
   }
   const int in = in_features(), out = out_features();
-  thread_local std::vector<float> xr, tmp;
+  thread_local std::vector<float> xr;
   thread_local QuantActs qa;
   const float* src = x;
   if (p_.transform) {
@@ -228,6 +227,25 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
     src = xr.data();
   }
   quantize_acts(src, n, in, p_.abits, p_.act_clip, qa);
+  if (p_.rc) {
+    // ARB-RC: fp32 masked sums over the dequantized activations (rc_gemm.h).
+    thread_local RcActs ra;
+    xr.resize((size_t)n * in);
+    dequantize_acts(qa, xr.data());
+    rc_prepare(*p_.rc, xr.data(), n, ra);
+    rc_gemm(*p_.rc, ra, y);
+  } else {
+    forward_planes(qa, y);
+  }
+  psp_add(x, n, y);
+  if (!p_.bias.empty())
+    for (int t = 0; t < n; ++t)
+      for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
+}
+
+void PackedLinear::forward_planes(const QuantActs& qa, float* y) const {
+  thread_local std::vector<float> tmp;
+  const size_t ny = (size_t)qa.tokens * out_features();
   auto plane = [&](size_t k, float* dst) {
     if (p_.block_scales.empty())
       binary_gemm_omp(p_.planes[k], qa, dst);
@@ -236,16 +254,12 @@ void PackedLinear::forward(const float* x, int n, float* y) const {
   };
   plane(0, y);
   if (p_.planes.size() > 1) {
-    tmp.resize((size_t)n * out);
+    tmp.resize(ny);
     for (size_t k = 1; k < p_.planes.size(); ++k) {
       plane(k, tmp.data());
-      for (size_t i = 0; i < tmp.size(); ++i) y[i] += tmp[i];
+      for (size_t i = 0; i < ny; ++i) y[i] += tmp[i];
     }
   }
-  psp_add(x, n, y);
-  if (!p_.bias.empty())
-    for (int t = 0; t < n; ++t)
-      for (int o = 0; o < out; ++o) y[(size_t)t * out + o] += p_.bias[o];
 }
 
 void PackedLinear::psp_project(const float* x, int k0, int k1, float* u) const {
@@ -269,13 +283,19 @@ size_t PackedLinear::param_bytes() const {
     b += (size_t)pl.rows * pl.words_per_row * 8 + (pl.alpha.size() + pl.mu.size()) * 4 +
          pl.row_popcount.size() * 4;
   for (auto& s : p_.block_scales) b += (s.alpha.size() + s.mu.size() + s.popcount.size()) * 4;
+  if (p_.rc) {
+    const RcMatrix& m = *p_.rc;
+    b += (m.sign.size() + m.sparse.size() + m.salient.size() + m.sign2.size()) * 8 +
+         (m.a.size() + m.mu.size() + m.c.size() + m.sal_cols.size() + m.sal_start.size()) * 4;
+  }
   if (p_.transform) b += (size_t)(p_.transform->storage_bits() / 8);
   return b + lr_at_.size() + p_.lr_b.size() + (p_.bias.size() + p_.lr_s8.size()) * 4;
 }
 
 std::string PackedLinear::describe() const {
-  return fmt::format("packed {} plane{}{} a{} clip {:.2f}{}{}", p_.planes.size(),
-                     p_.planes.size() == 1 ? "" : "s",
+  return fmt::format("packed {}{}{} a{} clip {:.2f}{}{}",
+                     p_.rc ? std::string("column groups") : fmt::format("{} plane", p_.planes.size()),
+                     p_.rc || p_.planes.size() == 1 ? "" : "s",
                      p_.block_scales.empty() ? "" : fmt::format(" {}-col scale blocks", p_.block_scales[0].block_cols),
                      p_.abits, p_.act_clip,
                      p_.transform ? fmt::format(" {}", p_.transform->kind()) : std::string(),

@@ -17,6 +17,7 @@
 
 #include "kernels/binary_gemm_blocked.h"
 #include "kernels/lowrank.h"
+#include "kernels/rc_gemm.h"
 #include "kernels/packed_binary.h"
 #include "model/linear.h"
 #include "quant/transform.h"
@@ -25,6 +26,8 @@ namespace bwla {
 
 struct PackedParts {
   std::vector<PackedBinary> planes;  // each [out, in]; plane 0 carries the row base
+  // ARB-RC linears (row and column scales) store this instead of planes.
+  std::shared_ptr<const RcMatrix> rc;
   // Per plane (empty: whole-row α, μ held in the PackedBinary): column-block scales.
   std::vector<BlockScales> block_scales;
   std::shared_ptr<const InputTransform> transform;  // may be null
@@ -56,8 +59,10 @@ struct PackedParts {
 class PackedLinear : public Linear {
  public:
   explicit PackedLinear(PackedParts p);
-  int in_features() const override { return p_.planes[0].cols; }
-  int out_features() const override { return p_.planes[0].rows; }
+  int in_features() const override { return p_.rc ? p_.rc->cols : p_.planes[0].cols; }
+  int out_features() const override { return p_.rc ? p_.rc->rows : p_.planes[0].rows; }
+  // Whether forward_token_group can take this linear (bit planes with whole-row scales).
+  bool groupable() const { return !p_.rc && p_.block_scales.empty(); }
   void forward(const float* x, int n, float* y) const override;
   size_t param_bytes() const override;
   std::string describe() const override;
@@ -77,6 +82,8 @@ class PackedLinear : public Linear {
                                   const float* x, int n = 1);
 
  private:
+  // y = Σ_k plane_k · x̂ (the bit-plane layouts), overwriting y.
+  void forward_planes(const QuantActs& qa, float* y) const;
   // The PSP branch in the stored factor dtype (int8, fp16 or fp32):
   // u[k0..k1) = B·x, y[r0..r1) += A·u, and both for n tokens.
   void psp_project(const float* x, int k0, int k1, float* u) const;

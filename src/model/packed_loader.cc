@@ -69,12 +69,104 @@ PackedBinary make_plane(const TensorView& q, int k, int out, int in, const float
   return p;
 }
 
+void load_planes(const TensorStore& st, const std::string& p, int64_t out, int64_t in,
+                 int block_cols, const std::string& why, PackedParts& pp);
+void load_side_tensors(const TensorStore& st, const std::string& p, int64_t out, int64_t in,
+                       const std::string& why, PackedParts& pp);
+
+const char* const kRcPackedTensors[] = {".rc_sign", ".rc_sparse", ".rc_salient", ".rc_a",
+                                        ".rc_mu", ".rc_c", ".rc_block_cols"};
+
+// Bit rows [rows][bytes / 8] of a U8 tensor into owned words; bits at or beyond
+// `valid` in each row must be zero.
+void read_bit_rows(const TensorView& t, int rows, int words, int valid, AlignedBuffer<uint64_t>& dst) {
+  dst.resize((size_t)rows * words);
+  std::memcpy(dst.data(), t.data, (size_t)rows * words * 8);
+  for (int i = 0; i < rows; ++i)
+    for (int wd = valid / 64; wd < words; ++wd) {
+      const int lo = wd * 64;
+      const uint64_t pad = valid <= lo ? ~0ull : ~((1ull << (valid - lo)) - 1);
+      BWLA_CHECK((dst[(size_t)i * words + wd] & pad) == 0,
+                 "'{}': tensor '{}' row {} has bits set beyond column {} (padding must be zero)",
+                 t.file, t.name, i, valid);
+    }
+}
+
+// The ARB-RC weights of linear p (format 4; kernels/rc_gemm.h).
+std::shared_ptr<const RcMatrix> load_rc_matrix(const TensorStore& st, const std::string& p,
+                                               int64_t out, int64_t in, const std::string& why) {
+  for (const char* s : kRcPackedTensors)
+    BWLA_CHECK(st.has(p + s), "'{}': {} is an ARB-RC linear but '{}' is missing", st.dir(), p,
+               p + s);
+  auto m = std::make_shared<RcMatrix>();
+  m->rows = (int)out;
+  m->cols = (int)in;
+  m->words = (int)((in + 63) / 64);
+  const int64_t rb = (int64_t)m->words * 8;
+  const TensorView& tbc = need(st, p + ".rc_block_cols", DType::I64, DType::I64, {1}, "the format");
+  int64_t bc;
+  std::memcpy(&bc, tbc.data, 8);
+  BWLA_CHECK(bc >= 64 && bc % 64 == 0 && bc <= (1 << 24),
+             "'{}': {}.rc_block_cols = {} must be a positive multiple of 64", tbc.file, p, bc);
+  m->block_cols = (int)bc;
+  m->blocks = (int)((in + bc - 1) / bc);
+  read_bit_rows(need(st, p + ".rc_sign", DType::U8, DType::U8, {out, rb}, why), m->rows, m->words,
+                m->cols, m->sign);
+  read_bit_rows(need(st, p + ".rc_sparse", DType::U8, DType::U8, {out, rb}, why), m->rows, m->words,
+                m->cols, m->sparse);
+  read_bit_rows(need(st, p + ".rc_salient", DType::U8, DType::U8, {rb}, why), 1, m->words, m->cols,
+                m->salient);
+  for (int i = 0; i < m->rows; ++i)
+    for (int wd = 0; wd < m->words; ++wd)
+      BWLA_CHECK((m->sparse[(size_t)i * m->words + wd] & m->salient[wd]) == 0,
+                 "'{}': {}.rc_sparse row {} marks an entry of a salient column (word {}) as sparse",
+                 st.dir(), p, i, wd);
+  m->index_salient();
+  if (m->nsal > 0) {
+    read_bit_rows(need(st, p + ".rc_sign2", DType::U8, DType::U8, {out, (int64_t)m->words2 * 8},
+                       fmt::format("{} salient columns", m->nsal)),
+                  m->rows, m->words2, m->nsal, m->sign2);
+  } else {
+    BWLA_CHECK(!st.has(p + ".rc_sign2"), "'{}': {} has no salient column but stores '{}'", st.dir(),
+               p, p + ".rc_sign2");
+  }
+  auto scales = [&](const char* s, std::vector<int64_t> shape, std::vector<float>& dst) {
+    dst = floats(need(st, p + s, DType::F16, DType::F32, shape, why));
+    for (size_t k = 0; k < dst.size(); ++k)
+      BWLA_CHECK(std::isfinite(dst[k]), "'{}': tensor '{}' holds a non-finite value at index {}",
+                 st.dir(), p + s, k);
+  };
+  scales(".rc_a", {kRcPlanes, out, m->blocks}, m->a);
+  scales(".rc_mu", {kRcGroups, out, m->blocks}, m->mu);
+  scales(".rc_c", {kRcPlanes, in}, m->c);
+  return m;
+}
+
 std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelConfig& c,
                                            std::shared_ptr<const TensorStore> keep,
                                            const std::string& p, int id, int abits,
                                            int block_cols) {
   const int64_t out = c.linear_out(id), in = c.linear_in(id);
   const std::string why = fmt::format("config.json ([{}, {}] linear)", out, in);
+  PackedParts pp;
+  pp.abits = abits;
+  pp.keep_alive = keep;
+  if (st.has(p + ".rc_sign") || !st.has(p + ".qweight")) {
+    BWLA_CHECK(!st.has(p + ".qweight"), "'{}': {} stores both bit planes and ARB-RC weights",
+               st.dir(), p);
+    pp.rc = load_rc_matrix(st, p, out, in, why);
+  } else {
+    load_planes(st, p, out, in, block_cols, why, pp);
+  }
+  load_side_tensors(st, p, out, in, why, pp);
+  return std::make_unique<PackedLinear>(std::move(pp));
+}
+
+void load_planes(const TensorStore& st, const std::string& p, int64_t out, int64_t in,
+                 int block_cols, const std::string& why, PackedParts& pp) {
+  for (const char* s : kRcPackedTensors)
+    BWLA_CHECK(!st.has(p + s), "'{}': {} has '{}' but no '{}' (a partial ARB-RC linear)",
+               st.dir(), p, p + s, p + ".rc_sign");
   const TensorView& q = st.get(p + ".qweight");
   BWLA_CHECK(q.dtype == DType::U8, "'{}': tensor '{}' has dtype {}, expected U8", q.file, q.name,
              dtype_name(q.dtype));
@@ -101,9 +193,6 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
     BWLA_CHECK(std::isfinite(alpha[i]) && std::isfinite(mu[i]),
                "'{}': tensor '{}' or '{}' holds a non-finite value at index {}", ta.file,
                p + ".alpha", p + ".mu", i);
-  PackedParts pp;
-  pp.abits = abits;
-  pp.keep_alive = keep;
   const size_t ps = (size_t)out * nb;
   for (int k = 0; k < planes; ++k) {
     if (nb == 1) {
@@ -115,6 +204,11 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
           make_block_scales(pp.planes.back(), block_cols, alpha.data() + k * ps, mu.data() + k * ps));
     }
   }
+}
+
+// act_clip, the input transform, the PSP branch and the bias.
+void load_side_tensors(const TensorStore& st, const std::string& p, int64_t out, int64_t in,
+                       const std::string& why, PackedParts& pp) {
   pp.act_clip = floats(need(st, p + ".act_clip", DType::F32, DType::F32, {1}, "the format"))[0];
   BWLA_CHECK(pp.act_clip > 0 && pp.act_clip <= 1, "'{}': {}.act_clip = {} is outside (0, 1]",
              st.dir(), p, pp.act_clip);
@@ -176,7 +270,6 @@ std::unique_ptr<Linear> load_packed_linear(const TensorStore& st, const ModelCon
     }
   }
   if (st.has(p + ".bias")) pp.bias = read_f32(st, p + ".bias", {out});
-  return std::make_unique<PackedLinear>(std::move(pp));
 }
 
 // The name quantization_config uses for a table's storage (packed_writer.cc).
@@ -228,19 +321,32 @@ void load_packed_layers(Model& m) {
     load_layer_norms(st, c, l, L);
     for (int id = 0; id < kNumLinears; ++id) {
       const std::string p = linear_tensor_prefix(l, id);
+      if (st.has(p + ".psp_a") && (st.has(p + ".rc_sign") || st.has(p + ".qweight"))) {
+        const bool i8 = st.get(p + ".psp_a").dtype == DType::I8;
+        BWLA_CHECK(i8 == (psp_dtype == "I8"),
+                   "'{}': quantization_config.psp_dtype is '{}' but '{}' is {}", file,
+                   psp_dtype.empty() ? "absent (the scale dtype)" : psp_dtype, p + ".psp_a",
+                   dtype_name(st.get(p + ".psp_a").dtype));
+      }
+      bool any_rc = false;
+      for (const char* s : kRcPackedTensors) any_rc |= st.has(p + s);
+      if (any_rc) {
+        BWLA_CHECK(ver >= 4, "'{}': {} is an ARB-RC linear (format 4) in a file of format {}",
+                   file, p, ver);
+        check_promised_tensors(st, q, p, file);
+        L.lin[id] = load_packed_linear(st, c, m.store, p, id, abits, block_cols);
+        const TensorView& a = st.get(p + ".rc_a");
+        BWLA_CHECK(scale_dtype.empty() || scale_dtype == dtype_name(a.dtype),
+                   "'{}': quantization_config.scale_dtype is '{}' but '{}' is {}", file,
+                   scale_dtype, a.name, dtype_name(a.dtype));
+        continue;
+      }
       if (st.has(p + ".qweight")) {
         check_promised_tensors(st, q, p, file);
         const TensorView& a = st.get(p + ".alpha");
         BWLA_CHECK(scale_dtype.empty() || scale_dtype == dtype_name(a.dtype),
                    "'{}': quantization_config.scale_dtype is '{}' but '{}' is {}", file,
                    scale_dtype, a.name, dtype_name(a.dtype));
-        if (st.has(p + ".psp_a")) {
-          const bool i8 = st.get(p + ".psp_a").dtype == DType::I8;
-          BWLA_CHECK(i8 == (psp_dtype == "I8"),
-                     "'{}': quantization_config.psp_dtype is '{}' but '{}' is {}", file,
-                     psp_dtype.empty() ? "absent (the scale dtype)" : psp_dtype, p + ".psp_a",
-                     dtype_name(st.get(p + ".psp_a").dtype));
-        }
         planes_seen = std::max(planes_seen, (int)st.get(p + ".qweight").shape.at(0));
         L.lin[id] = load_packed_linear(st, c, m.store, p, id, abits, block_cols);
         continue;

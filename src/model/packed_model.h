@@ -12,8 +12,9 @@ namespace bwla {
 
 constexpr const char* kPackedQuantMethod = "bwla-packed";
 // 2: optional int8 head/embedding; 3: 4-bit head/embedding tables and int8 PSP
-// factors (the writer writes 3 only when it uses one of them; reads 1 to 3).
-constexpr int kPackedFormatVersion = 3;
+// factors; 4: ARB-RC linears (row and column scales). The writer writes the
+// lowest version that has what it stores; the loader reads 1 to 4.
+constexpr int kPackedFormatVersion = 4;
 constexpr int kPackedMaxPlanesLimit = 8;  // loader and writer limit
 
 // Storage of the embedding table / output head in a packed file, one traits
@@ -68,6 +69,7 @@ struct PackReport {
   std::string embed_dtype, head_dtype;     // as written ("Q8" = I8 + per-row F32 scale, "Q4")
   size_t file_bytes = 0;              // model.safetensors
   int max_planes_used = 0;
+  int rc_linears = 0;                 // linears stored in the ARB-RC form
   json summary() const;
 };
 

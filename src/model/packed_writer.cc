@@ -33,7 +33,8 @@ json PackReport::summary() const {
           {"embedding_dtype", embed_dtype},
           {"head_dtype", head_dtype},
           {"file_bytes", file_bytes},
-          {"max_planes_used", max_planes_used}};
+          {"max_planes_used", max_planes_used},
+          {"arb_rc_linears", rc_linears}};
 }
 
 bool is_packed_config(const ModelConfig& cfg) {
@@ -149,22 +150,96 @@ size_t write_psp_i8(SafeTensorsWriter& w, const TensorView& t, const std::string
   return q.size() + (size_t)rank * dtype_size(scale_dtype);
 }
 
+// The ARB-RC form of a fake-quant linear whose factors were stored
+// (docs/FORMAT.md, format 4): sign and sparse-group bit rows, the salient
+// column mask, the salient columns' second-plane signs, and the scales. The
+// factors must reproduce the stored weights. Returns the bytes written.
+size_t pack_rc_weights(SafeTensorsWriter& w, const TensorStore& st, const std::string& p, int out,
+                       int in, const PackOptions& opt) {
+  const std::shared_ptr<const RcFactors> rcp = read_rc_tensors(st, p, out, in);
+  const RcFactors& f = *rcp;
+  BWLA_CHECK(f.block_cols % 64 == 0,
+             "pack: {}: ARB-RC blocks of {} columns; the packed form needs a multiple of 64 "
+             "(re-quantize with --block-size 128)",
+             p, f.block_cols);
+  {
+    auto wt = read_f32(st, p + ".weight", {out, in});
+    const double mis = rc_mismatch(f, Eigen::Map<const MatrixRM>(wt.data(), out, in));
+    BWLA_CHECK(mis <= 1e-5,
+               "pack: {}: the stored ARB-RC factors do not reproduce its weights (largest "
+               "difference {:.3g} of max |w|); the file was changed after quantization",
+               p, mis);
+  }
+  const int words = (in + 63) / 64;
+  std::vector<uint64_t> sign((size_t)out * words, 0), sparse((size_t)out * words, 0), sal(words, 0);
+  std::vector<int> sal_cols;
+  for (int j = 0; j < in; ++j) {
+    const bool s0 = (f.code[j] & RcFactors::kGroupMask) == 0;
+    for (int i = 1; i < out; ++i)
+      BWLA_CHECK(((f.code[(size_t)i * in + j] & RcFactors::kGroupMask) == 0) == s0,
+                 "pack: {}: column {} is salient in some rows only (rows 0 and {}); the packed "
+                 "ARB-RC form has whole salient columns",
+                 p, j, i);
+    if (s0) sal[j >> 6] |= 1ull << (j & 63), sal_cols.push_back(j);
+  }
+  const int nsal = (int)sal_cols.size(), words2 = (nsal + 63) / 64;
+  std::vector<uint64_t> sign2((size_t)out * std::max(words2, 1), 0);
+  for (int i = 0; i < out; ++i)
+    for (int j = 0, t = 0; j < in; ++j) {
+      const uint8_t q = f.code[(size_t)i * in + j];
+      const uint64_t bit = 1ull << (j & 63);
+      if (q & RcFactors::kSign) sign[(size_t)i * words + (j >> 6)] |= bit;
+      if ((q & RcFactors::kGroupMask) == 2) sparse[(size_t)i * words + (j >> 6)] |= bit;
+      if ((q & RcFactors::kGroupMask) == 0) {
+        if (q & RcFactors::kSign2) sign2[(size_t)i * words2 + (t >> 6)] |= 1ull << (t & 63);
+        ++t;
+      }
+    }
+  size_t bytes = 0;
+  const int64_t rb = (int64_t)words * 8;
+  w.add(p + ".rc_sign", DType::U8, {out, rb}, sign.data(), sign.size() * 8);
+  w.add(p + ".rc_sparse", DType::U8, {out, rb}, sparse.data(), sparse.size() * 8);
+  w.add(p + ".rc_salient", DType::U8, {rb}, sal.data(), sal.size() * 8);
+  bytes += (sign.size() + sparse.size() + sal.size()) * 8;
+  if (nsal > 0) {
+    w.add(p + ".rc_sign2", DType::U8, {out, (int64_t)words2 * 8}, sign2.data(), sign2.size() * 8);
+    bytes += sign2.size() * 8;
+  }
+  const size_t sd = dtype_size(opt.scale_dtype);
+  w.add_from_f32(p + ".rc_a", opt.scale_dtype, {RcFactors::kPlanes, out, f.blocks}, f.a.data());
+  w.add_from_f32(p + ".rc_mu", opt.scale_dtype, {RcFactors::kGroups, out, f.blocks}, f.mu.data());
+  w.add_from_f32(p + ".rc_c", opt.scale_dtype, {RcFactors::kPlanes, in}, f.c.data());
+  bytes += (f.a.size() + f.mu.size() + f.c.size()) * sd;
+  const int64_t bc = f.block_cols;
+  w.add(p + ".rc_block_cols", DType::I64, {1}, &bc, 8);
+  return bytes + 8;
+}
+
 // Packs one fake-quant linear (prefix p) into w; returns its bytes.
 size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::string& p, int out,
                    int in, const std::string& method, int block, const PackOptions& opt,
-                   int& planes_used, bool& used_blocks, double& fq_bits) {
+                   int& planes_used, bool& used_blocks, int& used_rc, double& fq_bits) {
   size_t bytes = 0;
-  auto wt = read_f32(st, p + ".weight", {out, in});
-  BitPlanes bp = choose_planes(wt, out, in, block, p, method, opt);
-  planes_used = std::max(planes_used, bp.planes);
-  used_blocks |= bp.blocks > 1;
-  const int64_t row_bytes = (int64_t)bp.words * 8;
-  w.add(p + ".qweight", DType::U8, {bp.planes, out, row_bytes}, bp.bits.data(),
-        bp.bits.size() * 8);
-  w.add_from_f32(p + ".alpha", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.alpha.data());
-  w.add_from_f32(p + ".mu", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.mu.data());
   const size_t sd = dtype_size(opt.scale_dtype);
-  bytes += plane_bytes(bp, sd);
+  if (st.has(p + ".rc_code")) {
+    bytes += pack_rc_weights(w, st, p, out, in, opt);
+    ++used_rc;
+  } else {
+    BWLA_CHECK(method != "arb-rc",
+               "pack: {}: an arb-rc linear without its stored factors (quantized by a bwla "
+               "older than format 4 of the packed form); re-quantize it with this bwla",
+               p);
+    auto wt = read_f32(st, p + ".weight", {out, in});
+    BitPlanes bp = choose_planes(wt, out, in, block, p, method, opt);
+    planes_used = std::max(planes_used, bp.planes);
+    used_blocks |= bp.blocks > 1;
+    const int64_t row_bytes = (int64_t)bp.words * 8;
+    w.add(p + ".qweight", DType::U8, {bp.planes, out, row_bytes}, bp.bits.data(),
+          bp.bits.size() * 8);
+    w.add_from_f32(p + ".alpha", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.alpha.data());
+    w.add_from_f32(p + ".mu", opt.scale_dtype, {bp.planes, out, bp.blocks}, bp.mu.data());
+    bytes += plane_bytes(bp, sd);
+  }
   copy_view(w, st.get(p + ".act_clip"), bytes);
   for (const char* s : {".okt_r1", ".okt_r2", ".hadamard_seed", ".bias"})
     if (st.has(p + s)) copy_view(w, st.get(p + s), bytes);
@@ -230,10 +305,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   const std::string wq_method = qc.contains("weight_quantizer") && qc["weight_quantizer"].is_object()
                                     ? qc["weight_quantizer"].value("method", "")
                                     : "";
-  BWLA_CHECK(method != "arb-rc" && wq_method != "arb-rc",
-             "pack: '{}': method arb-rc (row·column scales ŵ = a_i·b_ij·c_j + μ_i) has no "
-             "packed encoding in format version {}",
-             cfile, kPackedFormatVersion);
+  const std::string& weight_method = method == "bwla" && !wq_method.empty() ? wq_method : method;
 
   TensorStore st(qdir);
   SafeTensorsWriter w(64);
@@ -276,8 +348,8 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
         fq_bits += 32.0 * out * in;
         continue;
       }
-      rep.decoder_linear_bytes +=
-          pack_linear(w, st, p, out, in, method, block, opt, rep.max_planes_used, used_blocks, fq_bits);
+      rep.decoder_linear_bytes += pack_linear(w, st, p, out, in, weight_method, block, opt,
+                                              rep.max_planes_used, used_blocks, rep.rc_linears, fq_bits);
     }
   rep.bits_per_weight = 8.0 * (double)rep.decoder_linear_bytes / (double)rep.decoder_linear_weights;
   rep.fake_quant_bits_per_weight = fq_bits / (double)rep.decoder_linear_weights;
@@ -289,6 +361,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   // The lowest version that describes the file: 3 only with a 4-bit table or
   // int8 PSP factors, so version-2 readers keep reading everything else.
   int version = opt.psp_dtype == PspStorage::I8 ? 3 : 2;
+  if (rep.rc_linears > 0) version = 4;  // ARB-RC linears
   for (const TableDtype t : {written_embed, written_head})
     version = std::max(version, table_dtype_traits(t).format_version);
   BWLA_ASSERT(version <= kPackedFormatVersion, "format version {}", version);
@@ -297,7 +370,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   qc["format"] = "packed";
   qc["weight_layout"] = "bitplanes-u64le-lsb-first";
   qc["scale_dtype"] = dtype_name(opt.scale_dtype);
-  qc["max_planes"] = rep.max_planes_used;
+  if (rep.max_planes_used > 0) qc["max_planes"] = rep.max_planes_used;
   if (used_blocks) qc["scale_block_cols"] = block;
   qc["bits_per_weight"] = rep.bits_per_weight;
   qc["fake_quant_bits_per_weight"] = rep.fake_quant_bits_per_weight;

@@ -1,5 +1,6 @@
 #include "model/quant_model.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -73,7 +74,63 @@ void add_layer_tensors(SafeTensorsWriter& w, const Model& m, int l) {
       add_matrix(w, p + ".psp_a", q.lr_a);
       add_matrix(w, p + ".psp_b", q.lr_b);
     }
+    if (q.rc) add_rc_tensors(w, p, *q.rc);
   }
+}
+
+void add_rc_tensors(SafeTensorsWriter& w, const std::string& p, const RcFactors& f) {
+  const int64_t R = f.rows, C = f.cols, B = f.blocks;
+  w.add(p + ".rc_code", DType::U8, {R, C}, f.code.data(), f.code.size());
+  w.add_f32(p + ".rc_a", {RcFactors::kPlanes, R, B}, f.a.data());
+  w.add_f32(p + ".rc_mu", {RcFactors::kGroups, R, B}, f.mu.data());
+  w.add_f32(p + ".rc_c", {RcFactors::kPlanes, C}, f.c.data());
+  const int64_t bc = f.block_cols;
+  w.add(p + ".rc_block_cols", DType::I64, {1}, &bc, 8);
+}
+
+namespace {
+const char* const kRcTensors[] = {".rc_code", ".rc_a", ".rc_mu", ".rc_c", ".rc_block_cols"};
+}
+
+std::shared_ptr<const RcFactors> read_rc_tensors(const TensorStore& st, const std::string& p,
+                                                 int out, int in) {
+  int present = 0;
+  for (const char* s : kRcTensors) present += st.has(p + s);
+  if (present == 0) return nullptr;
+  for (const char* s : kRcTensors)
+    BWLA_CHECK(st.has(p + s), "'{}': {} has ARB-RC factors but '{}' is missing", st.dir(), p,
+               p + s);
+  const TensorView& tb = st.get(p + ".rc_block_cols");
+  BWLA_CHECK(tb.dtype == DType::I64 && tb.numel() == 1, "'{}': {}.rc_block_cols must be I64 [1]",
+             tb.file, p);
+  int64_t bc;
+  std::memcpy(&bc, tb.data, 8);
+  BWLA_CHECK(bc >= 1 && bc <= (1 << 24), "'{}': {}.rc_block_cols = {} is out of range", tb.file, p,
+             bc);
+  auto f = std::make_shared<RcFactors>(out, in, (int)bc);
+  const TensorView& tc = st.get(p + ".rc_code");
+  BWLA_CHECK(tc.dtype == DType::U8 && tc.shape == std::vector<int64_t>({out, in}),
+             "'{}': tensor '{}' is {} {}; expected U8 [{}, {}]", tc.file, tc.name,
+             dtype_name(tc.dtype), tc.shape_str(), out, in);
+  std::memcpy(f->code.data(), tc.data, f->code.size());
+  for (size_t k = 0; k < f->code.size(); ++k) {
+    const uint8_t q = f->code[k];
+    BWLA_CHECK((q & RcFactors::kGroupMask) < RcFactors::kGroups && (q & ~15) == 0 &&
+                   ((q & RcFactors::kGroupMask) == 0 || !(q & RcFactors::kSign2)),
+               "'{}': tensor '{}' holds the invalid code {} at row {} column {}", tc.file, tc.name,
+               (int)q, k / in, k % in);
+  }
+  auto take = [&](const char* s, std::vector<int64_t> shape, std::vector<float>& dst) {
+    const std::vector<float> v = read_f32(st, p + s, shape);
+    for (size_t k = 0; k < v.size(); ++k)
+      BWLA_CHECK(std::isfinite(v[k]), "'{}': tensor '{}' holds a non-finite value at index {}",
+                 st.dir(), p + s, k);
+    dst = v;
+  };
+  take(".rc_a", {RcFactors::kPlanes, out, f->blocks}, f->a);
+  take(".rc_mu", {RcFactors::kGroups, out, f->blocks}, f->mu);
+  take(".rc_c", {RcFactors::kPlanes, in}, f->c);
+  return f;
 }
 
 LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits) {
@@ -116,6 +173,7 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
       std::memcpy(&s, t.data, 8);
       q.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(c.linear_in(id), (uint64_t)s));
     }
+    q.rc = read_rc_tensors(st, p, (int)c.linear_out(id), (int)c.linear_in(id));
     if (st.has(p + ".psp_a")) {
       q.lr_a = read_matrix(st, p + ".psp_a");
       q.lr_b = read_matrix(st, p + ".psp_b");

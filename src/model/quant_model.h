@@ -9,9 +9,16 @@
 //   P.hadamard_seed I64 [1]     seed of a randomized Hadamard transform
 //   P.psp_a/_b   F32 [out,r] / [r,in]    low-rank branch on the raw input
 //   P.storage_bits F64 [1]      honest storage count of this linear
+//   P.rc_code U8 [out,in], P.rc_a F32 [4,out,blocks], P.rc_mu F32 [3,out,blocks],
+//   P.rc_c F32 [4,in], P.rc_block_cols I64 [1]
+//                               arb-rc only: the factors of P.weight
+//                               (quant/rc_factors.h), all or none
 // quantization_config.format_version is checked at load.
 #pragma once
+#include <memory>
+
 #include "model/model.h"
+#include "quant/rc_factors.h"
 
 namespace bwla {
 
@@ -36,6 +43,13 @@ void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string
 void add_layer_tensors(class SafeTensorsWriter& w, const Model& m, int layer);
 // Rebuilds layer l from a store holding add_layer_tensors' output.
 LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, int l, int abits);
+
+// The ARB-RC factor tensors of linear `p` ([out, in]): written by
+// add_layer_tensors; read back validated (shapes, codes, finite values; a
+// partial set is an error), null when the linear has none.
+void add_rc_tensors(class SafeTensorsWriter& w, const std::string& p, const RcFactors& f);
+std::shared_ptr<const RcFactors> read_rc_tensors(const TensorStore& st, const std::string& p,
+                                                 int out, int in);
 
 // Throws unless the tensors that quantization_config promises for the
 // quantized linear with prefix `p` are stored: its transform's factors

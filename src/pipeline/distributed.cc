@@ -165,6 +165,10 @@ class Writer {
     put<uint64_t>(v.size());
     buf_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
   }
+  void put(const std::vector<uint8_t>& v) {
+    put<uint64_t>(v.size());
+    buf_.append(reinterpret_cast<const char*>(v.data()), v.size());
+  }
   void put(const MatrixRM& m) {
     put<int64_t>(m.rows());
     put<int64_t>(m.cols());
@@ -188,6 +192,11 @@ class Reader {
   std::vector<float> floats() {
     std::vector<float> v(get<uint64_t>());
     bytes(v.data(), v.size() * sizeof(float));
+    return v;
+  }
+  std::vector<uint8_t> bytes_vec() {
+    std::vector<uint8_t> v(get<uint64_t>());
+    bytes(v.data(), v.size());
     return v;
   }
   MatrixRM matrix() {
@@ -232,6 +241,16 @@ void put_linear(Writer& w, const FakeQuantLinear& l) {
   } else {
     BWLA_ASSERT(false, "cannot send transform kind {}", q.transform->kind());
   }
+  w.put<int32_t>(q.rc ? 1 : 0);
+  if (q.rc) {
+    w.put<int32_t>(q.rc->rows);
+    w.put<int32_t>(q.rc->cols);
+    w.put<int32_t>(q.rc->block_cols);
+    w.put(q.rc->code);
+    w.put(q.rc->a);
+    w.put(q.rc->mu);
+    w.put(q.rc->c);
+  }
 }
 
 std::unique_ptr<FakeQuantLinear> get_linear(Reader& r) {
@@ -254,6 +273,19 @@ std::unique_ptr<FakeQuantLinear> get_linear(Reader& r) {
     q.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(dim, seed));
   } else {
     BWLA_ASSERT(kind == kNoTransform, "transform tag {}", kind);
+  }
+  if (r.get<int32_t>()) {
+    const int rows = r.get<int32_t>(), cols = r.get<int32_t>(), bc = r.get<int32_t>();
+    auto f = std::make_shared<RcFactors>(rows, cols, bc);
+    f->code = r.bytes_vec();
+    f->a = r.floats();
+    f->mu = r.floats();
+    f->c = r.floats();
+    BWLA_ASSERT(f->code.size() == (size_t)rows * cols && f->a.size() == (size_t)RcFactors::kPlanes * rows * f->blocks &&
+                    f->mu.size() == (size_t)RcFactors::kGroups * rows * f->blocks &&
+                    f->c.size() == (size_t)RcFactors::kPlanes * cols,
+                "ARB-RC factors of {}x{} received with {} codes", rows, cols, f->code.size());
+    q.rc = std::move(f);
   }
   return std::make_unique<FakeQuantLinear>(std::move(q));
 }

@@ -124,16 +124,19 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     // output-metric refinement is not meant to lower.
     WeightQuantOptions wq_loop = wq;
     wq_loop.sign_refine = 0;
+    std::shared_ptr<const RcFactors> last_rc, best_rc;
     Binarizer bin = [&](const MatrixRM& m) {
       WeightQuantResult r = quantize_weight(m, sp, st.n_tokens, wq_loop, &hcache);
       last_bits = r.storage_bits;
+      last_rc = std::move(r.rc);
       return r.w_hat;
     };
     const Binarizer warm = xnor_row_binarizer();
     const int full_iters = o.effective_psp_full_iters();
     if (full_iters > 0) po.warm_iters = std::max(0, po.iters - full_iters);
-    PspResult pr = run_psp(w, parts.transform.get(), bin, po, &warm);
+    PspResult pr = run_psp(w, parts.transform.get(), bin, po, &warm, [&] { best_rc = last_rc; });
     parts.w_hat = std::move(pr.w_hat_rot);
+    parts.rc = std::move(best_rc);
     parts.lr_a = std::move(pr.a);
     parts.lr_b = std::move(pr.b);
     if (wq.sign_refine > 0) {
@@ -157,6 +160,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
     if (parts.transform) parts.transform->apply_to_weight(wr);
     WeightQuantResult r = quantize_weight(wr, sp, st.n_tokens, wq);
     parts.w_hat = std::move(r.w_hat);
+    parts.rc = std::move(r.rc);
     wbits_total = r.storage_bits;
     rep.extra["paper_bits_per_weight"] = r.paper_bits / (double)w.size();
   }

@@ -112,6 +112,10 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
 
   // 4. fit
   MatrixRM wh(R, C);
+  const int rc_block = rc_ ? c0 / rc_->block_cols : 0;  // this block's index in rc_
+  if (rc_ && cfg_.refine != BinRefine::ArbRC)
+    for (int k = 0; k < RcFactors::kPlanes; ++k)
+      for (int j = 0; j < C; ++j) rc_->C(k, c0 + j) = 1.0f;
   double scale_count = 0;
   if (cfg_.refine == BinRefine::ArbRC) {
     const int it = cfg_.arb_iters;
@@ -123,17 +127,19 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
           if (gid(i, j) == g) colp[j] = 1, any = true;
       if (!any) continue;
       const double ncol = std::count(colp.begin(), colp.end(), 1);
-      arb_rc_fit(w, gid, g, it, true, wh, nullptr);
+      ArbRcFit f1, f2;
+      arb_rc_fit(w, gid, g, it, true, wh, nullptr, rc_ ? &f1 : nullptr);
       scale_count += 2.0 * R + ncol;
       if (g == 0) {  // second plane on the residual of the salient entries
         MatrixRM res = w - wh;
         MatrixRM wh2(R, C);
-        arb_rc_fit(res, gid, 0, it, true, wh2, nullptr);
+        arb_rc_fit(res, gid, 0, it, true, wh2, nullptr, rc_ ? &f2 : nullptr);
         for (long i = 0; i < R; ++i)
           for (int j = 0; j < C; ++j)
             if (gid(i, j) == 0) wh(i, j) += wh2(i, j);
         scale_count += (double)R + ncol;  // row + column scales; mean folded
       }
+      if (rc_) record_rc(c0, g, gid, f1, g == 0 ? &f2 : nullptr);
     }
   } else {
     // Effective output metric of the block for ArbX.
@@ -184,7 +190,7 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
             if (!n) continue;
             v.resize(n), vh.resize(n);
             for (int t = 0; t < n; ++t) v[t] = w(i, idx[t]);
-            BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters);
+            BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters), f2;
             binary_apply(v.data(), n, f1, vh.data());
             int mask_k = -1;
             if (refit) {
@@ -202,7 +208,7 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
             if (g == 0) {  // second plane on the residual of the salient entries
               r.resize(n), vh2.resize(n);
               for (int t = 0; t < n; ++t) r[t] = v[t] - vh[t];
-              BinaryFit f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
+              f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
               binary_apply(r.data(), n, f2, vh2.data());
               for (int t = 0; t < n; ++t) vh[t] += vh2[t];
               if (refit) {
@@ -217,6 +223,19 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
               scale_count += 2;
             }
             for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
+            if (rc_) {  // the group's factors, column scales 1 (rows: one thread each)
+              RcFactors& f = *rc_;
+              const int b = rc_block, k = g == 0 ? 0 : g + 1;
+              f.A(k, i, b) = f1.alpha;
+              f.M(g, i, b) = f1.mu + (g == 0 ? f2.mu : 0.0f);
+              if (g == 0) f.A(1, i, b) = f2.alpha;
+              for (int t = 0; t < n; ++t) {
+                uint8_t q = (uint8_t)g;
+                if (v[t] >= f1.mu) q |= RcFactors::kSign;
+                if (g == 0 && r[t] >= f2.mu) q |= RcFactors::kSign2;
+                f.code[(size_t)i * f.cols + c0 + idx[t]] = q;
+              }
+            }
           }
           if (refit) {
             double* wc = col(nbasis_max);
@@ -274,6 +293,21 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
             wh(i, j) = (float)acc;
           }
           ++kept;
+          if (rc_) {  // the refitted coefficients, in the basis order above
+            RcFactors& f = *rc_;
+            const int b = rc_block;
+            int p = 0;
+            for (int g = 0; g < 3; ++g) {
+              bool any = false;
+              for (int j = 0; j < C && !any; ++j) any = gid(i, j) == g;
+              if (!any) continue;
+              f.A(g == 0 ? 0 : g + 1, i, b) = (float)coef[p];
+              f.M(g, i, b) = (float)coef[p + 1];
+              p += 2;
+              if (g == 0) f.A(1, i, b) = (float)coef[p++];
+            }
+            BWLA_ASSERT(p == K, "row {}: {} refit coefficients for {} basis vectors", i, p, K);
+          }
         }
       }
     }
@@ -291,18 +325,49 @@ void BlockBinarizer::begin_block(int c0, const MatrixCM& wblk,
   st_.paper_bits += (double)R * C + (double)R * k + ((cfg_.groups && C > 1) ? C : 0);
 }
 
+void BlockBinarizer::record_rc(int c0, int g, const GroupIds& gid, const ArbRcFit& f1,
+                               const ArbRcFit* f2) {
+  RcFactors& rc = *rc_;
+  BWLA_ASSERT(c0 % rc.block_cols == 0 && gid.rows() == rc.rows && c0 + gid.cols() <= rc.cols &&
+                  gid.cols() <= rc.block_cols,
+              "ARB-RC factors: block at column {} of width {} in a {}x{} matrix of {}-column blocks",
+              c0, gid.cols(), rc.rows, rc.cols, rc.block_cols);
+  const int b = c0 / rc.block_cols, k = g == 0 ? 0 : g + 1;
+  for (long i = 0; i < gid.rows(); ++i) {
+    rc.A(k, i, b) = (float)f1.a[i];
+    rc.M(g, i, b) = (float)(f1.mu[i] + (f2 ? f2->mu[i] : 0.0));  // the second plane's offset folds in
+    if (f2) rc.A(1, i, b) = (float)f2->a[i];
+  }
+  for (long j = 0; j < gid.cols(); ++j) {
+    rc.C(k, c0 + j) = (float)f1.c[j];
+    if (f2) rc.C(1, c0 + j) = (float)f2->c[j];
+  }
+  for (long i = 0; i < gid.rows(); ++i)
+    for (long j = 0; j < gid.cols(); ++j) {
+      if (gid(i, j) != g) continue;
+      uint8_t q = (uint8_t)g;
+      if (f1.b(i, j) > 0) q |= RcFactors::kSign;
+      if (f2 && f2->b(i, j) > 0) q |= RcFactors::kSign2;
+      rc.code[(size_t)i * rc.cols + c0 + j] = q;
+    }
+}
+
 void BlockBinarizer::quantize_column(int, int jj, const MatrixCM& wblk, float* q) {
   Eigen::Map<Eigen::VectorXf>(q, wblk.rows()) = q_.col(jj);
 }
 
 MatrixRM binarize_quantize(const MatrixRM& w, const PreparedHessian& hp,
-                           const BlockBinarizerConfig& cfg, int block_size, BinarizeStats* st) {
+                           const BlockBinarizerConfig& cfg, int block_size, BinarizeStats* st,
+                           std::shared_ptr<RcFactors>* rc) {
   MatrixRM wq = w;
   for (long j = 0; j < wq.cols(); ++j)
     if (hp.dead[j]) wq.col(j).setZero();
   BlockBinarizer bz(cfg);
+  if (rc && (cfg.refine == BinRefine::ArbRC || cfg.groups))
+    bz.record_rc_factors((int)w.rows(), (int)w.cols(), block_size);
   gptq_sweep(wq, hp.u, block_size, bz);
   if (st) *st = bz.stats();
+  if (rc) *rc = bz.rc_factors();
   return wq;
 }
 

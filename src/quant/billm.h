@@ -31,9 +31,12 @@
 // column scale per column present (second plane: R + k).
 // paper_bits follows the papers' convention: signs + second plane + column mask.
 #pragma once
+#include <memory>
 #include <string>
 
+#include "quant/binarize.h"
 #include "quant/gptq.h"
+#include "quant/rc_factors.h"
 
 namespace bwla {
 
@@ -58,15 +61,26 @@ class BlockBinarizer : public ColumnQuantizer {
   void begin_block(int c0, const MatrixCM& wblk, const Eigen::Ref<const MatrixRM>& ublk) override;
   void quantize_column(int j, int jj, const MatrixCM& wblk, float* q) override;
   const BinarizeStats& stats() const { return st_; }
+  // Keep every block's factors (quant/rc_factors.h; column scales 1 except
+  // for ArbRC) for a rows × cols matrix swept in block_cols-column blocks.
+  void record_rc_factors(int rows, int cols, int block_cols) {
+    rc_ = std::make_shared<RcFactors>(rows, cols, block_cols);
+  }
+  std::shared_ptr<RcFactors> rc_factors() const { return rc_; }
 
  private:
+  void record_rc(int c0, int g, const GroupIds& gid, const ArbRcFit& f1, const ArbRcFit* f2);
   BlockBinarizerConfig cfg_;
   MatrixCM q_;
   BinarizeStats st_;
+  std::shared_ptr<RcFactors> rc_;
 };
 
 // W -> Ŵ with the block binarizer inside the GPTQ sweep (dead columns zeroed).
+// rc (optional): with ArbRC or column groups, receives the factors of Ŵ
+// (the column-group form `bwla pack` stores); otherwise null.
 MatrixRM binarize_quantize(const MatrixRM& w, const PreparedHessian& hp,
-                           const BlockBinarizerConfig& cfg, int block_size, BinarizeStats* st);
+                           const BlockBinarizerConfig& cfg, int block_size, BinarizeStats* st,
+                           std::shared_ptr<RcFactors>* rc = nullptr);
 
 }  // namespace bwla

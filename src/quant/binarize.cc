@@ -65,7 +65,7 @@ BinaryFit arb_fit(const float* v, int n, int iters, std::vector<double>* trace) 
 }
 
 double arb_rc_fit(const MatrixRM& w, const GroupIds& gid, int g, int iters, bool with_mu,
-                  MatrixRM& w_hat, std::vector<double>* trace) {
+                  MatrixRM& w_hat, std::vector<double>* trace, ArbRcFit* fit) {
   const long R = w.rows(), C = w.cols();
   std::vector<double> a(R, 0.0), mu(R, 0.0), c(C, 1.0);
   std::vector<long> cnt(R, 0);
@@ -148,6 +148,12 @@ double arb_rc_fit(const MatrixRM& w, const GroupIds& gid, int g, int iters, bool
         const double d = w(i, j) - v;
         e += d * d;
       }
+  if (fit) {
+    fit->a = std::move(a);
+    fit->mu = std::move(mu);
+    fit->c = std::move(c);
+    fit->b = std::move(b);
+  }
   return e;
 }
 

@@ -35,8 +35,14 @@ void binary_apply(const float* v, int n, BinaryFit f, float* out);
 // squared error over the masked entries. trace as in arb_fit.
 // with_mu = false fixes μ = 0 (used for the residual plane, whose offset is
 // carried by the first plane).
+// fit (optional) receives the final factors: a, μ per row, c per column (1 for
+// columns without entries of the group), and the sign of every entry of the group.
 using GroupIds = Eigen::Matrix<int8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+struct ArbRcFit {
+  std::vector<double> a, mu, c;
+  Eigen::Matrix<int8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> b;  // ±1
+};
 double arb_rc_fit(const MatrixRM& w, const GroupIds& gid, int g, int iters, bool with_mu,
-                  MatrixRM& w_hat, std::vector<double>* trace = nullptr);
+                  MatrixRM& w_hat, std::vector<double>* trace = nullptr, ArbRcFit* fit = nullptr);
 
 }  // namespace bwla

@@ -60,7 +60,8 @@ Binarizer xnor_row_binarizer() {
 }
 
 PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer& binarize,
-                  const PspOptions& opt, const Binarizer* warm) {
+                  const PspOptions& opt, const Binarizer* warm,
+                  const std::function<void()>& on_best) {
   const long out = w.rows(), in = w.cols();
   BWLA_CHECK(out > 0 && in > 0, "run_psp: empty weight {}x{}", out, in);
   BWLA_CHECK(w.allFinite(), "run_psp: weight {}x{} has non-finite values", out, in);
@@ -98,6 +99,7 @@ PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer&
       res.w_hat_rot = what;
       res.error = e;
       res.best_iter = it;
+      if (on_best) on_best();
     }
   };
 

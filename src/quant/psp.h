@@ -61,8 +61,12 @@ struct PspResult {
 // w: [out, in]; rot: optional transform with dim() == in. Throws bwla::Error on
 // empty/non-finite w, rank outside [0, min(out, in)], iters < 1, a transform of
 // the wrong width, or a binarizer returning the wrong shape/non-finite values.
+// on_best (optional) is called whenever the kept pair changes, right after the
+// binarizer call that produced its Ŵ_rot (so a binarizer that records side data
+// of its last call, e.g. ARB-RC factors, can keep those of the returned Ŵ_rot).
 PspResult run_psp(const MatrixRM& w, const InputTransform* rot, const Binarizer& binarize,
-                  const PspOptions& opt, const Binarizer* warm = nullptr);
+                  const PspOptions& opt, const Binarizer* warm = nullptr,
+                  const std::function<void()>& on_best = {});
 
 // Bits of the high-precision branch: A and B at 16 bits per value.
 double psp_storage_bits(int out, int in, int rank);

@@ -193,7 +193,9 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
       cfg.arb_iters = opt.arb_iters;
       cfg.salient_max = opt.salient_max;
       BinarizeStats st;
-      r.w_hat = binarize_quantize(w, hp, cfg, opt.block_size, &st);
+      std::shared_ptr<RcFactors> rc;
+      r.w_hat = binarize_quantize(w, hp, cfg, opt.block_size, &st, &rc);
+      r.rc = std::move(rc);
       r.storage_bits = st.storage_bits;
       r.paper_bits = st.paper_bits;
       r.summary = fmt::format(" salient cols/block {:.1f}", st.blocks ? (double)st.salient_cols / st.blocks : 0.0);

@@ -33,11 +33,13 @@
 //   with published bit widths (BiLLM/ARB-LLM ≈ 1.07–1.1).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "quant/hessian.h"
 #include "quant/matrix.h"
+#include "quant/rc_factors.h"
 #include "quant/sign_refine.h"
 
 namespace bwla {
@@ -63,6 +65,7 @@ struct WeightQuantResult {
   double storage_bits = 0;  // everything: signs, codes, scales, means, bitmaps
   double paper_bits = 0;    // papers' convention (see above)
   std::string summary;
+  std::shared_ptr<const RcFactors> rc;  // arb-rc: the factors of w_hat (else null)
   double bits_per_weight() const {
     return w_hat.size() ? storage_bits / (double)w_hat.size() : 0.0;
   }
