@@ -358,3 +358,52 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
     }
   }
 }
+
+// Format 4, the column-group form (docs/FORMAT.md "Column-group linears"):
+// the bytes decoded by hand from the documented layout against the fake-quant
+// codes they were packed from, then frozen by hash.
+TEST(PackedFormat, GoldenColumnGroupForm) {
+  test::TempDir td;
+  test::write_tiny_fake_quant(td.file("fq"), 6, true, /*rc=*/true);
+  const PackReport r = pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
+  EXPECT_EQ(r.rc_linears, 1);
+  const std::string p = "model.layers.1.self_attn.o_proj";
+  TensorStore fq(td.file("fq")), st(td.file("packed"));
+  EXPECT_EQ(load_json_file(td.file("packed/config.json"))["quantization_config"]["format_version"], 4);
+  EXPECT_FALSE(st.has(p + ".qweight"));
+  const int out = 80, in = 80;
+  const auto& code = fq.get(p + ".rc_code");
+  const auto& sign = st.get(p + ".rc_sign");
+  const auto& sparse = st.get(p + ".rc_sparse");
+  const auto& sal = st.get(p + ".rc_salient");
+  const auto& sign2 = st.get(p + ".rc_sign2");
+  EXPECT_EQ(sign.shape, (std::vector<int64_t>{out, 16}));
+  EXPECT_EQ(sparse.shape, (std::vector<int64_t>{out, 16}));
+  EXPECT_EQ(sal.shape, (std::vector<int64_t>{16}));
+  EXPECT_EQ(sign2.shape, (std::vector<int64_t>{out, 8}));  // 2 salient columns: one word
+  EXPECT_EQ(st.get(p + ".rc_a").shape, (std::vector<int64_t>{4, out, 2}));
+  EXPECT_EQ(st.get(p + ".rc_mu").shape, (std::vector<int64_t>{3, out, 2}));
+  EXPECT_EQ(st.get(p + ".rc_c").shape, (std::vector<int64_t>{4, in}));
+  EXPECT_EQ(dtype_name(st.get(p + ".rc_a").dtype), std::string("F16"));
+  // Bit j of a row: byte j / 8, bit j % 8 (64-bit little-endian words, LSB first).
+  auto bit = [](const TensorView& t, size_t row_bytes, int i, int j) {
+    return (t.data[(size_t)i * row_bytes + j / 8] >> (j % 8)) & 1;
+  };
+  for (int j = 0; j < in; ++j) EXPECT_EQ(bit(sal, 16, 0, j), j == 3 || j == 70) << j;
+  for (int i = 0; i < out; ++i) {
+    int t = 0;
+    for (int j = 0; j < in; ++j) {
+      const uint8_t q = code.data[(size_t)i * in + j];
+      ASSERT_EQ(bit(sign, 16, i, j), (q & 4) != 0) << i << "," << j;
+      ASSERT_EQ(bit(sparse, 16, i, j), (q & 3) == 2) << i << "," << j;
+      if ((q & 3) == 0) ASSERT_EQ(bit(sign2, 8, i, t++), (q & 8) != 0) << i << "," << j;
+    }
+    for (int j = in; j < 128; ++j) ASSERT_EQ(bit(sign, 16, i, j), 0);
+  }
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char* s : {".rc_sign", ".rc_sparse", ".rc_salient", ".rc_sign2", ".rc_a", ".rc_mu", ".rc_c"}) {
+    const auto& t = st.get(p + s);
+    h = test::fnv1a(t.data, t.nbytes, h);
+  }
+  EXPECT_EQ(h, 119671173457527303ull);
+}
