@@ -1,4 +1,5 @@
-// Binary GEMV / GEMM throughput on TinyLlama-1.1B shapes vs an fp32 baseline.
+// Binary GEMV / GEMM throughput on TinyLlama-1.1B shapes vs an fp32 baseline,
+// and the column-group form (kernels/rc_gemm.h) of the `--groups` layouts.
 // Plain main(): kernels_bench [--quick] [--1t] [--reps N]
 //   hot:  one matrix, called repeatedly (packed weights stay in L2).
 //   cold: rotates over enough copies that > 96 MiB is streamed per sweep (DRAM).
@@ -22,6 +23,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "kernels/binary_gemm.h"
+#include "kernels/rc_gemm.h"
 
 using namespace bwla;
 
@@ -106,7 +108,34 @@ struct Variant {
   std::string name;
   bool fp32;
   std::function<void(int copy)> run;
+  double bits = 1;  // weight bits per weight streamed (fp32: 32)
 };
+
+// A column-group matrix (kernels/rc_gemm.h) of the BWLA `--groups` shape: 8
+// salient columns and ~30 % sparse entries per 128-column block.
+RcMatrix random_group_matrix(Rng& rng, int rows, int cols) {
+  RcMatrix m;
+  m.rows = rows, m.cols = cols, m.words = (cols + 63) / 64, m.block_cols = 128;
+  m.blocks = (cols + 127) / 128;
+  m.sign.resize((size_t)rows * m.words);
+  m.sparse.resize((size_t)rows * m.words);
+  m.salient.resize(m.words);
+  for (int b = 0; b < m.blocks; ++b)
+    for (int t = 0; t < 8; ++t) {
+      const int j = std::min(cols - 1, b * 128 + (int)(rng.uniform() * 128));
+      m.salient[j >> 6] |= 1ull << (j & 63);
+    }
+  for (size_t k = 0; k < m.sign.size(); ++k) {
+    m.sign[k] = rng.next_u64();
+    m.sparse[k] = rng.next_u64() & rng.next_u64() & ~m.salient[k % m.words];  // ~25 %
+  }
+  m.c.assign((size_t)kRcPlanes * cols, 1.0f);
+  m.index_salient();
+  m.sign2.resize((size_t)rows * std::max(1, m.words2));
+  m.a.assign((size_t)kRcPlanes * rows * m.blocks, 0.05f);
+  m.mu.assign((size_t)kRcGroups * rows * m.blocks, 0.001f);
+  return m;
+}
 
 }  // namespace
 
@@ -159,6 +188,19 @@ int main(int argc, char** argv) {
         kv.push_back({BinaryKernel::Avx512BitSerial, &a8, 8});
         kv.push_back({BinaryKernel::Avx512BitSerial, &a4, 4});
       }
+      // The column-group form at 6-bit activations, as its packed linear runs
+      // it: dequantize, prepare c_k ⊙ x̂, masked fp32 sums.
+      const int ncopies_g = cold ? std::max(1, (int)(96.0 * (1 << 20) / (wts / 4))) : 1;
+      std::vector<RcMatrix> G;
+      G.push_back(random_group_matrix(rng, s.rows, s.cols));
+      for (int c = 1; c < ncopies_g; ++c) G.push_back(G[0]);
+      std::vector<float> xdq((size_t)tokens * s.cols);
+      RcActs ga;
+      vars.push_back({"colgroup/a6", false, [&](int c) {
+                        dequantize_acts(a6, xdq.data());
+                        rc_prepare(G[c % ncopies_g], xdq.data(), tokens, ga);
+                        rc_gemm(G[c % ncopies_g], ga, y.data());
+                      }, 2.0});
       for (const KV& e : kv) {
         if (!binary_kernel_available(e.k)) continue;
         if (quick && e.k == BinaryKernel::Avx2) continue;
@@ -209,7 +251,7 @@ int main(int argc, char** argv) {
                     "wGB/s", "vs fp32");
         for (size_t v = 0; v < vars.size(); ++v) {
           const double t = median(times[v]);
-          const double wbytes = vars[v].fp32 ? wts * 4 : wts / 8;
+          const double wbytes = vars[v].fp32 ? wts * 4 : wts * vars[v].bits / 8;
           std::printf("  %-22s %10.1f %12.2f %12.1f %10.2f %8.2fx\n", vars[v].name.c_str(), t * 1e6,
                       wts / t * 1e-9, wts * tokens / t * 1e-9, wbytes / t * 1e-9, tf / t);
         }

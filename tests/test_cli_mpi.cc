@@ -1,7 +1,7 @@
 // mpirun -np N bwla quantize (docs/SCALING.md): the calibration segments are
 // split across ranks, XᵀX is reduced over a fixed tree, each slot's linears
 // are dealt out and broadcast; the output must be the bytes one process
-// writes, for N = 1 (plain run), 2 and 4, for BWLA and a GPTQ baseline, and
+// writes, for N = 1 (plain run), 2 and 4, for BWLA, a GPTQ baseline and ARB-RC, and
 // when a run stopped under one N resumes under another. Skipped in builds
 // without -DBWLA_MPI=ON. Ranks run one thread each on this machine
 // (--oversubscribe: N may exceed the cores).
@@ -61,7 +61,10 @@ TEST(Mpi, QuantizedBytesDoNotDependOnTheRankCount) {
     std::vector<std::string> args;
     std::vector<int> ranks;
   };
-  const Case cases[] = {{"bwla", {}, {2, 4}}, {"gptq", {"--method", "gptq"}, {2}}};
+  // arb-rc: the column-group factors (P.rc_*) travel with each broadcast linear.
+  const Case cases[] = {{"bwla", {}, {2, 4}},
+                        {"gptq", {"--method", "gptq"}, {2}},
+                        {"arb-rc", {"--method", "arb-rc", "--abits", "6"}, {2}}};
   for (const Case& c : cases) {
     const std::string one = single(c.args, td.file(std::string(c.name) + "_1"));
     ASSERT_FALSE(one.empty()) << c.name;

@@ -329,6 +329,13 @@ TEST(PackedE2E, ArbXWithColumnGroupsPacksInTheColumnGroupForm) {
   po.head_dtype = po.embed_dtype = TableDtype::Keep;
   const PackReport rg = pack_quantized_dir(td.file("fq"), td.file("pg"), po);
   const PackReport rp = pack_quantized_dir(old, td.file("pp"), po);
+  {  // --groups-as-planes: the planes form from a source that has the factors
+    PackOptions pl = po;
+    pl.groups_as_planes = true;
+    const PackReport r2 = pack_quantized_dir(td.file("fq"), td.file("pp2"), pl);
+    EXPECT_EQ(r2.rc_linears, 0);
+    EXPECT_EQ(r2.decoder_linear_bytes, rp.decoder_linear_bytes);
+  }
   EXPECT_EQ(rg.max_planes_used, 0);
   EXPECT_EQ(rg.rc_linears, 35);
   EXPECT_GE(rp.max_planes_used, 2);

@@ -92,12 +92,8 @@ TEST(Pipeline, EightBitGptqMatchesFp32) {
   EXPECT_NEAR(q / fp, 1.0, 0.01) << fp << " vs " << q;
 }
 
-TEST(Pipeline, InterruptedRunResumesToTheSameModel) {
-  BWLA_REQUIRE_SHARED(kModel);
+void check_resumes_to_the_same_model(QuantizeOptions o) {
   test::TempDir td;
-  auto o = small_opts("bwla");
-  o.psp = true;
-  o.abits = 6;
   quantize_model(model_dir(), o, td.file("full"));
   auto staged = o;
   staged.stop_after = 2;
@@ -116,6 +112,18 @@ TEST(Pipeline, InterruptedRunResumesToTheSameModel) {
     ASSERT_EQ(x.nbytes, y.nbytes) << n;
     EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << n;
   }
+}
+
+TEST(Pipeline, InterruptedRunResumesToTheSameModel) {
+  BWLA_REQUIRE_SHARED(kModel);
+  auto o = small_opts("bwla");
+  o.psp = true;
+  o.abits = 6;
+  check_resumes_to_the_same_model(o);
+  // A column-group layout: its factors (P.rc_*) come back from the checkpoint too.
+  auto g = small_opts("arb-rc");
+  g.abits = 6;
+  check_resumes_to_the_same_model(g);
 }
 
 TEST(Pipeline, BadOptionsFailBeforeWritingAnything) {

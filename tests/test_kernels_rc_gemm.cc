@@ -19,7 +19,8 @@ using bwla::test::random_floats;
 
 namespace {
 
-RcMatrix random_rc(Rng& rng, int rows, int cols, int block_cols, int max_sal, double p_sparse) {
+RcMatrix random_rc(Rng& rng, int rows, int cols, int block_cols, int max_sal, double p_sparse,
+                   bool unit_c = false) {
   RcMatrix m;
   m.rows = rows;
   m.cols = cols;
@@ -44,14 +45,16 @@ RcMatrix random_rc(Rng& rng, int rows, int cols, int block_cols, int max_sal, do
       if (i % 5 != 2 && !m.is_salient(j) && rng.uniform() < p_sparse)  // rows 2, 7, …: no sparse entry
         m.sparse[(size_t)i * m.words + (j >> 6)] |= bit;
     }
+  m.c = unit_c ? std::vector<float>((size_t)kRcPlanes * cols, 1.0f)
+               : random_floats(rng, (size_t)kRcPlanes * cols, 0.3f, 2.0f);
   m.index_salient();
+  EXPECT_EQ(m.unit_c, unit_c);
   m.sign2.resize((size_t)rows * std::max(1, m.words2));
   for (int i = 0; i < rows; ++i)
     for (int t = 0; t < m.nsal; ++t)
       if (rng.uniform() < 0.5) m.sign2[(size_t)i * m.words2 + (t >> 6)] |= 1ull << (t & 63);
   m.a = random_floats(rng, (size_t)kRcPlanes * rows * m.blocks, 0.01f, 0.2f);
   m.mu = random_floats(rng, (size_t)kRcGroups * rows * m.blocks, -0.05f, 0.05f);
-  m.c = random_floats(rng, (size_t)kRcPlanes * cols, 0.3f, 2.0f);
   return m;
 }
 
@@ -60,11 +63,12 @@ RcMatrix random_rc(Rng& rng, int rows, int cols, int block_cols, int max_sal, do
 TEST(RcGemm, EveryIsaMatchesTheDefinition) {
   IsaGuard guard;
   Rng rng(41);
-  struct S { int tokens, rows, cols, block, max_sal; double sparse; };
-  for (S s : {S{1, 1, 1, 64, 1, 0.3}, S{3, 37, 200, 64, 8, 0.3}, S{2, 70, 128, 128, 16, 0.0},
-              S{1, 33, 300, 128, 16, 0.5}, S{5, 19, 257, 192, 30, 0.2},
-              S{1, 300, 1024, 128, 16, 0.25}, S{4, 130, 700, 128, 16, 0.25}}) {
-    RcMatrix m = random_rc(rng, s.rows, s.cols, s.block, s.max_sal, s.sparse);
+  struct S { int tokens, rows, cols, block, max_sal; double sparse; bool unit_c; };
+  for (S s : {S{1, 1, 1, 64, 1, 0.3, false}, S{3, 37, 200, 64, 8, 0.3, false},
+              S{2, 70, 128, 128, 16, 0.0, true}, S{1, 33, 300, 128, 16, 0.5, false},
+              S{5, 19, 257, 192, 30, 0.2, true}, S{1, 300, 1024, 128, 16, 0.25, false},
+              S{1, 300, 1024, 128, 16, 0.25, true}, S{4, 130, 700, 128, 16, 0.25, false}}) {
+    RcMatrix m = random_rc(rng, s.rows, s.cols, s.block, s.max_sal, s.sparse, s.unit_c);
     const auto x = random_floats(rng, (size_t)s.tokens * s.cols, -3.0f, 3.0f);
     std::vector<double> ref((size_t)s.tokens * s.rows), mag(ref.size());
     for (int t = 0; t < s.tokens; ++t)

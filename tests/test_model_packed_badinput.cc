@@ -294,6 +294,16 @@ TEST_F(RcBadInput, PaddingSparseSalientAndNonFinite) {
   }));
   EXPECT_HAS(m, o + ".rc_a");
   EXPECT_HAS(m, "[4, 40, 4]");
+  // The one-value form of the column scales must say 1 (all scales 1).
+  m = load_error(rewrite("c-one", [&](const std::string& n, DType& d, std::vector<int64_t>& shape, auto& b) {
+    if (n == o + ".rc_c") {
+      shape = {1};
+      b = {0x00, 0x40};  // F16 2.0
+    }
+    return true;
+  }));
+  EXPECT_HAS(m, o + ".rc_c");
+  EXPECT_HAS(m, "must hold 1");
   m = load_error(with_config("v3", [](json& c) { c["quantization_config"]["format_version"] = 3; }));
   EXPECT_HAS(m, "format 4");
 }

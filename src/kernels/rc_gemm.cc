@@ -18,6 +18,7 @@
 namespace bwla {
 
 void RcMatrix::index_salient() {
+  unit_c = std::all_of(c.begin(), c.end(), [](float v) { return v == 1.0f; });
   sal_cols.clear();
   sal_start.assign(blocks + 1, 0);
   for (int j = 0; j < cols; ++j)
@@ -94,9 +95,8 @@ inline float rc_scalar_terms(const RcMatrix& m, const RcActs& a, int i, int t, i
   if (k1 > k0) {
     const uint64_t* s2 = m.sign2.data() + (size_t)i * m.words2;
     const float* g = a.g.data() + (size_t)t * m.nsal;
-    float pos = 0;
-    for (int k = k0; k < k1; ++k)
-      if ((s2[k >> 6] >> (k & 63)) & 1) pos += g[k];
+    float pos = 0;  // branchless: the signs are random, a branch mispredicts half the time
+    for (int k = k0; k < k1; ++k) pos += g[k] * (float)((s2[k >> 6] >> (k & 63)) & 1);
     r += m.A(1, i, b) * (2.0f * pos - a.gsum[tb]);
   }
   return r;
@@ -144,12 +144,10 @@ BWLA_T256 void rc_rows_avx2(const RcMatrix& m, const RcActs& a, int r0, int r1, 
             const __m256 flip = _mm256_andnot_ps(lanes(s, h, sel), neg);  // −0 where the sign is −1
             const __m256 ml = lanes(sal, h, sel), mp = lanes(sp, h, sel);
             const __m256 mc = _mm256_andnot_ps(_mm256_or_ps(ml, mp), ones);
-            if (sal) A0 = _mm256_add_ps(A0, _mm256_and_ps(ml, _mm256_xor_ps(_mm256_load_ps(a.x0.data() + off), flip)));
+            A0 = _mm256_add_ps(A0, _mm256_and_ps(ml, _mm256_xor_ps(_mm256_load_ps(a.x0.data() + off), flip)));
             A2 = _mm256_add_ps(A2, _mm256_and_ps(mc, _mm256_xor_ps(_mm256_load_ps(a.x2.data() + off), flip)));
-            if (sp) {
-              A3 = _mm256_add_ps(A3, _mm256_and_ps(mp, _mm256_xor_ps(_mm256_load_ps(a.x3.data() + off), flip)));
-              U = _mm256_add_ps(U, _mm256_and_ps(mp, _mm256_load_ps(a.x.data() + off)));
-            }
+            A3 = _mm256_add_ps(A3, _mm256_and_ps(mp, _mm256_xor_ps(_mm256_load_ps(a.x3.data() + off), flip)));
+            U = _mm256_add_ps(U, _mm256_and_ps(mp, _mm256_load_ps(a.x.data() + off)));
           }
         }
         tot = _mm256_fmadd_ps(_mm256_set1_ps(m.A(0, i, b)), A0, tot);
@@ -163,7 +161,12 @@ BWLA_T256 void rc_rows_avx2(const RcMatrix& m, const RcActs& a, int r0, int r1, 
   }
 }
 
-BWLA_T512 void rc_rows_avx512(const RcMatrix& m, const RcActs& a, int r0, int r1, float* y) {
+// Two accumulator sets (even / odd 16-column chunks) halve the add-latency
+// chains; no branches on the masks (salient and sparse lanes are random).
+// UnitC: every column scale is 1 (the column-group binarizers other than
+// ARB-RC), so one load and one sign flip serve all three groups.
+template <bool UnitC>
+BWLA_T512 void rc_rows_avx512_t(const RcMatrix& m, const RcActs& a, int r0, int r1, float* y) {
   const __m512 zero = _mm512_setzero_ps();
   const int bw = m.block_cols / 64;
   for (int i = r0; i < r1; ++i) {
@@ -171,40 +174,55 @@ BWLA_T512 void rc_rows_avx512(const RcMatrix& m, const RcActs& a, int r0, int r1
     const uint64_t* P = m.sparse.data() + (size_t)i * m.words;
     for (int t = 0; t < a.tokens; ++t) {
       const size_t to = (size_t)t * a.stride;
+      const float *x = a.x.data() + to, *x0 = a.x0.data() + to, *x2 = a.x2.data() + to,
+                  *x3 = a.x3.data() + to;
       __m512 tot = zero;
       float st = 0;
       for (int b = 0; b < m.blocks; ++b) {
-        __m512 A0 = zero, A2 = zero, A3 = zero, U = zero;
+        __m512 A0[2] = {zero, zero}, A2[2] = {zero, zero}, A3[2] = {zero, zero}, U[2] = {zero, zero};
         const int w1 = std::min(m.words, (b + 1) * bw);
         for (int w = b * bw; w < w1; ++w) {
           const uint64_t sal = m.salient[w], s = S[w], sp = P[w], conc = ~(sal | sp);
+#pragma GCC unroll 4
           for (int h = 0; h < 4; ++h) {
-            const size_t off = to + (size_t)w * 64 + 16 * h;
+            const int e = h & 1;
+            const size_t off = (size_t)w * 64 + 16 * h;
             const __mmask16 kneg = (__mmask16)~(s >> (16 * h));
             const __mmask16 kl = (__mmask16)(sal >> (16 * h)), kp = (__mmask16)(sp >> (16 * h)),
                             kc = (__mmask16)(conc >> (16 * h));
-            __m512 v = _mm512_load_ps(a.x2.data() + off);
-            A2 = _mm512_mask_add_ps(A2, kc, A2, _mm512_mask_sub_ps(v, kneg, zero, v));
-            if (kl) {
-              v = _mm512_load_ps(a.x0.data() + off);
-              A0 = _mm512_mask_add_ps(A0, kl, A0, _mm512_mask_sub_ps(v, kneg, zero, v));
-            }
-            if (kp) {
-              v = _mm512_load_ps(a.x3.data() + off);
-              A3 = _mm512_mask_add_ps(A3, kp, A3, _mm512_mask_sub_ps(v, kneg, zero, v));
-              U = _mm512_mask_add_ps(U, kp, U, _mm512_load_ps(a.x.data() + off));
+            const __m512 v = _mm512_load_ps(x + off);
+            U[e] = _mm512_mask_add_ps(U[e], kp, U[e], v);
+            if (UnitC) {
+              const __m512 sv = _mm512_mask_sub_ps(v, kneg, zero, v);
+              A0[e] = _mm512_mask_add_ps(A0[e], kl, A0[e], sv);
+              A2[e] = _mm512_mask_add_ps(A2[e], kc, A2[e], sv);
+              A3[e] = _mm512_mask_add_ps(A3[e], kp, A3[e], sv);
+            } else {
+              const __m512 v0 = _mm512_load_ps(x0 + off), v2 = _mm512_load_ps(x2 + off),
+                           v3 = _mm512_load_ps(x3 + off);
+              A0[e] = _mm512_mask_add_ps(A0[e], kl, A0[e], _mm512_mask_sub_ps(v0, kneg, zero, v0));
+              A2[e] = _mm512_mask_add_ps(A2[e], kc, A2[e], _mm512_mask_sub_ps(v2, kneg, zero, v2));
+              A3[e] = _mm512_mask_add_ps(A3[e], kp, A3[e], _mm512_mask_sub_ps(v3, kneg, zero, v3));
             }
           }
         }
-        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(0, i, b)), A0, tot);
-        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(2, i, b)), A2, tot);
-        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(3, i, b)), A3, tot);
-        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.M(2, i, b) - m.M(1, i, b)), U, tot);
+        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(0, i, b)), _mm512_add_ps(A0[0], A0[1]), tot);
+        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(2, i, b)), _mm512_add_ps(A2[0], A2[1]), tot);
+        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.A(3, i, b)), _mm512_add_ps(A3[0], A3[1]), tot);
+        tot = _mm512_fmadd_ps(_mm512_set1_ps(m.M(2, i, b) - m.M(1, i, b)), _mm512_add_ps(U[0], U[1]),
+                              tot);
         st += rc_scalar_terms(m, a, i, t, b);
       }
       y[(size_t)t * m.rows + i] = _mm512_reduce_add_ps(tot) + st;
     }
   }
+}
+
+BWLA_T512 void rc_rows_avx512(const RcMatrix& m, const RcActs& a, int r0, int r1, float* y) {
+  if (m.unit_c)
+    rc_rows_avx512_t<true>(m, a, r0, r1, y);
+  else
+    rc_rows_avx512_t<false>(m, a, r0, r1, y);
 }
 
 }  // namespace detail

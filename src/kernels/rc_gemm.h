@@ -36,6 +36,7 @@ struct RcMatrix {
   std::vector<float> a;             // [kRcPlanes][rows][blocks]
   std::vector<float> mu;            // [kRcGroups][rows][blocks]
   std::vector<float> c;             // [kRcPlanes][cols]
+  bool unit_c = false;              // every c is 1 (set by index_salient)
 
   float A(int k, int i, int b) const { return a[((size_t)k * rows + i) * blocks + b]; }
   float M(int g, int i, int b) const { return mu[((size_t)g * rows + i) * blocks + b]; }
@@ -43,7 +44,8 @@ struct RcMatrix {
     return (m[(size_t)i * words + (j >> 6)] >> (j & 63)) & 1;
   }
   bool is_salient(int j) const { return (salient[j >> 6] >> (j & 63)) & 1; }
-  // Fills sal_cols / sal_start / nsal / words2 from `salient` (after it is set).
+  // Fills sal_cols / sal_start / nsal / words2 from `salient` and unit_c from
+  // `c` (call after both are set).
   void index_salient();
   // The dequantized weight ŵ_ij (reference; tests and checks).
   float weight(int i, int j) const;

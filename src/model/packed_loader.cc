@@ -121,7 +121,7 @@ std::shared_ptr<const RcMatrix> load_rc_matrix(const TensorStore& st, const std:
       BWLA_CHECK((m->sparse[(size_t)i * m->words + wd] & m->salient[wd]) == 0,
                  "'{}': {}.rc_sparse row {} marks an entry of a salient column (word {}) as sparse",
                  st.dir(), p, i, wd);
-  m->index_salient();
+  m->index_salient();  // nsal for sign2's shape; again below, once c is read
   if (m->nsal > 0) {
     read_bit_rows(need(st, p + ".rc_sign2", DType::U8, DType::U8, {out, (int64_t)m->words2 * 8},
                        fmt::format("{} salient columns", m->nsal)),
@@ -138,7 +138,17 @@ std::shared_ptr<const RcMatrix> load_rc_matrix(const TensorStore& st, const std:
   };
   scales(".rc_a", {kRcPlanes, out, m->blocks}, m->a);
   scales(".rc_mu", {kRcGroups, out, m->blocks}, m->mu);
-  scales(".rc_c", {kRcPlanes, in}, m->c);
+  // [1] holding 1: every column scale is 1; else one per plane and column.
+  if (st.get(p + ".rc_c").shape == std::vector<int64_t>{1}) {
+    std::vector<float> one;
+    scales(".rc_c", {1}, one);
+    BWLA_CHECK(one[0] == 1.0f, "'{}': {}.rc_c of shape [1] must hold 1 (all column scales 1), holds {}",
+               st.dir(), p, one[0]);
+    m->c.assign((size_t)kRcPlanes * in, 1.0f);
+  } else {
+    scales(".rc_c", {kRcPlanes, in}, m->c);
+  }
+  m->index_salient();
   return m;
 }
 

@@ -57,6 +57,11 @@ struct PackOptions {
   TableDtype head_dtype = TableDtype::Q4;
   // Embedding table of an untied model (read one row per token).
   TableDtype embed_dtype = TableDtype::F16;
+  // Column-group layouts whose factors quantize stored: the column-group form
+  // (format 4; about the fake-quant bits, fp32 masked-sum kernel) by default,
+  // or thermometer bit planes (integer kernels, about twice the bits).
+  // ARB-RC (real column scales) has only the column-group form.
+  bool groups_as_planes = false;
 };
 
 struct PackReport {

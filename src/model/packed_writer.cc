@@ -208,8 +208,16 @@ size_t pack_rc_weights(SafeTensorsWriter& w, const TensorStore& st, const std::s
   const size_t sd = dtype_size(opt.scale_dtype);
   w.add_from_f32(p + ".rc_a", opt.scale_dtype, {RcFactors::kPlanes, out, f.blocks}, f.a.data());
   w.add_from_f32(p + ".rc_mu", opt.scale_dtype, {RcFactors::kGroups, out, f.blocks}, f.mu.data());
-  w.add_from_f32(p + ".rc_c", opt.scale_dtype, {RcFactors::kPlanes, in}, f.c.data());
-  bytes += (f.a.size() + f.mu.size() + f.c.size()) * sd;
+  // Column scales in full only where they are not all 1 (ARB-RC); otherwise
+  // one 1 (shape [1]): at 64 rows the full table would cost the other
+  // binarizers a bit per weight.
+  const bool unit_c = std::all_of(f.c.begin(), f.c.end(), [](float v) { return v == 1.0f; });
+  const float one = 1.0f;
+  if (unit_c)
+    w.add_from_f32(p + ".rc_c", opt.scale_dtype, {1}, &one);
+  else
+    w.add_from_f32(p + ".rc_c", opt.scale_dtype, {RcFactors::kPlanes, in}, f.c.data());
+  bytes += (f.a.size() + f.mu.size() + (unit_c ? 1 : f.c.size())) * sd;
   const int64_t bc = f.block_cols;
   w.add(p + ".rc_block_cols", DType::I64, {1}, &bc, 8);
   return bytes + 8;
@@ -221,7 +229,7 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
                    int& planes_used, bool& used_blocks, int& used_rc, double& fq_bits) {
   size_t bytes = 0;
   const size_t sd = dtype_size(opt.scale_dtype);
-  if (st.has(p + ".rc_code")) {
+  if (st.has(p + ".rc_code") && (!opt.groups_as_planes || method == "arb-rc")) {
     bytes += pack_rc_weights(w, st, p, out, in, opt);
     ++used_rc;
   } else {
