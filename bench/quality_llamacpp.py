@@ -147,6 +147,8 @@ BWLA_ROWS = [
     ("bwla BWLA default (one plane), W1A4", ["--method", "bwla", "--abits", "4"]),
     ("bwla BWLA, no PSP (one plane), W1A6", ["--method", "bwla", "--abits", "6", "--no-psp"]),
     ("bwla BWLA --groups, W1A6", ["--method", "bwla", "--abits", "6", "--groups"]),
+    ("bwla ARB-X, column groups, W1A6", ["--method", "arb-x", "--abits", "6"]),
+    ("bwla ARB-RC, column groups, W1A6", ["--method", "arb-rc", "--abits", "6"]),
 ]
 
 
