@@ -33,7 +33,8 @@ from results_table import cpu_name, cpu_steal, write_section  # noqa: E402
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # Tokenizers the random checkpoints get (their vocab sizes match the presets).
 TOKENIZER_DIR = {"smollm2-135m": "tokenizers/smollm-bpe"}
-TOKENIZER_MODEL = {"tinyllama-1.1b": "tokenizers/llama2-sentencepiece/tokenizer.model"}
+TOKENIZER_MODEL = {"tinyllama-1.1b": "tokenizers/llama2-sentencepiece/tokenizer.model",
+                   "llama2-7b": "tokenizers/llama2-sentencepiece/tokenizer.model"}
 LLAMA_TYPES = ["f16", "q4_0", "tq2_0", "tq1_0", "q1_0"]
 # variant: (activation bits, `bwla pack` arguments, packed directory suffix)
 BWLA_PACKED = {"w1a8": (8, ["--head-dtype", "q8"], ""), "w1a6": (6, ["--head-dtype", "q8"], ""),
@@ -225,7 +226,8 @@ class Runner:
             f"{pb.get('decoder_linears', 0) / 2**20:.1f} MiB decoder linears; embeddings "
             f"{qc.get('embedding_dtype')} {pb.get('embeddings', 0) / 2**20:.1f} MiB, head "
             f"{qc.get('head_dtype')} {pb.get('lm_head', 0) / 2**20:.1f} MiB"
-            f"{' (tied: the embedding table)' if not pb.get('lm_head') else ''}.")
+            f"{' (tied: the embedding table)' if not pb.get('lm_head') else ''}"
+            f"{'; every layer a byte copy of one quantized layer (' + qc['replicated_layers_from'] + ', bench/replicate_layers.py): a speed measurement only, and the bytes above are per layer' if qc.get('replicated_layers_from') else ''}.")
 
     # ---- measurements -----------------------------------------------------------------------
     def bwla_bench(self, path, t, bandwidth):
@@ -399,6 +401,8 @@ def main():
     p.add_argument("--llama-cpp", default=os.environ.get("LLAMA_CPP_DIR", ""))
     p.add_argument("--llama-cpp-commit", default="", help="llama.cpp commit to state in the table")
     p.add_argument("--work", default="/tmp/bwla-compare", help="checkpoints, GGUFs, packed models (cached)")
+    # llama2-7b: quantizing all 32 layers takes hours here; put a packed model at
+    # WORK/llama2-7b-bwla-w1a6-packed-default first (bench/replicate_layers.py).
     p.add_argument("--models", default="smollm2-135m,tinyllama-1.1b")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--pp", default="128")

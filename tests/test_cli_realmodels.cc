@@ -116,6 +116,23 @@ TEST(TinyStories656K, QuantizesPacksAndScoresThroughTheAlias) {
 //    nats per token.
 class DefaultPath : public ::testing::TestWithParam<const char*> {};
 
+// `bwla ppl DIR --kld-base BASE` over 6 windows of 128 WikiText-2 test tokens.
+json kld_against(const std::string& dir, const std::string& base) {
+  RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data",
+                          shared_path("data/wikitext-2-raw/wiki.test.raw"), "--ctx", "128",
+                          "--max-windows", "6", "-t", "2", "--json", "-q"});
+  EXPECT_EQ(k.code, 0) << describe(k);
+  return k.code == 0 ? json::parse(k.out) : json();
+}
+
+// Test names from model directory names.
+std::string model_param_name(const ::testing::TestParamInfo<const char*>& info) {
+  std::string n = info.param;
+  for (char& c : n)
+    if (!isalnum((unsigned char)c)) c = '_';
+  return n;
+}
+
 TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
   const std::string name = GetParam();
   BWLA_REQUIRE_SHARED("models/" + name);
@@ -144,13 +161,7 @@ TEST_P(DefaultPath, QuantizePackAndScoreLikeTheFakeQuantModel) {
   EXPECT_GT(p["bits_per_weight"].get<double>(), 1.0);
   r = run_bwla({"pack", td.file("q"), "-o", td.file("p16"), "-q", "--head-dtype", "f16"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  const std::string data = shared_path("data/wikitext-2-raw/wiki.test.raw");
-  auto kld = [&](const std::string& dir, const std::string& base) {
-    RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data", data, "--ctx", "128",
-                            "--max-windows", "6", "-t", "2", "--json", "-q"});
-    EXPECT_EQ(k.code, 0) << describe(k);
-    return k.code == 0 ? json::parse(k.out) : json();
-  };
+  const auto& kld = kld_against;
   const json fq = kld(td.file("q"), m);
   ASSERT_FALSE(fq.is_null());
   EXPECT_GT(fq["mean_kld"].get<double>(), 0.01);  // the quantized model is not the FP one
@@ -201,13 +212,7 @@ TEST_P(GroupedPath, PacksInTheColumnGroupFormAndScoresLikeTheFakeQuantModel) {
   const double pb = p["bits_per_weight"].get<double>(), qb = q["bits_per_weight"].get<double>();
   EXPECT_LT(pb, 1.15 * qb) << p.dump() << "\n" << q.dump();
   EXPECT_GT(pb, 2.0);
-  const std::string data = shared_path("data/wikitext-2-raw/wiki.test.raw");
-  auto kld = [&](const std::string& dir, const std::string& base) {
-    RunResult k = run_bwla({"ppl", dir, "--kld-base", base, "--data", data, "--ctx", "128",
-                            "--max-windows", "6", "-t", "2", "--json", "-q"});
-    EXPECT_EQ(k.code, 0) << describe(k);
-    return k.code == 0 ? json::parse(k.out) : json();
-  };
+  const auto& kld = kld_against;
   const json fq = kld(td.file("q"), m), pk = kld(td.file("p"), td.file("q"));
   ASSERT_FALSE(fq.is_null());
   ASSERT_FALSE(pk.is_null());
@@ -219,20 +224,10 @@ TEST_P(GroupedPath, PacksInTheColumnGroupFormAndScoresLikeTheFakeQuantModel) {
 
 INSTANTIATE_TEST_SUITE_P(RealModels, GroupedPath,
                          ::testing::Values("stories260K-hf", "TinyStories-656K", "mixtext-8m"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (!isalnum((unsigned char)c)) c = '_';
-                           return n;
-                         });
+                         model_param_name);
 
 INSTANTIATE_TEST_SUITE_P(RealModels, DefaultPath,
                          ::testing::Values("stories260K-hf", "TinyStories-656K", "mixtext-8m"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (!isalnum((unsigned char)c)) c = '_';
-                           return n;
-                         });
+                         model_param_name);
 
 }  // namespace
