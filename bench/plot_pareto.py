@@ -24,15 +24,27 @@ def main():
     pl.plschr(0, 0.75)
     ly = [math.log10(y) for y in ys]
     # Logarithmic PPL axis (axis code 20): one bad row (TQ1_0) must not squash the rest.
-    pl.plenv(0.8, max(xs) * 1.45, math.log10(0.95), max(ly) + 0.05, 0, 20)
+    pl.plenv(0.8, max(xs) * 1.8, math.log10(0.95), max(ly) + 0.05, 0, 20)
+    # Label heights: points whose labels would overlap (near in x and in log
+    # PPL) get theirs pushed up, with a tick back to the point.
+    gap = 0.022 * (max(ly) + 0.05 - math.log10(0.95)) / 0.8
+    lab = {}
+    for i in sorted(range(len(rows)), key=lambda i: ly[i]):
+        y = ly[i]
+        for j, yj in lab.items():
+            if abs(xs[j] - xs[i]) < 1.6 and abs(yj - y) < gap:
+                y = yj + gap
+        lab[i] = y
     pl.pllab("bits per decoder weight (every side tensor counted)", "PPL / the tool's own FP32 PPL",
              f"{title}: WikiText-2, the tokens llama-perplexity scores")
-    for x, y, r in zip(xs, ly, rows):
+    for i, (x, y, r) in enumerate(zip(xs, ly, rows)):
         bwla = r["name"].startswith("bwla")
         pl.plcol0(9 if bwla else 1)  # blue: bwla, red: llama.cpp
         pl.plpoin([x], [y], 17 if bwla else 5)
+        if lab[i] != y:
+            pl.pljoin(x, y, x + 0.05, lab[i])
         label = r["name"].replace("bwla ", "").replace(" (imatrix)", "")
-        pl.plptex(x + 0.06, y, 1.0, 0.0, 0.0, f"{label}: {10 ** y:.2f}x")
+        pl.plptex(x + 0.06, lab[i], 1.0, 0.0, 0.0, f"{label}: {10 ** y:.2f}x, {x:.2f} bits")
     pl.plend()
 
 
