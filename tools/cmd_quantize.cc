@@ -76,7 +76,9 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--seed", o.seed, "seed (calibration sampling, transforms)");
   sub->add_flag("--no-resume", no_resume, "ignore per-layer results of an interrupted run");
   sub->add_option("--linear-jobs", o.linear_jobs,
-                  "linears of a layer quantized side by side, one thread each (0 = --threads, 1 = one at a time)")
+                  "linears of a layer quantized side by side, one thread each (1 = one at a time; "
+                  "0 = auto: --threads while a layer's linears have at most 16M weights, else 1, "
+                  "since side by side only adds memory on large ones)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--keep-activations", keep_acts,
                   "keep the o_proj / down_proj inputs of all calibration rows (yes), or recompute "

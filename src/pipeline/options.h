@@ -23,6 +23,9 @@ constexpr int kBwlaOnePlaneBlock = 1 << 20;
 // attention / gate-up forward per layer.
 enum class KeepActivations { Auto, Yes, No };
 constexpr double kKeepActivationsAutoBytes = 2.0 * (1 << 30);
+// linear_jobs = 0: side by side up to this many weights per linear (the
+// TinyLlama-1.1B shape's largest, 5632 × 2048, is 11.5M; Llama-2-7B's 45M).
+constexpr long kSideBySideMaxWeights = 16l << 20;
 
 struct QuantizeOptions {
   // Method: one of weight_methods() (rtn-sign, gptq, billm, arb, arb-x, arb-rc,
@@ -57,7 +60,13 @@ struct QuantizeOptions {
   bool resume = true;
   int stop_after = 0;  // > 0: quantize this many layers, keep OUT.partial, return (staged runs)
   KeepActivations keep_activations = KeepActivations::Auto;  // not in the resume settings: same bits
-  int linear_jobs = 0;  // a layer's linears quantized side by side, one thread each (0: threads, 1: one at a time)
+  // A slot's linears quantized side by side, one thread each (1: one at a
+  // time with every thread; 0: auto = the thread count while the slot's
+  // largest linear has at most kSideBySideMaxWeights weights, else 1). Side by
+  // side pays on small linears, whose products do not keep several threads
+  // busy; on large ones it only multiplies the working set (the Llama-2-7B
+  // shape's gate/up: ≈ 3 GB more at the peak, docs/RESULTS.md).
+  int linear_jobs = 0;
 
   // Fills defaults that depend on the method and validates; throws bwla::Error.
   void finalize();

@@ -102,7 +102,11 @@ std::string layer_dir(const std::string& partial, int l) {
 // product and reduction inside it is cut by shape, not by thread count.
 void run_linears_side_by_side(const ModelConfig& c, std::vector<int> ids, int jobs,
                               const std::function<void(int)>& fn) {
-  if (jobs <= 0) jobs = num_threads();
+  if (jobs <= 0) {  // auto (options.h): side by side only for small linears
+    long largest = 0;
+    for (int id : ids) largest = std::max(largest, (long)c.linear_out(id) * c.linear_in(id));
+    jobs = largest <= kSideBySideMaxWeights ? num_threads() : 1;
+  }
   jobs = std::min<int>(jobs, (int)ids.size());
   if (jobs <= 1 || omp_in_parallel()) {
     for (int id : ids) fn(id);
