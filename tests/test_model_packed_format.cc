@@ -6,9 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "io/mmap.h"
 #include "model/bit_planes.h"
 #include "model/forward.h"
@@ -406,4 +408,45 @@ TEST(PackedFormat, GoldenColumnGroupForm) {
     h = test::fnv1a(t.data, t.nbytes, h);
   }
   EXPECT_EQ(h, 119671173457527303ull);
+}
+
+// docs/FORMAT.md's worked example, bytes written out by hand there: the plane
+// encoding of a 2×70 linear must produce exactly those bytes.
+TEST(PackedFormat, WorkedExampleOfFormatMdMatches) {
+  const std::string doc = read_text_file(std::string(BWLA_SOURCE_DIR) + "/docs/FORMAT.md");
+  const size_t b = doc.find("<!-- BEGIN golden-planes -->"), e = doc.find("<!-- END golden-planes -->");
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  auto hex_after = [&](const std::string& key) {
+    const size_t k = doc.find(key, b);
+    EXPECT_LT(k, e) << key;
+    const size_t colon = doc.find(':', doc.find(']', k));
+    std::vector<uint8_t> v;
+    std::istringstream in(doc.substr(colon + 1, doc.find('\n', colon) - colon - 1));
+    std::string h;
+    while (in >> h) v.push_back((uint8_t)std::stoul(h, nullptr, 16));
+    return v;
+  };
+  const int out = 2, in = 70;
+  std::vector<float> w((size_t)out * in);
+  for (int j = 0; j < in; ++j) {
+    w[j] = j % 3 == 0 ? 0.25f : -0.25f;
+    w[in + j] = j < 8 ? 0.5f : -0.5f;
+  }
+  const BitPlanes p = decompose_rows(w.data(), out, in, 8, "example", "test");
+  ASSERT_EQ(p.planes, 1);
+  ASSERT_EQ(p.words, 2);
+  std::vector<uint8_t> bits(p.bits.size() * 8);
+  std::memcpy(bits.data(), p.bits.data(), bits.size());  // little-endian host (static_assert in the writer)
+  EXPECT_EQ(bits, hex_after("qweight"));
+  auto f16_bytes = [](const std::vector<float>& v) {
+    std::vector<uint8_t> o;
+    for (float x : v) {
+      const uint16_t h = f32_to_f16(x);
+      o.push_back(h & 0xff), o.push_back(h >> 8);
+    }
+    return o;
+  };
+  EXPECT_EQ(f16_bytes(p.alpha), hex_after("alpha"));
+  EXPECT_EQ(f16_bytes(p.mu), hex_after("mu "));
 }
