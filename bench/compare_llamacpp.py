@@ -299,6 +299,9 @@ class Runner:
                         self.describe_packed(preset, v, paths[v][0])
                 elif v in LLAMA_TYPES:
                     paths[v] = self.gguf(preset, ckpt, v) if self.llama_bench_bin else (None, "skipped")
+            # The bandwidth probe runs with the fp32 bench, or with the first bwla
+            # variant when fp32 is not measured (e.g. a 7B shape, 27 GB in fp32).
+            probe_variant = next((v for v in variants if v == "fp32" or v in BWLA_PACKED), None)
             for t in self.threads:
                 for v in variants:
                     path, err = paths[v]
@@ -308,7 +311,7 @@ class Runner:
                         if v in LLAMA_TYPES:
                             res, err = self.llama_bench(path, str(t))
                         else:
-                            res, err = self.bwla_bench(path, str(t), bandwidth=(v == "fp32"))
+                            res, err = self.bwla_bench(path, str(t), bandwidth=(v == probe_variant))
                     st1, tot1 = cpu_steal()
                     if err and err != "skipped":
                         self.note(f"{preset} {LABEL[v]} {t}T: {err}")
@@ -343,7 +346,7 @@ class Runner:
             out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for t in self.threads:
                 trows = [r for r in rows if r["threads"] == t]
-                bw = next((r.get("bw") for r in trows if r["variant"] == "fp32" and r.get("bw")), None)
+                bw = next((r.get("bw") for r in trows if r.get("bw")), None)
                 ref = {r["variant"]: r for r in trows if r.get("pp") or r.get("tg")}
 
                 def ratio(x, v, key):
@@ -369,7 +372,7 @@ class Runner:
                 if bw:
                     out.append(f"| {t} | *read bandwidth* | | | | | {bw:.1f} GB/s | | | | | | |\n")
         out.append("\nRead bandwidth: `bwla bench --bandwidth` (compiled multi-stream read of a 1 GiB "
-                   "buffer, median), in the same process right after the bwla fp32 model bench of that "
+                   "buffer, median), in the same process right after the bwla fp32 model bench (or, without fp32, the first bwla packed bench) of that "
                    "row group. tg bound = bandwidth / bytes one decode step reads (bwla: "
                    "`decode_bytes_per_token` of `bwla bench`, fp32 weights for the fp32 path; llama.cpp: "
                    "GGUF tensor bytes except `token_embd`, which is read one row per token unless it is "

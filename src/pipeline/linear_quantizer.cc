@@ -67,7 +67,9 @@ double rel_err(const MatrixRM& ref, const MatrixRM& got) {
 
 std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::vector<float>& bias,
                                                  const LinearStats& st, const QuantizeOptions& o,
-                                                 uint64_t transform_seed, LinearQuantReport& rep) {
+                                                 uint64_t transform_seed, LinearQuantReport& rep,
+                                                 MatrixD* release_xtx) {
+  BWLA_ASSERT(!release_xtx || release_xtx == &st.xtx, "release_xtx must be &st.xtx{}", "");
   Timer timer;
   Timer phase;
   json times;  // seconds per phase, for the report
@@ -99,6 +101,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
   // S in the transformed basis (no copy without a transform: S can be 250 MB).
   MatrixD s_rot;
   if (parts.transform) s_rot = rotate_xtx(*parts.transform, st.xtx);
+  if (parts.transform && release_xtx) MatrixD().swap(*release_xtx);  // only s_rot is read below
   const MatrixD& s_used = parts.transform ? s_rot : st.xtx;
   lap("transform");
   const MatrixD* sp = st.n_tokens > 0 ? &s_used : nullptr;

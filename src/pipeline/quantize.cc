@@ -195,7 +195,7 @@ class LayerLoop {
   // Statistics of one slot's input over every calibration row (collective).
   LinearStats slot_statistics(LayerWork& w, int slot, const InputFn& make_input);
   // The slot's linears, dealt across ranks, quantized, then shared.
-  void quantize_slot(LayerWork& w, int slot, const LinearStats& st);
+  void quantize_slot(LayerWork& w, int slot, LinearStats st);
   // Pushes the stream past o_proj / down_proj through the quantized linears.
   void propagate(LayerWork& w, const ChunkFn& fn);
   void write_layer(int l);
@@ -402,7 +402,7 @@ LinearStats LayerLoop::slot_statistics(LayerWork& w, int slot, const InputFn& ma
   return st;
 }
 
-void LayerLoop::quantize_slot(LayerWork& w, int slot, const LinearStats& st) {
+void LayerLoop::quantize_slot(LayerWork& w, int slot, LinearStats st) {
   const ModelConfig& c = *c_;
   Timer qt;
   std::vector<int> ids;
@@ -419,8 +419,10 @@ void LayerLoop::quantize_slot(LayerWork& w, int slot, const LinearStats& st) {
     LinearQuantReport& rep = reps[id];
     rep.name = fmt::format("layers.{}.{}", w.l, linear_name(id));
     const auto* d = dynamic_cast<const DenseLinear*>(w.fp.lin[id].get());
+    // A slot of one linear (o_proj, down_proj): its XᵀX is freed once rotated.
     w.q.lin[id] = quantize_linear(dense_matrix(*w.fp.lin[id]), d->bias(), st, opt_,
-                                  opt_.seed * 1000003ull + (uint64_t)w.l * 16 + id, rep);
+                                  opt_.seed * 1000003ull + (uint64_t)w.l * 16 + id, rep,
+                                  ids.size() == 1 ? &st.xtx : nullptr);
     log_debug("{}: rel out err {:.4f} bits/w {:.3f}", rep.name, rep.rel_out_error,
               rep.storage_bits / rep.n_weights);
     w.rep_json[id] = rep.to_json();
