@@ -54,6 +54,11 @@ Runner register_pack(CLI::App& app) {
                "quantize. bwla's one-plane default (--method bwla without --groups) packs in one "
                "plane.",
                dir, r.max_planes_used, r.bits_per_weight, r.fake_quant_bits_per_weight);
+    if (r.rc_linears > 0)
+      log_warn("pack: {}: {} linears stored in the column-group form ({:.2f} bits per decoder "
+               "weight); its kernel sums in fp32 and decodes far slower than the one-plane "
+               "default (docs/RESULTS.md: about 30x at the TinyLlama shape)",
+               dir, r.rc_linears, r.bits_per_weight);
     json j = r.summary();
     j["model"] = dir;
     j["out"] = out;
