@@ -13,6 +13,8 @@
 #include <tuple>
 #include <vector>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -115,12 +117,17 @@ std::string human_bytes(double b) {
 Runner register_bench(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "bench", "prefill/decode tokens per second, model size, bits per weight, peak RSS");
-  static std::string dir;
-  static std::vector<int> pp = {128, 512}, tg = {128}, threads_list;
-  static int reps = 3, tg_prompt = 8, bw_mib = 1024;
-  static uint64_t seed = 1;
-  static bool bandwidth = false;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir;
+    std::vector<int> pp = {128, 512}, tg = {128}, threads_list;
+    int reps = 3, tg_prompt = 8, bw_mib = 1024;
+    uint64_t seed = 1;
+    bool bandwidth = false;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, pp, tg, threads_list, reps, tg_prompt, bw_mib, seed, bandwidth, common] = *args;
   sub->add_option("model", dir, "model directory (fp32/bf16 checkpoint or bwla quantized)");
   sub->add_option("--pp", pp, "prefill lengths, comma-separated (0: none)")
       ->delimiter(',')
@@ -144,7 +151,8 @@ Runner register_bench(CLI::App& app) {
   sub->add_option("--bandwidth-mib", bw_mib, "bandwidth probe buffer size in MiB")
       ->check(CLI::PositiveNumber);
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, pp, tg, threads_list, reps, tg_prompt, bw_mib, seed, bandwidth, common] = *args;
     apply_common(common);
     std::erase(pp, 0);  // "--pp 0" / "--tg 0": skip that test
     std::erase(tg, 0);

@@ -1,6 +1,8 @@
 // bwla eval MODEL --tasks ... [--limit N] [--json-out FILE]: zero-shot accuracy.
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -14,10 +16,15 @@ namespace bwla::cli {
 
 Runner register_eval(CLI::App& app) {
   auto* sub = app.add_subcommand("eval", "zero-shot tasks (lm-evaluation-harness conventions)");
-  static std::string dir, tasks, out_file, requests_out;
-  static EvalOptions opt;
-  static int ctx = 0;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, tasks, out_file, requests_out;
+    EvalOptions opt;
+    int ctx = 0;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, tasks, out_file, requests_out, opt, ctx, common] = *args;
   opt.data_dir = "../shared/data";
   sub->add_option("model", dir, "model directory")->required();
   sub->add_option("--tasks", tasks,
@@ -38,7 +45,8 @@ Runner register_eval(CLI::App& app) {
                   "log-likelihood, so that another scorer (e.g. through bwla serve) can score "
                   "the same strings and be compared");
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, tasks, out_file, requests_out, opt, ctx, common] = *args;
     apply_common(common);
     opt.tasks.clear();
     size_t b = 0;

@@ -3,6 +3,8 @@
 // llama.cpp can run the same weights for side-by-side comparisons.
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -13,16 +15,22 @@ namespace bwla::cli {
 Runner register_export_gguf(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "export-gguf", "write a Llama-architecture checkpoint as GGUF (llama.cpp's format)");
-  static std::string dir, out, dtype = "f16";
-  static GgufExportOptions opt;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, out, dtype = "f16";
+    GgufExportOptions opt;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, out, dtype, opt, common] = *args;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   sub->add_option("-o,--output", out, "output .gguf file")->required();
   sub->add_option("--dtype", dtype, "matrix dtype: f16 or f32 (norms are always f32)");
   sub->add_option("--tokenizer-model", opt.tokenizer_model,
                   "SentencePiece tokenizer.model to use instead of the directory's tokenizer");
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, out, dtype, opt, common] = *args;
     apply_common(common);
     opt.type = parse_ggml_type(dtype, "--dtype");
     Timer t;

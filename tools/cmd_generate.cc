@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -15,11 +17,16 @@ namespace bwla::cli {
 
 Runner register_generate(CLI::App& app) {
   auto* sub = app.add_subcommand("generate", "generate text from a prompt");
-  static std::string dir, prompt;
-  static int n_predict = 128, ctx = 0;
-  static SamplingParams sp;
-  static Common common;
-  static CLI::Option* prompt_opt;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, prompt;
+    int n_predict = 128, ctx = 0;
+    SamplingParams sp;
+    Common common;
+    CLI::Option* prompt_opt;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, prompt, n_predict, ctx, sp, common, prompt_opt] = *args;
   sub->add_option("model", dir, "model directory")->required();
   prompt_opt = sub->add_option("-p,--prompt", prompt, "prompt text (omit to start from BOS only)");
   sub->add_option("-n,--n-predict", n_predict, "tokens to generate")->check(CLI::PositiveNumber);
@@ -29,7 +36,8 @@ Runner register_generate(CLI::App& app) {
   sub->add_option("--seed", sp.seed, "sampling seed");
   sub->add_option("--ctx", ctx, "context size (0 = model maximum)")->check(CLI::NonNegativeNumber);
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, prompt, n_predict, ctx, sp, common, prompt_opt] = *args;
     apply_common(common);
     auto model = Model::load(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);

@@ -1,6 +1,8 @@
 // bwla info DIR: architecture, shapes, parameters, dtype, tokenizer kind.
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -11,11 +13,17 @@ namespace bwla::cli {
 
 Runner register_info(CLI::App& app) {
   auto* sub = app.add_subcommand("info", "print a model's architecture, shapes and sizes");
-  static std::string dir;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, common] = *args;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, common] = *args;
     apply_common(common);
     ModelConfig c = ModelConfig::load(dir);
     TensorStore st(dir);

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "io/output_path.h"
@@ -15,11 +17,16 @@ namespace bwla::cli {
 Runner register_inspect(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "inspect", "one linear's weight/activation statistics before/after OKT and PSP (+ PNG plots)");
-  static std::string dir, plots, prefix, mstep = "procrustes";
-  static InspectOptions o;
-  static CalibOptions calib;
-  static Common common;
-  static CLI::Option *rank_opt, *ratio_opt;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, plots, prefix, mstep = "procrustes";
+    InspectOptions o;
+    CalibOptions calib;
+    Common common;
+    CLI::Option *rank_opt, *ratio_opt;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, plots, prefix, mstep, o, calib, common, rank_opt, ratio_opt] = *args;
   calib.n_segments = 8;
   calib.seq_len = 128;
   sub->add_option("model", dir, "model directory (Hugging Face layout or bwla quantized)")->required();
@@ -43,7 +50,8 @@ Runner register_inspect(CLI::App& app) {
   sub->add_option("--shared", calib.shared_dir, "directory holding data/ (default ../shared)");
   sub->add_option("--seed", calib.seed, "seed (calibration sampling, OKT/PSP init)");
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, plots, prefix, mstep, o, calib, common, rank_opt, ratio_opt] = *args;
     apply_common(common);
     BWLA_CHECK(mstep == "procrustes" || mstep == "cayley", "--mstep must be procrustes or cayley");
     o.okt.mstep = mstep == "cayley" ? OktOptions::MStep::Cayley : OktOptions::MStep::Procrustes;

@@ -2,6 +2,8 @@
 // storage (docs/FORMAT.md) from a fake-quant directory written by `bwla quantize`.
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -13,9 +15,14 @@ namespace bwla::cli {
 Runner register_pack(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "pack", "write a quantized model's packed 1-bit form (memory-mapped by ppl/eval/generate/bench)");
-  static std::string dir, out, scale = "f16", psp = "i8", head = "q4", embed = "f16";
-  static PackOptions opt;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, out, scale = "f16", psp = "i8", head = "q4", embed = "f16";
+    PackOptions opt;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, out, scale, psp, head, embed, opt, common] = *args;
   sub->add_option("model", dir, "bwla quantized (fake-quant) directory")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--scale-dtype", scale, "dtype of α, μ and the PSP factors: f16 or f32")
@@ -40,7 +47,8 @@ Runner register_pack(CLI::App& app) {
                   "embedding table of an untied model: f16 (default), q8, q4 or keep")
       ->check(CLI::IsMember(table_dtype_options()));
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, out, scale, psp, head, embed, opt, common] = *args;
     apply_common(common);
     opt.scale_dtype = scale == "f32" ? DType::F32 : DType::F16;
     opt.psp_dtype = psp == "i8" ? PspStorage::I8 : PspStorage::ScaleDtype;

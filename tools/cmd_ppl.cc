@@ -3,6 +3,8 @@
 // model over the same windows.
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -17,10 +19,15 @@ namespace bwla::cli {
 
 Runner register_ppl(CLI::App& app) {
   auto* sub = app.add_subcommand("ppl", "perplexity over a raw text file (WikiText-2 protocol)");
-  static std::string dir, data, kld_base, tokens_out;
-  static bool llama_protocol = false;
-  static PplOptions opt;
-  static Common common;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, data, kld_base, tokens_out;
+    bool llama_protocol = false;
+    PplOptions opt;
+    Common common;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, data, kld_base, tokens_out, llama_protocol, opt, common] = *args;
   sub->add_option("model", dir, "model directory")->required();
   sub->add_option("--data", data, "raw text file (e.g. wiki.test.raw)")->required();
   sub->add_option("--ctx", opt.ctx, "window length in tokens")->check(CLI::Range(2, 1 << 20));
@@ -39,7 +46,8 @@ Runner register_ppl(CLI::App& app) {
                   "(\"logprob_index\": index into \"tokens\" of the predicted token, "
                   "\"logprobs\": natural-log probability)");
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, data, kld_base, tokens_out, llama_protocol, opt, common] = *args;
     apply_common(common);
     opt.progress = !common.quiet;
     if (!tokens_out.empty())

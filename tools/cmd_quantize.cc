@@ -1,6 +1,8 @@
 // bwla quantize DIR --method M --wbits 1 --abits 6 [...] -o OUT
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/cluster.h"
 #include "core/error.h"
@@ -15,16 +17,19 @@ namespace bwla::cli {
 
 Runner register_quantize(CLI::App& app) {
   auto* sub = app.add_subcommand("quantize", "post-training quantization (BWLA and baselines)");
-  static std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data,
-                     keep_acts = "auto";
-  static QuantizeOptions o;
-  static bool no_fp_ppl = false;
-  static bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false,
-              no_resume = false, no_groups = false, groups = false;
-  static int ppl_ctx = 0;
-  static long ppl_windows = 0;
-  static Common common;
-  static CLI::Option *abits_opt, *rank_opt, *ratio_opt, *seqlen_opt, *refine_opt, *block_opt;
+  // Option values: owned by the returned runner (no function-level statics).
+  struct Args {
+    std::string dir, out, mstep = "procrustes", prox = "truncated", ppl_data, keep_acts = "auto";
+    QuantizeOptions o;
+    bool no_fp_ppl = false;
+    bool no_okt = false, no_psp = false, no_clip = false, no_act_quant = false, no_resume = false, no_groups = false, groups = false;
+    int ppl_ctx = 0;
+    long ppl_windows = 0;
+    Common common;
+    CLI::Option *abits_opt, *rank_opt, *ratio_opt, *seqlen_opt, *refine_opt, *block_opt;
+  };
+  auto args = std::make_shared<Args>();
+  auto& [dir, out, mstep, prox, ppl_data, keep_acts, o, no_fp_ppl, no_okt, no_psp, no_clip, no_act_quant, no_resume, no_groups, groups, ppl_ctx, ppl_windows, common, abits_opt, rank_opt, ratio_opt, seqlen_opt, refine_opt, block_opt] = *args;
   sub->add_option("model", dir, "model directory (Hugging Face layout)")->required();
   sub->add_option("-o,--out", out, "output directory")->required();
   sub->add_option("--method", o.method,
@@ -91,7 +96,8 @@ Runner register_quantize(CLI::App& app) {
   sub->add_option("--ppl-windows", ppl_windows, "PPL: at most this many windows (0 = all)");
   sub->add_flag("--ppl-no-fp", no_fp_ppl, "PPL: skip the FP32 reference (grids compute it once)");
   add_common(sub, common);
-  return [] {
+  return [args] {
+    auto& [dir, out, mstep, prox, ppl_data, keep_acts, o, no_fp_ppl, no_okt, no_psp, no_clip, no_act_quant, no_resume, no_groups, groups, ppl_ctx, ppl_windows, common, abits_opt, rank_opt, ratio_opt, seqlen_opt, refine_opt, block_opt] = *args;
     apply_common(common);
     o.keep_activations = keep_acts == "yes"  ? KeepActivations::Yes
                          : keep_acts == "no" ? KeepActivations::No

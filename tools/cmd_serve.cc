@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <memory>
+
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -27,7 +29,9 @@ Runner register_serve(CLI::App& app) {
     long max_body_kib = 1024;
     Common common;
   };
-  static Opts o;
+  // Option values: owned by the returned runner (no function-level statics).
+  auto args = std::make_shared<Opts>();
+  Opts& o = *args;
   sub->add_option("model", o.dir, "model directory (fp32/bf16 checkpoint, fake-quant or packed)")->required();
   sub->add_option("--host", o.server.host, "address to listen on (127.0.0.1: this machine only)");
   sub->add_option("--port", o.server.port, "port (0 = any free port, printed at start)")
@@ -42,7 +46,8 @@ Runner register_serve(CLI::App& app) {
       ->check(CLI::Range(1L, 1L << 20));
   sub->add_option("--alias", o.alias, "model id in responses (default: the directory's name)");
   add_common(sub, o.common);
-  return [] {
+  return [args] {
+    Opts& o = *args;
     apply_common(o.common);
     // SIGINT/SIGTERM: the handler (on whichever thread the kernel picks, as
     // OpenMP and BLAS threads may exist already) only writes the signal
