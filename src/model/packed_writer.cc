@@ -155,13 +155,13 @@ size_t write_psp_i8(SafeTensorsWriter& w, const TensorView& t, const std::string
 // column mask, the salient columns' second-plane signs, and the scales. The
 // factors must reproduce the stored weights. Returns the bytes written.
 size_t pack_rc_weights(SafeTensorsWriter& w, const TensorStore& st, const std::string& p, int out,
-                       int in, const PackOptions& opt) {
+                       int in, const std::string& method, const PackOptions& opt) {
   const std::shared_ptr<const RcFactors> rcp = read_rc_tensors(st, p, out, in);
   const RcFactors& f = *rcp;
   BWLA_CHECK(f.block_cols % 64 == 0,
-             "pack: {}: ARB-RC blocks of {} columns; the packed form needs a multiple of 64 "
-             "(re-quantize with --block-size 128)",
-             p, f.block_cols);
+             "pack: {}: method {}: column-group blocks of {} columns; the column-group form "
+             "needs a multiple of 64 (re-quantize with --block-size 128, the default)",
+             p, method, f.block_cols);
   {
     auto wt = read_f32(st, p + ".weight", {out, in});
     const double mis = rc_mismatch(f, Eigen::Map<const MatrixRM>(wt.data(), out, in));
@@ -230,7 +230,7 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
   size_t bytes = 0;
   const size_t sd = dtype_size(opt.scale_dtype);
   if (st.has(p + ".rc_code") && (!opt.groups_as_planes || method == "arb-rc")) {
-    bytes += pack_rc_weights(w, st, p, out, in, opt);
+    bytes += pack_rc_weights(w, st, p, out, in, method, opt);
     ++used_rc;
   } else {
     BWLA_CHECK(method != "arb-rc",
