@@ -355,6 +355,17 @@ TEST(PackedE2E, ArbXWithColumnGroupsPacksInTheColumnGroupForm) {
     EXPECT_NE(m.find("arb-x"), std::string::npos) << m;
   }
   EXPECT_FALSE(std::filesystem::exists(td.file("p")));
+  // Blocks that are not whole 64-bit words: a clear error, nothing written.
+  auto o100 = opts("arb-x", 8);
+  o100.wq.block_size = 100;
+  quantize_model(model_dir(), o100, td.file("fq100"));
+  try {
+    pack_quantized_dir(td.file("fq100"), td.file("p100"));
+    ADD_FAILURE() << "column-group blocks of 100 columns packed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiple of 64"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(td.file("p100")));
 }
 
 }  // namespace
