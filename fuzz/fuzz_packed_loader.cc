@@ -1,4 +1,4 @@
-// libFuzzer target for the packed-model loader (Model::load on a directory of
+// libFuzzer target for the packed-model loader (load_model on a directory of
 // config.json + model.safetensors, docs/FORMAT.md): any bytes must load or
 // throw bwla::Error; a model that loads must run (or fail with bwla::Error):
 // two tokens through every layer and the head (the loader's checks are what
@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "format/model_loader.h"
 #include "fuzz_common.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -63,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bwla_fuzz::write_file(dir, "model.safetensors", std::string_view(bytes + n, size - n));
   std::unique_ptr<bwla::Model> m;
   try {
-    m = bwla::Model::load(dir);
+    m = bwla::load_model(dir);
   } catch (const bwla::Error&) {
     return 0;
   }

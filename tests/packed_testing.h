@@ -17,12 +17,12 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "format/quant_model.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/forward.h"
 #include "model/model.h"
-#include "model/quant_model.h"
 #include "quant/rc_factors.h"
 
 namespace bwla::test {

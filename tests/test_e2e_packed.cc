@@ -28,16 +28,17 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "eval/perplexity.h"
+#include "format/model_loader.h"
+#include "format/packed_linear.h"
+#include "format/packed_model.h"
 #include "io/json.h"
 #include "io/mmap.h"
 #include "model/forward.h"
-#include "model/packed_linear.h"
-#include "model/packed_model.h"
-#include "tokenizer/tokenizer.h"
-#include "pipeline/quantize.h"
 #include "packed_testing.h"
+#include "pipeline/quantize.h"
 #include "shared_data.h"
 #include "tmpdir.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace bwla;
 
@@ -160,7 +161,7 @@ void check_config(const std::string& method, int abits, bool groups = true,
   quantize_model(model_dir(), o, fq);
   auto ids = text_ids(model_dir(), 40000);
   std::vector<int> toks(ids.begin(), ids.begin() + 128);
-  auto fm = Model::load(fq);
+  auto fm = load_model(fq);
   const int V = fm->cfg.vocab;
   const auto ref = logits_of(*fm, toks);
   const double ref_ppl = ppl(*fm, ids);
@@ -176,7 +177,7 @@ void check_config(const std::string& method, int abits, bool groups = true,
     // (fp32); the head options are measured below.
     po.head_dtype = po.embed_dtype = TableDtype::Keep;
     PackReport r = pack_quantized_dir(fq, pk, po);
-    auto pm = Model::load(pk);
+    auto pm = load_model(pk);
     int lowrank16 = 0, lowrank8 = 0;
     for (auto& L : pm->layers)
       for (auto& lin : L.lin) {
@@ -254,7 +255,7 @@ void check_config(const std::string& method, int abits, bool groups = true,
     po.head_dtype = parse_table_dtype(head);
     const std::string pk = td.file(std::string("packed-head-") + head);
     pack_quantized_dir(fq, pk, po);
-    const double rel = std::fabs(ppl(*Model::load(pk), ids) / ref_ppl - 1);
+    const double rel = std::fabs(ppl(*load_model(pk), ids) / ref_ppl - 1);
     std::printf("[%s a%d head %s] ppl rel. change %.2e\n", method.c_str(), abits, head, rel);
     // q4 stores the embeddings at 4 bits as well (tied), so every layer's input
     // moves, not only the logits.
@@ -342,7 +343,7 @@ TEST(PackedE2E, ArbXWithColumnGroupsPacksInTheColumnGroupForm) {
   EXPECT_LT(rg.bits_per_weight, 0.7 * rp.bits_per_weight) << rg.bits_per_weight << " vs " << rp.bits_per_weight;
   auto ids = text_ids(model_dir(), 2000);
   std::vector<int> toks(ids.begin(), ids.begin() + 64);
-  EXPECT_LE(worst_linear(*Model::load(td.file("pp")), *Model::load(td.file("pg")), toks), 1e-5);
+  EXPECT_LE(worst_linear(*load_model(td.file("pp")), *load_model(td.file("pg")), toks), 1e-5);
   // Capped at one plane, the planes form is a clear error naming the linear, not a wrong model.
   po.max_planes = 1;
   try {

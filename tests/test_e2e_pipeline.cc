@@ -8,17 +8,18 @@
 
 #include "core/error.h"
 #include "eval/perplexity.h"
+#include "format/fake_quant_linear.h"
+#include "format/model_loader.h"
 #include "io/mmap.h"
-#include "model/fake_quant_linear.h"
 #include "model/forward.h"
-#include "model/random_checkpoint.h"
-#include "tokenizer/tokenizer.h"
 #include "model/ops.h"
+#include "model/random_checkpoint.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/quantize.h"
 #include "quant/xtx.h"
 #include "shared_data.h"
 #include "tmpdir.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace bwla;
 namespace fs = std::filesystem;
@@ -42,7 +43,7 @@ QuantizeOptions small_opts(const std::string& method) {
 }
 
 double ppl_of(const std::string& dir) {
-  auto m = Model::load(dir);
+  auto m = load_model(dir);
   auto tok = Tokenizer::load_dir(dir);
   auto text = read_text_file(test::shared_path("data/wikitext-2-raw/wiki.valid.raw")).substr(0, 40000);
   PplOptions po;
@@ -63,7 +64,7 @@ TEST(Pipeline, SignBinarizedModelReloadsWithBinaryRows) {
   EXPECT_TRUE(fs::exists(out + "/config.json"));
   EXPECT_TRUE(fs::exists(out + "/quantize_report.json"));
   EXPECT_FALSE(fs::exists(out + ".partial"));
-  auto m = Model::load(out);
+  auto m = load_model(out);
   for (auto& L : m->layers)
     for (auto& lin : L.lin) {
       auto* fq = dynamic_cast<const FakeQuantLinear*>(lin.get());
@@ -181,7 +182,7 @@ TEST(Pipeline, SixteenBitCheckpointKeepsItsEmbeddingBytesAndMatchesFp32AtEightBi
     ASSERT_EQ(ta.nbytes, tb.nbytes) << n;
     EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.nbytes), 0) << n;
   }
-  auto fp = Model::load(td.file("m")), q = Model::load(td.file("q"));
+  auto fp = load_model(td.file("m")), q = load_model(td.file("q"));
   std::vector<int> toks = {1, 7, 3, 9, 2, 11, 4, 5};
   KVCache c1(fp->cfg, 16), c2(q->cfg, 16);
   std::vector<float> l1((size_t)toks.size() * fp->cfg.vocab), l2(l1.size());
@@ -259,8 +260,8 @@ TEST(Pipeline, StatisticsComeFromTheQuantizedStream) {
   o.linear_jobs = 1;
   quantize_model(model_dir(), o, td.file("q"));
   o.finalize();
-  auto fp = Model::load(model_dir());
-  auto qm = Model::load(td.file("q"));
+  auto fp = load_model(model_dir());
+  auto qm = load_model(td.file("q"));
   const ModelConfig& c = fp->cfg;
   const int S = o.calib.n_segments, L = o.calib.seq_len, n = S * L, H = c.hidden;
   ASSERT_LE(S, o.chunk_segments);  // one chunk: the pipeline's XᵀX sums the same rows in one call

@@ -9,10 +9,11 @@
 #include "core/threads.h"
 #include "eval/loglik.h"
 #include "eval/zeroshot.h"
+#include "format/model_loader.h"
 #include "model/model.h"
 #include "model/model_lm.h"
-#include "tokenizer/tokenizer.h"
 #include "shared_data.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace bwla;
 
@@ -54,7 +55,7 @@ TEST(EvalRealModel, Stories260KSmallRun) {
   set_log_level(LogLevel::Quiet);
   set_num_threads(1);  // a 260K-parameter model: threads only add contention
   const std::string dir = bwla::test::shared_path("models/stories260K-hf");
-  auto model = Model::load(dir);
+  auto model = load_model(dir);
   auto tok = Tokenizer::load_dir(dir);
   ModelLM lm(*model), lm2(*model);
 

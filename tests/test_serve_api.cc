@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eval/perplexity.h"
+#include "format/model_loader.h"
 #include "model/model.h"
 #include "model/model_lm.h"
 #include "serve/api.h"
@@ -28,7 +29,7 @@ struct Loaded {
 const Loaded& stories() {
   static Loaded l = [] {
     Loaded x;
-    x.m = Model::load(test::shared_path(kModel), true);
+    x.m = load_model(test::shared_path(kModel), true);
     x.tok = Tokenizer::load_dir(test::shared_path(kModel));
     return x;
   }();

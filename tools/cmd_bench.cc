@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "format/model_loader.h"
 #include "model/forward.h"
 
 namespace bwla::cli {
@@ -162,7 +163,7 @@ Runner register_bench(CLI::App& app) {
     std::vector<std::tuple<std::string, int, double>> rows;  // test name, threads, tokens/s
     size_t decode_bytes = 0;
     if (!dir.empty()) {
-      auto model = Model::load(dir, /*prepack_dense=*/true);
+      auto model = load_model(dir, /*prepack_dense=*/true);
       const ModelConfig& c = model->cfg;
       for (int n : pp)
         BWLA_CHECK(n <= c.max_pos, "--pp {} exceeds the model's maximum context {}", n, c.max_pos);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "eval/zeroshot.h"
+#include "format/model_loader.h"
 #include "io/json.h"
 #include "io/output_path.h"
 #include "model/model_lm.h"
@@ -65,7 +66,7 @@ Runner register_eval(CLI::App& app) {
       requests = zeroshot_requests(opt);
       opt.item_logliks = true;
     }
-    auto model = Model::load(dir, /*prepack_dense=*/true);
+    auto model = load_model(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     ModelLM lm(*model, ctx);

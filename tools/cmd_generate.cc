@@ -8,6 +8,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "format/model_loader.h"
 #include "model/forward.h"
 #include "model/sampling.h"
 #include "tokenizer/tokenizer.h"
@@ -39,7 +40,7 @@ Runner register_generate(CLI::App& app) {
   return [args] {
     auto& [dir, prompt, n_predict, ctx, sp, common, prompt_opt] = *args;
     apply_common(common);
-    auto model = Model::load(dir, /*prepack_dense=*/true);
+    auto model = load_model(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     BWLA_CHECK(!(prompt_opt->count() > 0 && prompt.empty()),

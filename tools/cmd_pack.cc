@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "model/packed_model.h"
+#include "format/packed_model.h"
 
 namespace bwla::cli {
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "eval/perplexity.h"
+#include "format/model_loader.h"
 #include "io/json.h"
 #include "io/mmap.h"
 #include "io/output_path.h"
@@ -57,12 +58,12 @@ Runner register_ppl(CLI::App& app) {
                         "--tokens-out", json_written_by_bwla);
     std::string text = read_text_file(data);
     BWLA_CHECK(!text.empty(), "'{}': file is empty", data);
-    auto model = Model::load(dir, /*prepack_dense=*/true);
+    auto model = load_model(dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, dir);
     std::unique_ptr<Model> base;
     if (!kld_base.empty()) {
-      base = Model::load(kld_base, /*prepack_dense=*/true);
+      base = load_model(kld_base, /*prepack_dense=*/true);
       BWLA_CHECK(base->cfg.vocab == model->cfg.vocab,
                  "--kld-base '{}' has vocab_size {} but '{}' has {}", kld_base, base->cfg.vocab,
                  dir, model->cfg.vocab);

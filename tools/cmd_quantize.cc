@@ -8,10 +8,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/perplexity.h"
+#include "format/model_loader.h"
 #include "io/mmap.h"
 #include "model/config.h"
-#include "tokenizer/tokenizer.h"
 #include "pipeline/quantize.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla::cli {
 
@@ -174,10 +175,10 @@ Runner register_quantize(CLI::App& app) {
       po.progress = !common.quiet;
       PplResult a;
       if (!no_fp_ppl) {
-        auto fp = Model::load(dir, /*prepack_dense=*/true);
+        auto fp = load_model(dir, /*prepack_dense=*/true);
         a = perplexity(*fp, ids, po);
       }
-      auto qm = Model::load(out);
+      auto qm = load_model(out);
       PplResult b = perplexity(*qm, ids, po);
       if (!no_fp_ppl) j["ppl_fp32"] = a.ppl;
       j["ppl_quantized"] = b.ppl;

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "format/model_loader.h"
 #include "serve/http_server.h"
 
 namespace bwla::cli {
@@ -65,7 +66,7 @@ Runner register_serve(CLI::App& app) {
     sigaction(SIGTERM, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error return, not death
 
-    auto model = Model::load(o.dir, /*prepack_dense=*/true);
+    auto model = load_model(o.dir, /*prepack_dense=*/true);
     auto tok = Tokenizer::load_dir(o.dir);
     check_tokenizer_vocab(*tok, model->cfg.vocab, o.dir);
     auto tmpl = serve::ChatTemplate::load_dir(o.dir);

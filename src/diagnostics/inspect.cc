@@ -11,10 +11,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "model/fake_quant_linear.h"
+#include "format/fake_quant_linear.h"
+#include "format/model_loader.h"
+#include "format/quant_model.h"
 #include "model/forward.h"
 #include "model/model.h"
-#include "model/quant_model.h"
 #include "quant/psp.h"
 
 namespace bwla {
@@ -151,7 +152,7 @@ void add_act_stats(InspectData& d, const MatrixRM& x, const InputTransform* rot)
 
 InspectData inspect_quantized(const std::string& dir, const InspectOptions& opt, int id,
                               const std::vector<std::vector<int>>& segs) {
-  auto m = Model::load(dir);
+  auto m = load_model(dir);
   const ModelConfig& c = m->cfg;
   InspectData d;
   d.quantized = true;
@@ -211,7 +212,7 @@ InspectData inspect_linear(const std::string& dir, const InspectOptions& opt,
   if (is_quantized_config(cfg)) {
     d = inspect_quantized(dir, opt, id, segs);
   } else {
-    auto m = Model::load_skeleton(dir);
+    auto m = load_model_skeleton(dir);
     std::vector<LayerWeights> layers;
     for (int l = 0; l <= opt.layer; ++l) layers.push_back(load_dense_layer(*m->store, cfg, l));
     const auto* dense = dynamic_cast<const DenseLinear*>(layers[opt.layer].lin[id].get());

@@ -90,4 +90,14 @@ void LazyDenseLinear::forward(const float* x, int n, float* y) const {
   }
 }
 
+void Linear::forward_siblings(const Linear* const* lins, float* const* ys, int count,
+                              const float* x, int n) const {
+  for (int j = 0; j < count; ++j) lins[j]->forward(x, n, ys[j]);
+}
+
+void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
+                        int n) {
+  if (count > 0) lins[0]->forward_siblings(lins, ys, count, x, n);
+}
+
 }  // namespace bwla

@@ -25,6 +25,11 @@ class Linear {
   virtual int out_features() const = 0;
   // x: [n, in] row-major, y: [n, out]; y is overwritten.
   virtual void forward(const float* x, int n, float* y) const = 0;
+  // ys[i] = lins[i]·x for `count` linears reading the same x, of which this
+  // is lins[0]: a storage that computes siblings together (the packed
+  // layer's token group) overrides it; the default runs one forward each.
+  virtual void forward_siblings(const Linear* const* lins, float* const* ys, int count,
+                                const float* x, int n) const;
   // Bytes of parameters this layer holds (for memory reports).
   virtual size_t param_bytes() const = 0;
   virtual std::string describe() const = 0;
@@ -83,8 +88,7 @@ class LazyDenseLinear : public Linear {
 // ys[i] = lins[i]·x for linears that read the same input (q/k/v, gate/up): one
 // token (or up to kMaxTokens, a batch of decode steps) through packed linears
 // with several threads goes to PackedLinear::forward_token_group, anything else
-// to one forward each. Declared here so the fp32 forward needs no packed (or
-// Eigen) header; defined in packed_linear.cc.
+// to one forward each (lins[0]->forward_siblings decides).
 void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
                         int n);
 

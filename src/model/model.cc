@@ -10,11 +10,8 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/log.h"
+#include "kernels/q4_gemm.h"
 #include "model/ops.h"
-#include "model/packed_model.h"
-#include "model/q4_linear.h"
-#include "model/q8_linear.h"
-#include "model/quant_model.h"
 
 namespace bwla {
 
@@ -45,13 +42,9 @@ void load_layer_norms(const TensorStore& st, const ModelConfig& c, int l, LayerW
   }
 }
 
-namespace {
-// Whether a tensor's data may be read in place as an array of its dtype (a
-// safetensors file does not promise alignment; the views below need it).
 bool elements_aligned(const TensorView& t) {
   return reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0;
 }
-}  // namespace
 
 bool want_lazy_weights(const TensorStore& st, const ModelConfig& c) {
   if (const char* e = std::getenv("BWLA_LAZY_WEIGHTS")) return std::string(e) == "1";
@@ -85,67 +78,6 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& c, int l
   return L;
 }
 
-namespace {
-
-// An I8 tensor of a packed model (docs/FORMAT.md, version 2) with its per-row
-// scale `<name>_scale` (F32 [rows]): a view into the mapping plus the scales.
-struct Q8Tensor {
-  const int8_t* w;
-  std::vector<float> scale;
-};
-
-Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string& name,
-                 int64_t rows, int64_t cols) {
-  const TensorView& t = st.get(name);
-  BWLA_CHECK(is_packed_config(c),
-             "'{}': tensor '{}' is I8; 8-bit embeddings and heads are only read from {} models",
-             t.file, name, kPackedQuantMethod);
-  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, cols}),
-             "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", t.file, name,
-             t.shape_str(), rows, cols);
-  BWLA_CHECK(st.has(name + "_scale"), "'{}': I8 tensor '{}' has no per-row scale tensor '{}'",
-             t.file, name, name + "_scale");
-  const TensorView& s = st.get(name + "_scale");
-  BWLA_CHECK(s.dtype == DType::F32 && s.shape == std::vector<int64_t>{rows},
-             "'{}': tensor '{}' has dtype {} shape {}, expected F32 [{}]", s.file, s.name,
-             dtype_name(s.dtype), s.shape_str(), rows);
-  Q8Tensor q{reinterpret_cast<const int8_t*>(t.data), s.to_f32()};
-  for (size_t i = 0; i < q.scale.size(); ++i)
-    BWLA_CHECK(std::isfinite(q.scale[i]) && q.scale[i] > 0,
-               "'{}': tensor '{}' row {} has scale {} (must be finite and > 0)", s.file, s.name, i,
-               q.scale[i]);
-  return q;
-}
-
-// A U8 tensor of a packed model: 4-bit nibbles [rows, q4_row_bytes(cols)] with
-// fp16 group scales `<name>_scale` [rows, q4_groups(cols)] (kernels/q4_gemm.h).
-Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string& name,
-                 int64_t rows, int64_t cols) {
-  const TensorView& t = st.get(name);
-  BWLA_CHECK(is_packed_config(c),
-             "'{}': tensor '{}' is U8; 4-bit embeddings and heads are only read from {} models",
-             t.file, name, kPackedQuantMethod);
-  const int64_t rb = (int64_t)q4_row_bytes((int)cols), G = q4_groups((int)cols);
-  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, rb}),
-             "'{}': 4-bit tensor '{}' has shape {} but config.json implies [{}, {}] ({} columns)",
-             t.file, name, t.shape_str(), rows, rb, cols);
-  BWLA_CHECK(st.has(name + "_scale"), "'{}': U8 tensor '{}' has no group scale tensor '{}'",
-             t.file, name, name + "_scale");
-  const TensorView& s = st.get(name + "_scale");
-  BWLA_CHECK(s.dtype == DType::F16 && s.shape == (std::vector<int64_t>{rows, G}),
-             "'{}': tensor '{}' has dtype {} shape {}, expected F16 [{}, {}]", s.file, s.name,
-             dtype_name(s.dtype), s.shape_str(), rows, G);
-  BWLA_CHECK(elements_aligned(s), "'{}': tensor '{}' data does not start at an even offset (F16 "
-             "scales are read in place)", s.file, s.name);
-  const uint16_t* sc = reinterpret_cast<const uint16_t*>(s.data);
-  for (int64_t i = 0; i < rows * G; ++i)
-    BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00, "'{}': tensor '{}' row {} group {} has scale {} (must be finite)",
-               s.file, s.name, i / G, i % G, f16_to_f32(sc[i]));
-  return Q4Matrix{(int)rows, (int)cols, reinterpret_cast<const uint8_t*>(t.data), sc};
-}
-
-}  // namespace
-
 void check_all_tensors_used(const TensorStore& st, const ModelConfig& c) {
   std::vector<std::string> unused;
   for (auto& n : st.unused())
@@ -165,7 +97,13 @@ void alias_tied_embedding(TensorStore& st, const ModelConfig& c) {
     st.add_alias("model.embed_tokens.weight", "lm_head.weight");
 }
 
-std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
+const TableReader* TableHooks::find(DType d) const {
+  for (int i = 0; i < n_readers; ++i)
+    if (readers[i].dtype == d) return &readers[i];
+  return nullptr;
+}
+
+std::unique_ptr<Model> Model::load_skeleton(const std::string& dir, const TableHooks& hooks) {
   auto m = std::make_unique<Model>();
   m->dir = dir;
   m->cfg = ModelConfig::load(dir);
@@ -187,19 +125,10 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   m->rope = std::make_shared<Rope>(c);
   const std::string ename = "model.embed_tokens.weight";
   const TensorView& et = st.get(ename);
-  if (et.dtype == DType::U8) {
-    const Q4Matrix q = read_q4(st, c, ename, c.vocab, c.hidden);
-    m->embed_view = &et;
-    m->embed_q4_scale = &st.get(ename + "_scale");
-    if (c.tie_embeddings)
-      m->lm_head = std::make_unique<Q4Linear>(c.vocab, c.hidden, q.w, q.scale, m->store);
-  } else if (et.dtype == DType::I8) {
-    Q8Tensor q = read_q8(st, c, ename, c.vocab, c.hidden);
-    m->embed_view = &et;
-    m->embed_scale = q.scale;
-    if (c.tie_embeddings)
-      m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
-  } else if (is_packed_config(c) && !c.tie_embeddings &&
+  if (const TableReader* r = hooks.find(et.dtype)) {
+    auto head = r->embed(*m, ename);
+    if (c.tie_embeddings) m->lm_head = std::move(head);
+  } else if (hooks.map_16bit_tables && hooks.map_16bit_tables(c) && !c.tie_embeddings &&
              (et.dtype == DType::F16 || et.dtype == DType::BF16) && elements_aligned(et)) {
     BWLA_CHECK(et.shape == (std::vector<int64_t>{c.vocab, c.hidden}),
                "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", et.file, ename,
@@ -220,12 +149,9 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
                ename);
   }
   if (!c.tie_embeddings) {
-    if (st.get("lm_head.weight").dtype == DType::U8) {
-      const Q4Matrix q = read_q4(st, c, "lm_head.weight", c.vocab, c.hidden);
-      m->lm_head = std::make_unique<Q4Linear>(c.vocab, c.hidden, q.w, q.scale, m->store);
-    } else if (st.get("lm_head.weight").dtype == DType::I8) {
-      Q8Tensor q = read_q8(st, c, "lm_head.weight", c.vocab, c.hidden);
-      m->lm_head = std::make_unique<Q8Linear>(c.vocab, c.hidden, q.w, std::move(q.scale), m->store);
+    const TensorView& h = st.get("lm_head.weight");
+    if (const TableReader* r = hooks.find(h.dtype)) {
+      m->lm_head = r->head(*m, "lm_head.weight");
     } else {
       auto w = read_f32(st, "lm_head.weight", {c.vocab, c.hidden});
       m->lm_head = std::make_unique<DenseLinear>(c.vocab, c.hidden, std::move(w));
@@ -235,27 +161,35 @@ std::unique_ptr<Model> Model::load_skeleton(const std::string& dir) {
   return m;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
-  auto m = load_skeleton(dir);
-  if (is_packed_config(m->cfg)) {
-    load_packed_layers(*m);
-  } else if (is_quantized_config(m->cfg)) {
-    load_quantized_layers(*m);
-  } else {
-    const bool lazy = want_lazy_weights(*m->store, m->cfg);
-    if (lazy) log_info("{}: fp32 weights would not fit in memory; converting 16-bit weights per layer on use", dir);
-    for (int l = 0; l < m->cfg.n_layers; ++l) {
-      m->layers[l] = load_dense_layer(*m->store, m->cfg, l, lazy);
-      if (prepack_dense)
-        for (auto& lin : m->layers[l].lin)
-          if (auto* d = dynamic_cast<DenseLinear*>(lin.get())) d->prepack();
-    }
+void load_dense_layers(Model& m, bool prepack_dense) {
+  const bool lazy = want_lazy_weights(*m.store, m.cfg);
+  if (lazy)
+    log_info("{}: fp32 weights would not fit in memory; converting 16-bit weights per layer on use",
+             m.dir);
+  for (int l = 0; l < m.cfg.n_layers; ++l) {
+    m.layers[l] = load_dense_layer(*m.store, m.cfg, l, lazy);
+    if (prepack_dense)
+      for (auto& lin : m.layers[l].lin)
+        if (auto* d = dynamic_cast<DenseLinear*>(lin.get())) d->prepack();
   }
-  check_all_tensors_used(*m->store, m->cfg);
+}
+
+void finish_load(Model& m, bool prepack_dense) {
+  check_all_tensors_used(*m.store, m.cfg);
   // An untied fp32 head owns its weights; a tied one is a view of the embedding
   // table (still needed for lookups), so it keeps the plain layout.
   if (prepack_dense)
-    if (auto* d = dynamic_cast<DenseLinear*>(m->lm_head.get())) d->prepack();
+    if (auto* d = dynamic_cast<DenseLinear*>(m.lm_head.get())) d->prepack();
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
+  auto m = load_skeleton(dir);
+  BWLA_CHECK(!m->cfg.raw.contains("quantization_config"),
+             "'{}': config.json has a quantization_config: a bwla quantized model is read by "
+             "load_model (format/model_loader.h), not by the fp32 checkpoint loader",
+             dir);
+  load_dense_layers(*m, prepack_dense);
+  finish_load(*m, prepack_dense);
   return m;
 }
 

@@ -38,6 +38,31 @@ LayerWeights load_dense_layer(const TensorStore& st, const ModelConfig& cfg, int
 // True when the decoder's fp32 copy would not fit in available memory (or
 // BWLA_LAZY_WEIGHTS=1); 16-bit checkpoints are then converted per layer on use.
 bool want_lazy_weights(const TensorStore& st, const ModelConfig& cfg);
+// Whether a tensor's data may be read in place as an array of its dtype (a
+// safetensors file does not promise alignment; in-place views need it).
+bool elements_aligned(const TensorView& t);
+
+class Model;
+
+// A storage of the embedding table or head that a layer above the model
+// defines (format/: the 8- and 4-bit tables of packed models), by tensor dtype.
+struct TableReader {
+  DType dtype;
+  // Keeps the table `name` in the mapping (m.embed_view and its scales) and
+  // returns the head a tied model uses.
+  std::unique_ptr<Linear> (*embed)(Model& m, const std::string& name);
+  // Reads the untied head `name`.
+  std::unique_ptr<Linear> (*head)(const Model& m, const std::string& name);
+};
+
+struct TableHooks {
+  const TableReader* readers = nullptr;
+  int n_readers = 0;
+  // Whether an untied F16 / BF16 embedding table stays mapped (converted per
+  // looked-up row) instead of being copied to fp32.
+  bool (*map_16bit_tables)(const ModelConfig& c) = nullptr;
+  const TableReader* find(DType d) const;
+};
 
 class Model {
  public:
@@ -56,16 +81,17 @@ class Model {
   std::shared_ptr<TensorStore> store;
   std::shared_ptr<const Rope> rope;  // frequencies derived from cfg
 
-  // Loads config.json and every tensor (fp32 dense linears). A directory that
-  // holds a bwla quantized model (config.json with quantization_config) is
-  // loaded with its quantized linears. prepack_dense: fp32 dense linears (and
-  // an untied fp32 head) are re-laid-out for PrepackedGemm when it is enabled
-  // and their plain weights freed (inference only: the quantization pipeline
-  // and tests reading DenseLinear::weight() load without it).
+  // Loads an unquantized checkpoint (fp32 / fp16 / bf16 dense linears); a
+  // directory with a quantization_config is refused: bwla's own formats sit
+  // above the model and are read by format/model_loader.h's load_model.
+  // prepack_dense: fp32 dense linears (and an untied fp32 head) are
+  // re-laid-out for PrepackedGemm when it is enabled and their plain weights
+  // freed (inference only: the quantization pipeline and tests reading
+  // DenseLinear::weight() load without it).
   static std::unique_ptr<Model> load(const std::string& dir, bool prepack_dense = false);
-  // Loads config, embeddings, norms and head only; layers are left empty
-  // (the pipeline loads one layer at a time with load_dense_layer).
-  static std::unique_ptr<Model> load_skeleton(const std::string& dir);
+  // Loads config, embeddings, norms and head only; layers are left empty. The
+  // hooks read embedding / head storages that layers above define.
+  static std::unique_ptr<Model> load_skeleton(const std::string& dir, const TableHooks& hooks = {});
 
   // Row `token` of the embedding table as fp32 (token checked by the caller).
   void embed_row(int token, float* out) const;
@@ -83,6 +109,12 @@ class Model {
 // tie_word_embeddings with only lm_head.weight stored: the embedding table
 // reads it (a safetensors metadata alias is applied by TensorStore itself).
 void alias_tied_embedding(TensorStore& st, const ModelConfig& c);
+// Fills every layer of a skeleton with dense (fp32, or lazily converted
+// 16-bit) linears.
+void load_dense_layers(Model& m, bool prepack_dense);
+// The checks and re-layouts after all layers are loaded: every tensor used,
+// the untied fp32 head prepacked when asked.
+void finish_load(Model& m, bool prepack_dense);
 // Throws naming the first tensor of `st` that no loader has read (weights the
 // config does not account for); call once a whole model has been loaded.
 void check_all_tensors_used(const TensorStore& st, const ModelConfig& c);

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/fake_quant_linear.h"
+#include "format/fake_quant_linear.h"
 #include "model/model.h"
 #include "quant/matrix.h"
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <memory>
 
-#include "model/fake_quant_linear.h"
+#include "format/fake_quant_linear.h"
 #include "pipeline/options.h"
 
 namespace bwla {

@@ -9,23 +9,24 @@
 #include <functional>
 #include <mutex>
 
+#include "core/cluster.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/rng.h"
-#include "core/cluster.h"
 #include "core/rss.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "format/model_loader.h"
+#include "format/quant_model.h"
 #include "io/fingerprint.h"
 #include "io/output_path.h"
 #include "model/forward.h"
 #include "model/ops.h"
-#include "model/quant_model.h"
-#include "tokenizer/tokenizer.h"
 #include "pipeline/distributed.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/resume.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bwla {
 
@@ -243,7 +244,7 @@ LayerLoop::LayerLoop(const std::string& model_dir, QuantizeOptions opt, const st
 }
 
 void LayerLoop::prepare() {
-  model_ = Model::load_skeleton(model_dir_);
+  model_ = load_model_skeleton(model_dir_);
   c_ = &model_->cfg;
   const ModelConfig& c = *c_;
   BWLA_CHECK(!is_quantized_config(c), "'{}' is already quantized", model_dir_);

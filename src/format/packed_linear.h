@@ -64,6 +64,9 @@ class PackedLinear : public Linear {
   // Whether forward_token_group can take this linear (bit planes with whole-row scales).
   bool groupable() const { return !p_.rc && p_.block_scales.empty(); }
   void forward(const float* x, int n, float* y) const override;
+  // Packed siblings that are all groupable go through forward_token_group.
+  void forward_siblings(const Linear* const* lins, float* const* ys, int count, const float* x,
+                        int n) const override;
   size_t param_bytes() const override;
   std::string describe() const override;
   const PackedParts& parts() const { return p_; }

@@ -6,14 +6,14 @@
 #include <optional>
 
 #include "core/error.h"
-#include "io/output_path.h"
 #include "core/half.h"
 #include "core/log.h"
+#include "format/bit_planes.h"
+#include "format/packed_model.h"
+#include "format/quant_model.h"
+#include "io/output_path.h"
 #include "kernels/q4_gemm.h"
 #include "kernels/q8_gemm.h"
-#include "model/bit_planes.h"
-#include "model/packed_model.h"
-#include "model/quant_model.h"
 
 namespace bwla {
 

@@ -1,12 +1,12 @@
-#include "model/quant_model.h"
+#include "format/quant_model.h"
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "format/fake_quant_linear.h"
 #include "io/output_path.h"
-#include "model/fake_quant_linear.h"
 #include "quant/hadamard.h"
 
 namespace bwla {

@@ -1,4 +1,4 @@
-#include "model/packed_linear.h"
+#include "format/packed_linear.h"
 
 #include <fmt/format.h>
 
@@ -192,8 +192,8 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
   }
 }
 
-void forward_same_input(const Linear* const* lins, float* const* ys, int count, const float* x,
-                        int n) {
+void PackedLinear::forward_siblings(const Linear* const* lins, float* const* ys, int count,
+                                    const float* x, int n) const {
   if (n <= PackedLinear::kMaxTokens && count <= PackedLinear::kMaxGroup &&
       omp_get_max_threads() > 1 && !omp_in_parallel()) {
     const PackedLinear* pl[PackedLinear::kMaxGroup];

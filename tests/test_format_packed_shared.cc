@@ -11,7 +11,7 @@
 
 #include "core/half.h"
 #include "core/rng.h"
-#include "model/packed_linear.h"
+#include "format/packed_linear.h"
 #include "quant/hadamard.h"
 
 using namespace bwla;

@@ -11,13 +11,14 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "format/bit_planes.h"
+#include "format/model_loader.h"
+#include "format/packed_linear.h"
+#include "format/packed_model.h"
+#include "format/q4_linear.h"
+#include "format/q8_linear.h"
 #include "io/mmap.h"
-#include "model/bit_planes.h"
 #include "model/forward.h"
-#include "model/packed_linear.h"
-#include "model/packed_model.h"
-#include "model/q4_linear.h"
-#include "model/q8_linear.h"
 #include "packed_testing.h"
 #include "tmpdir.h"
 
@@ -139,8 +140,8 @@ TEST(PackedFormat, EveryLinearMatchesItsFakeQuantLinear) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
   pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
-  auto fq = Model::load(td.file("fq"));
-  auto pk = Model::load(td.file("packed"));
+  auto fq = load_model(td.file("fq"));
+  auto pk = load_model(td.file("packed"));
   Rng r(3);
   for (int l = 0; l < 2; ++l)
     for (int id = 0; id < kNumLinears; ++id) {
@@ -160,8 +161,8 @@ TEST(PackedFormat, TinyModelForwardMatchesFakeQuantUnderEveryIsa) {
   test::TempDir td;
   test::write_tiny_fake_quant(td.file("fq"));
   pack_quantized_dir(td.file("fq"), td.file("packed"), f16_psp());
-  auto fq = Model::load(td.file("fq"));
-  auto pk = Model::load(td.file("packed"));
+  auto fq = load_model(td.file("fq"));
+  auto pk = load_model(td.file("packed"));
   int packed = 0, dense = 0;
   for (auto& L : pk->layers)
     for (auto& lin : L.lin) (dynamic_cast<const PackedLinear*>(lin.get()) ? packed : dense)++;
@@ -218,7 +219,7 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
   for (bool tied : {true, false}) {
     test::TempDir td;
     test::write_tiny_fake_quant(td.file("fq"), 6, tied);
-    auto fq = Model::load(td.file("fq"));
+    auto fq = load_model(td.file("fq"));
     std::vector<int> toks;
     for (int i = 0; i < 24; ++i) toks.push_back((i * 7 + 3) % 48);
     const auto ref = logits_of(*fq, toks);
@@ -250,7 +251,7 @@ TEST(PackedFormat, HeadAndEmbeddingDtypes) {
       EXPECT_EQ(st.get(hname).dtype == DType::I8, want == "Q8");
       EXPECT_EQ(st.get(hname).dtype == DType::U8, want == "Q4");
       EXPECT_EQ(st.has(hname + "_scale"), quant);
-      auto pk = Model::load(dir);
+      auto pk = load_model(dir);
       EXPECT_EQ(dynamic_cast<const Q8Linear*>(pk->lm_head.get()) != nullptr, want == "Q8");
       EXPECT_EQ(dynamic_cast<const Q4Linear*>(pk->lm_head.get()) != nullptr, want == "Q4");
       EXPECT_EQ(pk->head_shares_embedding(), tied && !quant);
@@ -315,7 +316,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
       f << bytes;
     }
     try {
-      Model::load(td.file("p"));
+      load_model(td.file("p"));
       FAIL() << "expected an error";
     } catch (const Error& e) {
       const std::string m = e.what();
@@ -328,7 +329,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
     cfg["quantization_config"]["quant_method"] = "bwla";
     write_text_file_atomic(td.file("p2/config.json"), cfg.dump());
     try {
-      Model::load(td.file("p2"));
+      load_model(td.file("p2"));
       FAIL() << "expected an error";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("only read from bwla-packed"), std::string::npos) << e.what();
@@ -339,7 +340,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
     cfg = load_json_file(td.file("p3/config.json"));
     cfg["hidden_size"] = cfg["hidden_size"].get<int>() + 32;
     write_text_file_atomic(td.file("p3/config.json"), cfg.dump());
-    EXPECT_THROW(Model::load(td.file("p3")), Error);
+    EXPECT_THROW(load_model(td.file("p3")), Error);
     // A non-finite group scale (F16 0x7C00 = +inf) in the first scale.
     pack_quantized_dir(td.file("fq"), td.file("p4"), po);
     std::string b4 = read_text_file(td.file("p4/model.safetensors"));
@@ -353,7 +354,7 @@ TEST(PackedFormat, QuantizedHeadWithoutScaleOrOutsideAPackedModelIsAnError) {
       f << b4;
     }
     try {
-      Model::load(td.file("p4"));
+      load_model(td.file("p4"));
       FAIL() << "expected an error";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("must be finite"), std::string::npos) << e.what();

@@ -1,4 +1,4 @@
-#include "model/bit_planes.h"
+#include "format/bit_planes.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "model/q4_linear.h"
+#include "format/q4_linear.h"
 
 #include "core/error.h"
 

@@ -7,8 +7,9 @@
 #include <functional>
 
 #include "core/error.h"
+#include "format/model_loader.h"
+#include "format/packed_model.h"
 #include "io/mmap.h"
-#include "model/packed_model.h"
 #include "packed_testing.h"
 #include "tmpdir.h"
 
@@ -60,7 +61,7 @@ struct PackedBadInput : ::testing::Test {
 
 std::string load_error(const std::string& dir) {
   try {
-    Model::load(dir);
+    load_model(dir);
   } catch (const Error& e) {
     return e.what();
   }
@@ -237,8 +238,8 @@ struct RcBadInput : PackedBadInput {
 
 TEST_F(RcBadInput, PacksAsArbRcAndMatchesTheFakeQuantLinear) {
   EXPECT_EQ(load_json_file(packed + "/config.json")["quantization_config"]["format_version"], 4);
-  auto fm = Model::load(td.file("fq"));
-  auto pm = Model::load(packed);
+  auto fm = load_model(td.file("fq"));
+  auto pm = load_model(packed);
   const Linear& f = *fm->layers[1].lin[kO];
   const Linear& p = *pm->layers[1].lin[kO];
   EXPECT_NE(p.describe().find("column groups"), std::string::npos) << p.describe();

@@ -1,4 +1,4 @@
-#include "model/fake_quant_linear.h"
+#include "format/fake_quant_linear.h"
 
 #include <fmt/format.h>
 

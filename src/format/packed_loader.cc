@@ -5,9 +5,9 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "model/packed_linear.h"
-#include "model/packed_model.h"
-#include "model/quant_model.h"
+#include "format/packed_linear.h"
+#include "format/packed_model.h"
+#include "format/quant_model.h"
 #include "quant/hadamard.h"
 
 namespace bwla {

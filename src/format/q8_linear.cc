@@ -1,4 +1,4 @@
-#include "model/q8_linear.h"
+#include "format/q8_linear.h"
 
 #include "core/error.h"
 
