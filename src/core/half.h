@@ -5,15 +5,21 @@
 
 namespace bwla {
 
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
+// The bits of an fp32 value and back (memcpy: no aliasing rules broken).
+inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float f32_from_bits(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
 }
+
+inline float bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
 inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
+  uint32_t u = f32_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays NaN
   u += 0x7fffu + ((u >> 16) & 1);
   return (uint16_t)(u >> 16);
@@ -40,13 +46,10 @@ inline float f16_to_f32(uint16_t h) {
   } else {
     u = sign | ((exp + 127 - 15) << 23) | (man << 13);
   }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+  return f32_from_bits(u);
 }
 inline uint16_t f32_to_f16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
+  const uint32_t u = f32_bits(f);
   uint32_t sign = (u >> 16) & 0x8000;
   int32_t exp = (int32_t)((u >> 23) & 0xff);
   uint32_t man = u & 0x7fffff;

@@ -125,22 +125,33 @@ const TaskSpec& find_task(const std::string& name) {
   fail("unknown task '{}'; valid tasks: {}", name, fmt::join(task_names(), ", "));
 }
 
-std::vector<TaskItem> load_piqa(const std::string& jsonl, const std::string& labels_path) {
-  auto rows = read_jsonl(jsonl);
-  auto labels = read_labels(labels_path, 0, 1, rows.size(), jsonl);
+// One item per row of a JSON Lines file: make(i, line, row) builds the item,
+// which is then tagged with the row's place for error messages.
+template <class Make>
+std::vector<TaskItem> items_of_rows(const std::string& jsonl,
+                                    const std::vector<std::pair<long, json>>& rows, Make make) {
   std::vector<TaskItem> items;
   items.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
-    auto& [line, j] = rows[i];
+    const auto& [line, j] = rows[i];
+    TaskItem it = make(i, line, j);
+    it.where = where(jsonl, line);
+    items.push_back(std::move(it));
+  }
+  return items;
+}
+
+std::vector<TaskItem> load_piqa(const std::string& jsonl, const std::string& labels_path) {
+  auto rows = read_jsonl(jsonl);
+  auto labels = read_labels(labels_path, 0, 1, rows.size(), jsonl);
+  return items_of_rows(jsonl, rows, [&](size_t i, long line, const json& j) {
     TaskItem it;
     it.context = "Question: " + get_string(j, "goal", jsonl, line) + "\nAnswer:";
     it.continuations = {" " + get_string(j, "sol1", jsonl, line),
                         " " + get_string(j, "sol2", jsonl, line)};
     it.gold = labels[i];
-    it.where = where(jsonl, line);
-    items.push_back(std::move(it));
-  }
-  return items;
+    return it;
+  });
 }
 
 std::vector<TaskItem> load_hellaswag(const std::string& txt) {
@@ -168,8 +179,7 @@ std::vector<TaskItem> load_hellaswag(const std::string& txt) {
 }
 
 std::vector<TaskItem> load_arc(const std::string& jsonl) {
-  std::vector<TaskItem> items;
-  for (auto& [line, j] : read_jsonl(jsonl)) {
+  return items_of_rows(jsonl, read_jsonl(jsonl), [&](size_t, long line, const json& j) {
     const json& q = get_field(j, "question", jsonl, line);
     BWLA_CHECK(q.is_object(), "{}: field 'question' is not an object", where(jsonl, line));
     TaskItem it;
@@ -188,19 +198,14 @@ std::vector<TaskItem> load_arc(const std::string& jsonl) {
     }
     BWLA_CHECK(it.gold >= 0, "{}: answerKey '{}' is not among the choice labels",
                where(jsonl, line), key);
-    it.where = where(jsonl, line);
-    items.push_back(std::move(it));
-  }
-  return items;
+    return it;
+  });
 }
 
 std::vector<TaskItem> load_winogrande(const std::string& jsonl, const std::string& labels_path) {
   auto rows = read_jsonl(jsonl);
   auto labels = read_labels(labels_path, 1, 2, rows.size(), jsonl);
-  std::vector<TaskItem> items;
-  items.reserve(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto& [line, j] = rows[i];
+  return items_of_rows(jsonl, rows, [&](size_t i, long line, const json& j) {
     std::string sentence = get_string(j, "sentence", jsonl, line);
     size_t blank = sentence.find('_');
     BWLA_CHECK(blank != std::string::npos, "{}: sentence has no '_' blank", where(jsonl, line));
@@ -216,15 +221,12 @@ std::vector<TaskItem> load_winogrande(const std::string& jsonl, const std::strin
       BWLA_CHECK(j["answer"].get<std::string>() == std::to_string(labels[i]),
                  "{}: 'answer' {} disagrees with label {} in '{}'", where(jsonl, line),
                  j["answer"].get<std::string>(), labels[i], labels_path);
-    it.where = where(jsonl, line);
-    items.push_back(std::move(it));
-  }
-  return items;
+    return it;
+  });
 }
 
 std::vector<TaskItem> load_lambada(const std::string& jsonl) {
-  std::vector<TaskItem> items;
-  for (auto& [line, j] : read_jsonl(jsonl)) {
+  return items_of_rows(jsonl, read_jsonl(jsonl), [&](size_t, long line, const json& j) {
     std::string text = get_string(j, "text", jsonl, line);
     size_t sp = text.rfind(' ');
     BWLA_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < text.size(),
@@ -234,10 +236,8 @@ std::vector<TaskItem> load_lambada(const std::string& jsonl) {
     it.context = text.substr(0, sp);
     it.continuations = {text.substr(sp)};  // " " + last word
     it.gold = 0;
-    it.where = where(jsonl, line);
-    items.push_back(std::move(it));
-  }
-  return items;
+    return it;
+  });
 }
 
 std::vector<TaskItem> load_task(const std::string& name, const std::string& data_dir) {

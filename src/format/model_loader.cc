@@ -17,6 +17,28 @@ namespace bwla {
 
 namespace {
 
+// What the quantized tables share: they are read from packed models only,
+// `name` has `shape`, and its scales `<name>_scale` are `scale_dtype` of
+// `scale_shape`. Returns the scale tensor.
+const TensorView& checked_table_scales(const TensorStore& st, const ModelConfig& c,
+                                       const std::string& name, const std::vector<int64_t>& shape,
+                                       DType scale_dtype, const std::vector<int64_t>& scale_shape) {
+  const TensorView& t = st.get(name);
+  BWLA_CHECK(is_packed_config(c),
+             "'{}': tensor '{}' is {}; quantized embeddings and heads are only read from {} models",
+             t.file, name, dtype_name(t.dtype), kPackedQuantMethod);
+  BWLA_CHECK(t.shape == shape, "'{}': tensor '{}' has shape {} but config.json implies [{}]",
+             t.file, name, t.shape_str(), fmt::join(shape, ", "));
+  BWLA_CHECK(st.has(name + "_scale"), "'{}': {} tensor '{}' has no scale tensor '{}'", t.file,
+             dtype_name(t.dtype), name, name + "_scale");
+  const TensorView& s = st.get(name + "_scale");
+  BWLA_CHECK(s.dtype == scale_dtype && s.shape == scale_shape,
+             "'{}': tensor '{}' has dtype {} shape {}, expected {} [{}]", s.file, s.name,
+             dtype_name(s.dtype), s.shape_str(), dtype_name(scale_dtype),
+             fmt::join(scale_shape, ", "));
+  return s;
+}
+
 // An I8 tensor of a packed model (docs/FORMAT.md, version 2) with its per-row
 // scale `<name>_scale` (F32 [rows]): a view into the mapping plus the scales.
 struct Q8Tensor {
@@ -26,20 +48,8 @@ struct Q8Tensor {
 
 Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string& name,
                  int64_t rows, int64_t cols) {
-  const TensorView& t = st.get(name);
-  BWLA_CHECK(is_packed_config(c),
-             "'{}': tensor '{}' is I8; 8-bit embeddings and heads are only read from {} models",
-             t.file, name, kPackedQuantMethod);
-  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, cols}),
-             "'{}': tensor '{}' has shape {} but config.json implies [{}, {}]", t.file, name,
-             t.shape_str(), rows, cols);
-  BWLA_CHECK(st.has(name + "_scale"), "'{}': I8 tensor '{}' has no per-row scale tensor '{}'",
-             t.file, name, name + "_scale");
-  const TensorView& s = st.get(name + "_scale");
-  BWLA_CHECK(s.dtype == DType::F32 && s.shape == std::vector<int64_t>{rows},
-             "'{}': tensor '{}' has dtype {} shape {}, expected F32 [{}]", s.file, s.name,
-             dtype_name(s.dtype), s.shape_str(), rows);
-  Q8Tensor q{reinterpret_cast<const int8_t*>(t.data), s.to_f32()};
+  const TensorView& s = checked_table_scales(st, c, name, {rows, cols}, DType::F32, {rows});
+  Q8Tensor q{reinterpret_cast<const int8_t*>(st.get(name).data), s.to_f32()};
   for (size_t i = 0; i < q.scale.size(); ++i)
     BWLA_CHECK(std::isfinite(q.scale[i]) && q.scale[i] > 0,
                "'{}': tensor '{}' row {} has scale {} (must be finite and > 0)", s.file, s.name, i,
@@ -51,27 +61,15 @@ Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string&
 // fp16 group scales `<name>_scale` [rows, q4_groups(cols)] (kernels/q4_gemm.h).
 Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string& name,
                  int64_t rows, int64_t cols) {
-  const TensorView& t = st.get(name);
-  BWLA_CHECK(is_packed_config(c),
-             "'{}': tensor '{}' is U8; 4-bit embeddings and heads are only read from {} models",
-             t.file, name, kPackedQuantMethod);
   const int64_t rb = (int64_t)q4_row_bytes((int)cols), G = q4_groups((int)cols);
-  BWLA_CHECK(t.shape == (std::vector<int64_t>{rows, rb}),
-             "'{}': 4-bit tensor '{}' has shape {} but config.json implies [{}, {}] ({} columns)",
-             t.file, name, t.shape_str(), rows, rb, cols);
-  BWLA_CHECK(st.has(name + "_scale"), "'{}': U8 tensor '{}' has no group scale tensor '{}'",
-             t.file, name, name + "_scale");
-  const TensorView& s = st.get(name + "_scale");
-  BWLA_CHECK(s.dtype == DType::F16 && s.shape == (std::vector<int64_t>{rows, G}),
-             "'{}': tensor '{}' has dtype {} shape {}, expected F16 [{}, {}]", s.file, s.name,
-             dtype_name(s.dtype), s.shape_str(), rows, G);
+  const TensorView& s = checked_table_scales(st, c, name, {rows, rb}, DType::F16, {rows, G});
   BWLA_CHECK(elements_aligned(s), "'{}': tensor '{}' data does not start at an even offset (F16 "
              "scales are read in place)", s.file, s.name);
   const uint16_t* sc = reinterpret_cast<const uint16_t*>(s.data);
   for (int64_t i = 0; i < rows * G; ++i)
     BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00, "'{}': tensor '{}' row {} group {} has scale {} (must be finite)",
                s.file, s.name, i / G, i % G, f16_to_f32(sc[i]));
-  return Q4Matrix{(int)rows, (int)cols, reinterpret_cast<const uint8_t*>(t.data), sc};
+  return Q4Matrix{(int)rows, (int)cols, reinterpret_cast<const uint8_t*>(st.get(name).data), sc};
 }
 
 std::unique_ptr<Linear> q4_embed(Model& m, const std::string& name) {

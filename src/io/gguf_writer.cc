@@ -132,19 +132,19 @@ void GgufWriter::set_string_array(const std::string& key, const std::vector<std:
   put<uint64_t>(kv.payload, v.size());
   for (auto& s : v) put_string(kv.payload, s);
 }
-void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>& v) {
+template <class T>
+void GgufWriter::set_array(const std::string& key, GgufValueType elem, const std::vector<T>& v) {
   auto& kv = new_kv(key, GgufValueType::ARRAY);
-  kv.elem = GgufValueType::F32;
-  put<uint32_t>(kv.payload, (uint32_t)GgufValueType::F32);
+  kv.elem = elem;
+  put<uint32_t>(kv.payload, (uint32_t)elem);
   put<uint64_t>(kv.payload, v.size());
-  put_bytes(kv.payload, v.data(), v.size() * sizeof(float));
+  put_bytes(kv.payload, v.data(), v.size() * sizeof(T));
+}
+void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>& v) {
+  set_array(key, GgufValueType::F32, v);
 }
 void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t>& v) {
-  auto& kv = new_kv(key, GgufValueType::ARRAY);
-  kv.elem = GgufValueType::I32;
-  put<uint32_t>(kv.payload, (uint32_t)GgufValueType::I32);
-  put<uint64_t>(kv.payload, v.size());
-  put_bytes(kv.payload, v.data(), v.size() * sizeof(int32_t));
+  set_array(key, GgufValueType::I32, v);
 }
 
 uint64_t GgufWriter::Tensor::numel() const {

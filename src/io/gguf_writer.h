@@ -88,6 +88,9 @@ class GgufWriter {
     uint64_t nbytes() const { return numel() * ggml_type_size(type); }
   };
   KV& new_kv(const std::string& key, GgufValueType t);
+  // An array of fixed-size elements, stored as their little-endian bytes.
+  template <class T>
+  void set_array(const std::string& key, GgufValueType elem, const std::vector<T>& v);
   uint32_t align_;
   std::vector<KV> kv_;
   std::vector<Tensor> tensors_;

@@ -83,32 +83,30 @@ void TensorView::to_f32(float* out) const {
     fail("'{}': tensor '{}' holds a non-finite value ({}) at flat index {}", file, name, out[bad], bad);
 }
 
+namespace {
+// out[i] = f(element i of type T), read with memcpy (the mapping promises no
+// alignment).
+template <class T, class F>
+void convert_each(const uint8_t* data, int64_t n, float* out, F f) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, data + sizeof(T) * i, sizeof(T));
+    out[i] = f(v);
+  }
+}
+}  // namespace
+
 void TensorView::convert_f32(float* out, int64_t n) const {
   switch (dtype) {
     case DType::F32:
       std::memcpy(out, data, (size_t)n * 4);
       return;
     case DType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, data + 2 * i, 2);
-        out[i] = f16_to_f32(h);
-      }
-      return;
+      return convert_each<uint16_t>(data, n, out, f16_to_f32);
     case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, data + 2 * i, 2);
-        out[i] = bf16_to_f32(h);
-      }
-      return;
+      return convert_each<uint16_t>(data, n, out, bf16_to_f32);
     case DType::F64:
-      for (int64_t i = 0; i < n; ++i) {
-        double d;
-        std::memcpy(&d, data + 8 * i, 8);
-        out[i] = (float)d;
-      }
-      return;
+      return convert_each<double>(data, n, out, [](double d) { return (float)d; });
     default:
       fail("'{}': tensor '{}' has dtype {}, expected a floating type (F32, F16, BF16)", file, name,
            dtype_name(dtype));

@@ -123,17 +123,24 @@ float* scratch(std::vector<float>& b, size_t size) {
 // from (one buffer per thread, shared by the two stages).
 thread_local std::vector<float> normed_tl;
 
+// The normed input and q / k / v of an attention stage over n rows: per-thread
+// buffers, grown on demand and reused.
+struct AttnScratch {
+  float *h, *q, *k, *v;
+};
+AttnScratch attn_scratch(const ModelConfig& c, int n) {
+  thread_local std::vector<float> qb, kb, vb;
+  return {scratch(normed_tl, (size_t)n * c.hidden), scratch(qb, (size_t)n * c.q_dim()),
+          scratch(kb, (size_t)n * c.kv_dim()), scratch(vb, (size_t)n * c.kv_dim())};
+}
+
 // Stage 1 with an optional cache (see layer_forward for the cache contract).
 void attention_stage(const ModelConfig& c, const Rope& rope, const LayerWeights& L, int layer,
                      const float* x, int n_seq, int seq_len, KVCache* cache, float* att,
                      Capture* cap) {
   BWLA_ASSERT(!cache || n_seq == 1, "cache with {} segments", n_seq);
   const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  thread_local std::vector<float> qb, kb, vb;
-  float* h = scratch(normed_tl, (size_t)n * H);
-  float* q = scratch(qb, (size_t)n * qd);
-  float* k = scratch(kb, (size_t)n * kvd);
-  float* v = scratch(vb, (size_t)n * kvd);
+  auto [h, q, k, v] = attn_scratch(c, n);
   rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
   if (cap) {
     cap->tensor(layer, "attn_norm", h, n, H);
@@ -195,11 +202,7 @@ namespace {
 void attention_decode_rows(const ModelConfig& c, const Rope& rope, const LayerWeights& L,
                            int layer, const float* x, int n, KVCache* const* caches, float* att) {
   const int H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  thread_local std::vector<float> qb, kb, vb;
-  float* h = scratch(normed_tl, (size_t)n * H);
-  float* q = scratch(qb, (size_t)n * qd);
-  float* k = scratch(kb, (size_t)n * kvd);
-  float* v = scratch(vb, (size_t)n * kvd);
+  auto [h, q, k, v] = attn_scratch(c, n);
   rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
   qkv_projections(c, L, h, n, q, k, v);
   for (int i = 0; i < n; ++i) {

@@ -204,37 +204,39 @@ class OktSolver {
     return b.scale * total;
   }
 
-  void targets_weight(Block& b) {
+  // t = f(z, row) for every length-n2 segment of b.z (segment k of row i at
+  // k·rows·n2 + i·n2), into b.t of the same layout.
+  template <class F>
+  void map_segments(Block& b, F f) {
     const long rows = b.rows, n2 = n2_, n1 = n1_;
-    const float kappa = opt_.kappa;
     b.t.resize(n1, rows * n2);
     for (long k = 0; k < n1; ++k)
       for (long i = 0; i < rows; ++i) {
         const long off = k * rows * n2 + i * n2;
         Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
         Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
-        const float c = (float)b.c[i];
-        if (!(c > 0)) {
-          t.setZero();
-        } else if (kappa <= 0) {
-          t = (z >= 0).select(Eigen::ArrayXf::Constant(n2, c), -c);
-        } else {
-          // c·(2γ − 1) with γ = sigmoid(2zc/σ²), σ = κc.
-          t = c * (z * (1.0f / (kappa * kappa * c))).tanh();
-        }
+        f(z, t, i);
       }
   }
 
-  void targets_act(Block& b) {
-    const long rows = b.rows, n2 = n2_, n1 = n1_;
-    b.t.resize(n1, rows * n2);
-    for (long k = 0; k < n1; ++k)
-      for (long i = 0; i < rows; ++i) {
-        const long off = k * rows * n2 + i * n2;
-        Eigen::Map<const Eigen::ArrayXf> z(b.z.data() + off, n2);
-        Eigen::Map<Eigen::ArrayXf> t(b.t.data() + off, n2);
-        t = z.max(-b.tau[i]).min(b.tau[i]);
+  void targets_weight(Block& b) {
+    const float kappa = opt_.kappa;
+    const long n2 = n2_;
+    map_segments(b, [&](const auto& z, auto& t, long i) {
+      const float c = (float)b.c[i];
+      if (!(c > 0)) {
+        t.setZero();
+      } else if (kappa <= 0) {
+        t = (z >= 0).select(Eigen::ArrayXf::Constant(n2, c), -c);
+      } else {
+        // c·(2γ − 1) with γ = sigmoid(2zc/σ²), σ = κc.
+        t = c * (z * (1.0f / (kappa * kappa * c))).tanh();
       }
+    });
+  }
+
+  void targets_act(Block& b) {
+    map_segments(b, [&](const auto& z, auto& t, long i) { t = z.max(-b.tau[i]).min(b.tau[i]); });
   }
 
   long n1_, n2_;
