@@ -70,6 +70,11 @@ class BlockBinarizer : public ColumnQuantizer {
 
  private:
   void record_rc(int c0, int g, const GroupIds& gid, const ArbRcFit& f1, const ArbRcFit* f2);
+  // The documented steps of begin_block after the grouping (billm.cc).
+  double fit_arb_rc(int c0, const MatrixRM& w, const GroupIds& gid, MatrixRM& wh);
+  double fit_planes(int c0, const MatrixRM& w, const Eigen::Ref<const MatrixRM>& ublk,
+                    const GroupIds& gid, MatrixRM& wh);
+  void count_storage(long rows, int cols, int salient, double scale_count);
   BlockBinarizerConfig cfg_;
   MatrixCM q_;
   BinarizeStats st_;
