@@ -23,23 +23,29 @@ namespace {
 // Where sign refinement applies: the layouts with one α, μ per row block.
 enum class OnePlane { Never, WithoutGroups, AtOneBit };
 
+// Which quantizer runs a method.
+enum class Quantizer { RtnSign, Rtn, Gptq, Block };
+
 struct WeightMethodInfo {
   const char* name;
   std::vector<int> bits;
   bool needs_xtx;
   OnePlane refinable;
   bool whole_row_scales;  // one α, μ per row (not per sweep block) at 1 bit
+  Quantizer quantizer;
+  BinRefine refine = BinRefine::Xnor;  // Block: the block binarizer's fit
+  bool always_groups = false;          // Block: column groups whatever opt.groups says
 };
 
 const std::vector<WeightMethodInfo>& method_table() {
   static const std::vector<WeightMethodInfo> t = {
-      {"rtn-sign", {1}, false, OnePlane::Never, true},
-      {"rtn", {2, 3, 4, 8}, false, OnePlane::Never, false},
-      {"gptq", {1, 2, 3, 4, 8}, true, OnePlane::AtOneBit, true},
-      {"billm", {1}, false, OnePlane::Never, false},
-      {"arb", {1}, false, OnePlane::WithoutGroups, false},
-      {"arb-x", {1}, true, OnePlane::WithoutGroups, false},
-      {"arb-rc", {1}, false, OnePlane::Never, false},
+      {"rtn-sign", {1}, false, OnePlane::Never, true, Quantizer::RtnSign},
+      {"rtn", {2, 3, 4, 8}, false, OnePlane::Never, false, Quantizer::Rtn},
+      {"gptq", {1, 2, 3, 4, 8}, true, OnePlane::AtOneBit, true, Quantizer::Gptq},
+      {"billm", {1}, false, OnePlane::Never, false, Quantizer::Block, BinRefine::Xnor, true},
+      {"arb", {1}, false, OnePlane::WithoutGroups, false, Quantizer::Block, BinRefine::Arb},
+      {"arb-x", {1}, true, OnePlane::WithoutGroups, false, Quantizer::Block, BinRefine::ArbX},
+      {"arb-rc", {1}, false, OnePlane::Never, false, Quantizer::Block, BinRefine::ArbRC},
   };
   return t;
 }
@@ -140,7 +146,10 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
     BWLA_CHECK(weight_method_sign_refinable(m, opt.wbits, opt.groups),
                "{}: sign refinement needs a one-plane layout (arb or arb-x without column "
                "groups, or gptq 1-bit), not method '{}'{}",
-               ctx, m, opt.groups && (m == "arb" || m == "arb-x") ? " with column groups" : "");
+               ctx, m,
+               opt.groups && find_method(m)->refinable == OnePlane::WithoutGroups
+                   ? " with column groups"
+                   : "");
   if (weight_method_needs_xtx(m))
     BWLA_CHECK(xtx != nullptr, "{}: method '{}' needs calibration statistics XᵀX", ctx, m);
   if (xtx) {
@@ -153,11 +162,12 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
   Timer timer;
   WeightQuantResult r;
   const double nw = (double)out * in;
-  if (m == "rtn-sign") {
+  const WeightMethodInfo& method = *find_method(m);  // checked above
+  if (method.quantizer == Quantizer::RtnSign) {
     r.w_hat = rtn_sign(w);
     r.storage_bits = nw + 32.0 * out;
     r.paper_bits = nw;
-  } else if (m == "rtn") {
+  } else if (method.quantizer == Quantizer::Rtn) {
     r.w_hat = rtn_quantize(w, opt.wbits, opt.group_size);
     const long ng = opt.group_size > 0 ? (in + opt.group_size - 1) / opt.group_size : 1;
     r.storage_bits = opt.wbits * nw + 32.0 * out * ng;
@@ -173,7 +183,7 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
                     : identity_hessian((int)in, want_h);
     if (hessian_cache && !cached) *hessian_cache = local;
     const PreparedHessian& hp = cached ? *hessian_cache : local;
-    if (m == "gptq") {
+    if (method.quantizer == Quantizer::Gptq) {
       r.w_hat = gptq_quantize(w, hp, opt.wbits, opt.wbits == 1 ? 0 : opt.group_size,
                               opt.block_size);
       if (opt.wbits == 1) {
@@ -185,11 +195,8 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
       r.paper_bits = opt.wbits * nw;
     } else {
       BlockBinarizerConfig cfg;
-      cfg.refine = m == "billm"    ? BinRefine::Xnor
-                   : m == "arb"    ? BinRefine::Arb
-                   : m == "arb-x"  ? BinRefine::ArbX
-                                   : BinRefine::ArbRC;
-      cfg.groups = m == "billm" ? true : opt.groups;
+      cfg.refine = method.refine;
+      cfg.groups = method.always_groups || opt.groups;
       cfg.arb_iters = opt.arb_iters;
       cfg.salient_max = opt.salient_max;
       BinarizeStats st;
