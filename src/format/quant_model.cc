@@ -8,6 +8,7 @@
 #include "format/fake_quant_linear.h"
 #include "io/output_path.h"
 #include "quant/hadamard.h"
+#include "quant/transform_kind.h"
 
 namespace bwla {
 
@@ -219,10 +220,12 @@ void check_promised_tensors(const TensorStore& st, const json& q, const std::str
   const std::string where = file + ", quantization_config";
   const std::string transform = json_string(q, "transform", "", where);
   const bool psp = json_bool(q, "psp", false, where);
-  const char* want = transform == "okt" ? ".okt_r1" : transform == "hadamard" ? ".hadamard_seed" : nullptr;
-  BWLA_CHECK(!want || st.has(p + want),
+  TransformKind kind = TransformKind::None;
+  const bool known = parse_transform_kind(transform, kind);
+  const std::string want = known ? transform_info(kind).tensor : "";
+  BWLA_CHECK(want.empty() || st.has(p + want),
              "'{}': quantization_config.transform is '{}' but '{}' is missing", file, transform,
-             p + (want ? want : ""));
+             p + want);
   BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
              "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
   BWLA_CHECK(!psp || st.has(p + ".psp_a"),

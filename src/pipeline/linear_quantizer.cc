@@ -84,10 +84,10 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
   parts.bias = bias;
   double side_bits = 0;
   // 1. Input transform.
-  const std::string tr = o.effective_transform();
-  if (tr == "hadamard") {
+  const TransformKind tr = o.transform_kind();
+  if (tr == TransformKind::Hadamard) {
     parts.transform = std::shared_ptr<const InputTransform>(make_random_hadamard(in, transform_seed));
-  } else if (tr == "okt") {
+  } else if (tr == TransformKind::Okt) {
     OktOptions oo = o.okt;
     oo.seed = transform_seed;
     OktResult r = learn_okt(w, o.okt.act_weight > 0 ? &st.sample : nullptr, oo);

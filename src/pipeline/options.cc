@@ -13,10 +13,15 @@ std::vector<std::string> quantize_methods() {
   return m;
 }
 
-std::string QuantizeOptions::effective_transform() const {
-  if (transform != "auto") return transform;
-  return method == "bwla" ? "okt" : "none";
+TransformKind QuantizeOptions::transform_kind() const {
+  if (transform == "auto") return method == "bwla" ? TransformKind::Okt : TransformKind::None;
+  TransformKind k;
+  BWLA_CHECK(parse_transform_kind(transform, k),
+             "--transform must be none, hadamard, okt or auto, got '{}'", transform);
+  return k;
 }
+
+std::string QuantizeOptions::effective_transform() const { return transform_name(transform_kind()); }
 
 void QuantizeOptions::finalize() {
   auto ms = quantize_methods();
@@ -24,9 +29,7 @@ void QuantizeOptions::finalize() {
              "unknown method '{}' (available: {})", method, fmt::join(ms, ", "));
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
              "--abits must be 4, 6, 8 or 16, got {}", abits);
-  const std::string t = effective_transform();
-  BWLA_CHECK(t == "none" || t == "hadamard" || t == "okt",
-             "--transform must be none, hadamard, okt or auto, got '{}'", transform);
+  transform_kind();  // throws on an unknown name
   const std::string wm = method == "bwla" ? binarizer : method;
   auto bits = weight_method_bits(wm);
   BWLA_CHECK(!bits.empty(), "unknown weight quantizer '{}' (available: {})", wm,
@@ -76,7 +79,7 @@ json QuantizeOptions::to_json() const {
                            {"arb_iters", wq.arb_iters}, {"groups", wq.groups},
                            {"salient_max", wq.salient_max}};
   if (wq.sign_refine > 0) j["weight_quantizer"]["sign_refine"] = wq.sign_refine;
-  if (effective_transform() == "okt")
+  if (transform_kind() == TransformKind::Okt)
     j["okt"] = {{"iters", okt.iters}, {"kappa", okt.kappa},
                 {"mstep", okt.mstep == OktOptions::MStep::Procrustes ? "procrustes" : "cayley"},
                 {"hadamard_init", okt.hadamard_init}, {"act_weight", okt.act_weight}};

@@ -6,6 +6,7 @@
 #include "pipeline/calibration.h"
 #include "quant/okt.h"
 #include "quant/psp.h"
+#include "quant/transform_kind.h"
 #include "quant/weight_quant.h"
 
 namespace bwla {
@@ -70,7 +71,8 @@ struct QuantizeOptions {
 
   // Fills defaults that depend on the method and validates; throws bwla::Error.
   void finalize();
-  std::string effective_transform() const;
+  std::string effective_transform() const;  // its name
+  TransformKind transform_kind() const;
   json to_json() const;
 };
 
