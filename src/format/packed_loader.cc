@@ -214,6 +214,10 @@ void load_planes(const TensorStore& st, const std::string& p, int64_t out, int64
           make_block_scales(pp.planes.back(), block_cols, alpha.data() + k * ps, mu.data() + k * ps));
     }
   }
+  // Planes copied out of the mapping (none reads it in place): its pages
+  // would only double the resident set.
+  if (std::none_of(pp.planes.begin(), pp.planes.end(), [](const PackedBinary& b) { return b.view; }))
+    st.release(p + ".qweight");
 }
 
 // act_clip, the input transform, the PSP branch and the bias.
