@@ -140,7 +140,9 @@ void attention_stage(const ModelConfig& c, const Rope& rope, const LayerWeights&
                      Capture* cap) {
   BWLA_ASSERT(!cache || n_seq == 1, "cache with {} segments", n_seq);
   const int n = n_seq * seq_len, H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  auto [h, q, k, v] = attn_scratch(c, n);
+  const AttnScratch sc = attn_scratch(c, n);
+  // Plain locals, not a structured binding: lambdas below capture them.
+  float *h = sc.h, *q = sc.q, *k = sc.k, *v = sc.v;
   rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
   if (cap) {
     cap->tensor(layer, "attn_norm", h, n, H);
@@ -202,7 +204,9 @@ namespace {
 void attention_decode_rows(const ModelConfig& c, const Rope& rope, const LayerWeights& L,
                            int layer, const float* x, int n, KVCache* const* caches, float* att) {
   const int H = c.hidden, qd = c.q_dim(), kvd = c.kv_dim();
-  auto [h, q, k, v] = attn_scratch(c, n);
+  const AttnScratch sc = attn_scratch(c, n);
+  // Plain locals, not a structured binding: lambdas below capture them.
+  float *h = sc.h, *q = sc.q, *k = sc.k, *v = sc.v;
   rmsnorm(x, L.attn_norm.data(), h, n, H, c.rms_eps);
   qkv_projections(c, L, h, n, q, k, v);
   for (int i = 0; i < n; ++i) {
