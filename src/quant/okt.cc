@@ -336,7 +336,8 @@ double binarization_error(const MatrixRM& w) {
   return (w - xnor_binarize_rows(w)).cast<double>().squaredNorm() / n2;
 }
 
-OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOptions& opt) {
+// The checks of learn_okt's inputs; returns whether the activation term is on.
+bool check_okt_inputs(const MatrixRM& w, const MatrixRM* act_sample, const OktOptions& opt) {
   BWLA_CHECK(w.rows() > 0 && w.cols() > 0, "learn_okt: empty weight {}x{}", w.rows(), w.cols());
   BWLA_CHECK(w.allFinite(), "learn_okt: weight {}x{} has non-finite values", w.rows(), w.cols());
   BWLA_CHECK(opt.iters >= 0, "learn_okt: iters must be >= 0, got {}", opt.iters);
@@ -354,6 +355,48 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
   if (opt.act_weight > 0 && !use_act)
     log_warn("learn_okt: act_weight > 0 but no activation sample; weight-only");
 
+  return use_act;
+}
+
+// One guarded M-step on factor 0 (R1) or 1 (R2): the full step, then (with
+// the monotone guard) two shorter blends towards it; a step that raises J is
+// rejected and the old factor kept. j is the objective on entry and on exit.
+enum class MStepResult { Moved, Stayed, Rejected, NonFiniteFactor, NonFiniteObjective };
+
+MStepResult guarded_mstep(OktSolver& solver, MatrixD& r1, MatrixD& r2, int factor, double& j,
+                          const OktOptions& opt) {
+  solver.compute_targets();
+  MatrixD& r = factor == 0 ? r1 : r2;
+  const auto changed = factor == 0 ? OktSolver::Changed::R1 : OktSolver::Changed::R2;
+  const MatrixD m = factor == 0 ? solver.m1(r2) : solver.m2();
+  const MatrixD r_old = r;
+  const MatrixD r_new =
+      opt.mstep == OktOptions::MStep::Procrustes ? procrustes_step(m) : cayley_step(r, m, opt);
+  if (!r_new.allFinite()) return MStepResult::NonFiniteFactor;
+  const int tries = opt.monotone_guard ? 3 : 1;
+  double t = 1.0;
+  for (int k = 0; k < tries; ++k, t *= 0.5) {
+    r = k == 0 ? r_new : polar((1.0 - t) * r_old + t * r_new);
+    const double jn = solver.rotate_and_evaluate(r1, r2, changed);
+    if (!std::isfinite(jn)) {
+      r = r_old;
+      j = solver.rotate_and_evaluate(r1, r2, changed);
+      return MStepResult::NonFiniteObjective;
+    }
+    // Equal up to float rounding of the recomputed sums counts as no increase.
+    if (!opt.monotone_guard || jn <= j + kRoundTol * std::fabs(j)) {
+      const bool moved = jn < j - kRoundTol * std::fabs(j);
+      j = jn;
+      return moved ? MStepResult::Moved : MStepResult::Stayed;
+    }
+  }
+  r = r_old;
+  j = solver.rotate_and_evaluate(r1, r2, changed);
+  return MStepResult::Rejected;
+}
+
+OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOptions& opt) {
+  const bool use_act = check_okt_inputs(w, act_sample, opt);
   Timer timer;
   const long work = w.size() + (use_act ? act_sample->size() : 0);
   EigenThreadLimit eigen_threads(work < kParallelMin);
@@ -399,41 +442,17 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
     const double j_start = j;
     int moves = 0;  // M-steps that lowered J beyond rounding
     for (int factor = 0; factor < 2 && !res.fell_back; ++factor) {
-      solver.compute_targets();
-      MatrixD& r = factor == 0 ? r1 : r2;
-      const auto changed = factor == 0 ? OktSolver::Changed::R1 : OktSolver::Changed::R2;
-      const MatrixD m = factor == 0 ? solver.m1(r2) : solver.m2();
-      const MatrixD r_old = r;
-      const MatrixD r_new =
-          opt.mstep == OktOptions::MStep::Procrustes ? procrustes_step(m) : cayley_step(r, m, opt);
-      if (!r_new.allFinite()) {
-        fail_back(fmt::format("non-finite factor at iteration {}; kept last good rotation", it));
-        break;
-      }
-      // Try the full step, then (guarded) shorter blends, else reject.
-      bool accepted = false;
-      const int tries = opt.monotone_guard ? 3 : 1;
-      double t = 1.0;
-      for (int k = 0; k < tries; ++k, t *= 0.5) {
-        r = k == 0 ? r_new : polar((1.0 - t) * r_old + t * r_new);
-        const double jn = solver.rotate_and_evaluate(r1, r2, changed);
-        if (!std::isfinite(jn)) {
+      switch (guarded_mstep(solver, r1, r2, factor, j, opt)) {
+        case MStepResult::Moved: ++moves; break;
+        case MStepResult::Stayed: break;
+        case MStepResult::Rejected: ++res.rejected_steps; break;
+        case MStepResult::NonFiniteFactor:
+          fail_back(fmt::format("non-finite factor at iteration {}; kept last good rotation", it));
+          break;
+        case MStepResult::NonFiniteObjective:
           fail_back(fmt::format("non-finite objective at iteration {}; kept last good rotation",
                                 it));
           break;
-        }
-        // Equal up to float rounding of the recomputed sums counts as no increase.
-        if (!opt.monotone_guard || jn <= j + kRoundTol * std::fabs(j)) {
-          if (jn < j - kRoundTol * std::fabs(j)) ++moves;
-          j = jn;
-          accepted = true;
-          break;
-        }
-      }
-      if (!accepted) {
-        r = r_old;
-        j = solver.rotate_and_evaluate(r1, r2, changed);
-        if (!res.fell_back) ++res.rejected_steps;
       }
     }
     if (res.fell_back) break;
