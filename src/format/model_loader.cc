@@ -102,8 +102,7 @@ const TableReader kTableReaders[] = {
     {DType::I8, q8_embed, q8_head},
 };
 
-const TableHooks kHooks{kTableReaders, (int)(sizeof kTableReaders / sizeof kTableReaders[0]),
-                        is_packed_config};
+const TableHooks kHooks{kTableReaders, is_packed_config};
 
 }  // namespace
 

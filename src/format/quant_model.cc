@@ -220,14 +220,16 @@ void check_promised_tensors(const TensorStore& st, const json& q, const std::str
   const std::string where = file + ", quantization_config";
   const std::string transform = json_string(q, "transform", "", where);
   const bool psp = json_bool(q, "psp", false, where);
-  TransformKind kind = TransformKind::None;
-  const bool known = parse_transform_kind(transform, kind);
-  const std::string want = known ? transform_info(kind).tensor : "";
+  TransformKind kind = TransformKind::None;  // stays None for a name it does not know
+  parse_transform_kind(transform, kind);
+  const std::string want = transform_info(kind).tensor;
   BWLA_CHECK(want.empty() || st.has(p + want),
              "'{}': quantization_config.transform is '{}' but '{}' is missing", file, transform,
              p + want);
-  BWLA_CHECK(transform != "none" || (!st.has(p + ".okt_r1") && !st.has(p + ".hadamard_seed")),
-             "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
+  if (transform == "none")
+    for (const auto& t : kTransformKinds)
+      BWLA_CHECK(!*t.tensor || !st.has(p + t.tensor),
+                 "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
   BWLA_CHECK(!psp || st.has(p + ".psp_a"),
              "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
   BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),

@@ -98,8 +98,8 @@ void alias_tied_embedding(TensorStore& st, const ModelConfig& c) {
 }
 
 const TableReader* TableHooks::find(DType d) const {
-  for (int i = 0; i < n_readers; ++i)
-    if (readers[i].dtype == d) return &readers[i];
+  for (const auto& r : readers)
+    if (r.dtype == d) return &r;
   return nullptr;
 }
 

@@ -2,6 +2,7 @@
 // the Linear interface so fp32, fake-quant and packed layers are swappable).
 #pragma once
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,7 @@ struct TableReader {
 };
 
 struct TableHooks {
-  const TableReader* readers = nullptr;
-  int n_readers = 0;
+  std::span<const TableReader> readers;
   // Whether an untied F16 / BF16 embedding table stays mapped (converted per
   // looked-up row) instead of being copied to fp32.
   bool (*map_16bit_tables)(const ModelConfig& c) = nullptr;

@@ -13,17 +13,18 @@ struct TransformKindInfo {
   const char* tensor;  // the tensor of a linear that holds it ("" for none)
 };
 
+// Indexed by the enum's value.
 inline constexpr TransformKindInfo kTransformKinds[] = {
     {TransformKind::None, "none", ""},
     {TransformKind::Hadamard, "hadamard", ".hadamard_seed"},
     {TransformKind::Okt, "okt", ".okt_r1"},
 };
 
-inline const TransformKindInfo& transform_info(TransformKind k) {
-  for (const auto& e : kTransformKinds)
-    if (e.kind == k) return e;
-  return kTransformKinds[0];
-}
+static_assert(kTransformKinds[(int)TransformKind::None].kind == TransformKind::None &&
+              kTransformKinds[(int)TransformKind::Hadamard].kind == TransformKind::Hadamard &&
+              kTransformKinds[(int)TransformKind::Okt].kind == TransformKind::Okt);
+
+inline const TransformKindInfo& transform_info(TransformKind k) { return kTransformKinds[(int)k]; }
 inline const char* transform_name(TransformKind k) { return transform_info(k).name; }
 // The kind called `name`; false when there is none.
 inline bool parse_transform_kind(const std::string& name, TransformKind& out) {
