@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "format/model_loader.h"
-#include "format/packed_model.h"
+#include "format/packed_writer.h"
 #include "io/mmap.h"
 #include "packed_testing.h"
 #include "tmpdir.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "quant/hadamard.h"
+#include "quant/transform.h"
 #include "quant_testing.h"
 
 using namespace bwla;
@@ -14,7 +14,7 @@ TEST_P(HadamardDims, OrthogonalInvertibleAndOutputInvariant) {
   const int dim = GetParam();
   auto t = make_random_hadamard(dim, 42);
   ASSERT_EQ(t->dim(), dim);
-  MatrixRM r = t->explicit_matrix();
+  MatrixRM r = explicit_matrix(*t);
   MatrixRM rtr = r.transpose() * r;
   EXPECT_LT((rtr - MatrixRM::Identity(dim, dim)).cwiseAbs().maxCoeff(), 1e-5f);
   // inverse
@@ -30,14 +30,14 @@ TEST_P(HadamardDims, OrthogonalInvertibleAndOutputInvariant) {
   // output invariance: W·x = (W·Rᵀ)(R·x)
   MatrixRM w = test::gaussian(7, dim, 2);
   MatrixRM wr = w;
-  t->apply_to_weight(wr);
+  apply_to_weight(*t, wr);
   MatrixRM xr = x;
   t->apply_rows(xr.data(), xr.rows());
   MatrixRM o1 = x * w.transpose(), o2 = xr * wr.transpose();
   EXPECT_LT((o1 - o2).norm() / o1.norm(), 1e-5f);
   // seed-regenerable: same seed -> same matrix, other seed -> different
-  EXPECT_EQ((make_random_hadamard(dim, 42)->explicit_matrix() - r).norm(), 0.0f);
-  EXPECT_GT((make_random_hadamard(dim, 43)->explicit_matrix() - r).norm(), 1e-2f);
+  EXPECT_EQ((explicit_matrix(*make_random_hadamard(dim, 42)) - r).norm(), 0.0f);
+  EXPECT_GT((explicit_matrix(*make_random_hadamard(dim, 43)) - r).norm(), 1e-2f);
   EXPECT_EQ(t->storage_bits(), 64.0);
 }
 
@@ -49,7 +49,7 @@ TEST(Hadamard, PowerOfTwoIsScaledHadamardWithSigns) {
   HadamardTransform t(n, 9);
   EXPECT_EQ(t.pow2_factor(), 128);
   EXPECT_EQ(t.odd_factor(), 1);
-  MatrixRM r = t.explicit_matrix();
+  MatrixRM r = explicit_matrix(t);
   EXPECT_LT((r.cwiseAbs().array() - 1.0f / std::sqrt((float)n)).abs().maxCoeff(), 1e-6f);
   EXPECT_EQ(t.explicit_storage_bits(), 128.0 + 32.0);
 }
@@ -87,3 +87,41 @@ TEST(Hadamard, SpreadsOutliers) {
 }
 
 TEST(Hadamard, RejectsBadDim) { EXPECT_THROW(HadamardTransform(0, 1), Error); }
+
+// The hand-written Householder QR behind Q_m (kernels/hadamard.h) against
+// Eigen's, and the properties that define its Q: orthogonal, Qᵀ·G upper
+// triangular with a non-negative diagonal.
+class OrthogonalFactor : public ::testing::TestWithParam<int> {};
+
+TEST_P(OrthogonalFactor, MatchesEigenQrAndIsTheUniqueQ) {
+  const int n = GetParam();
+  Rng rng(1234 + n);
+  MatrixD g(n, n);
+  std::vector<double> gv((size_t)n * n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) gv[(size_t)i * n + j] = g(i, j) = rng.normal();
+  const std::vector<double> qv = orthogonal_factor(gv, n);
+  const MatrixD q = Eigen::Map<const Eigen::Matrix<double, -1, -1, Eigen::RowMajor>>(qv.data(), n, n);
+  EXPECT_LT((q.transpose() * q - MatrixD::Identity(n, n)).cwiseAbs().maxCoeff(), 1e-13);
+  const MatrixD r = q.transpose() * g;
+  for (int i = 0; i < n; ++i) {
+    EXPECT_GE(r(i, i), 0.0) << i;
+    for (int j = 0; j < i; ++j) EXPECT_LT(std::fabs(r(i, j)), 1e-12) << i << "," << j;
+  }
+  Eigen::HouseholderQR<MatrixD> qr(g);
+  MatrixD qe = qr.householderQ();
+  for (int j = 0; j < n; ++j)
+    if (qr.matrixQR()(j, j) < 0) qe.col(j) = -qe.col(j);
+  EXPECT_LT((q - qe).cwiseAbs().maxCoeff(), 1e-13);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, OrthogonalFactor, ::testing::Values(1, 2, 3, 7, 11, 43, 75));
+
+TEST(OrthogonalFactorInput, ZeroColumnAndBadSize) {
+  // A zero first column: no reflection there; Q stays orthogonal.
+  std::vector<double> g = {0, 1, 0, 2};
+  const std::vector<double> q = orthogonal_factor(g, 2);
+  EXPECT_NEAR(q[0] * q[0] + q[2] * q[2], 1.0, 1e-15);
+  EXPECT_NEAR(q[0] * q[1] + q[2] * q[3], 0.0, 1e-15);
+  EXPECT_THROW(orthogonal_factor({1, 2, 3}, 2), Error);
+}

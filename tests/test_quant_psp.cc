@@ -154,7 +154,8 @@ TEST(Psp, BadInput) {
   opt.iters = 0;
   EXPECT_THROW(run_psp(w, nullptr, xnor_row_binarizer(), opt), Error);
   opt.iters = 3;
-  KroneckerTransform wrong(MatrixRM::Identity(2, 2), MatrixRM::Identity(5, 5));
+  const auto wrong_t = make_kronecker(MatrixRM::Identity(2, 2), MatrixRM::Identity(5, 5));
+  const KroneckerTransform& wrong = *wrong_t;
   EXPECT_THROW(run_psp(w, &wrong, xnor_row_binarizer(), opt), Error);
   Binarizer shrink = [](const MatrixRM& x) { return MatrixRM(x.topRows(1)); };
   EXPECT_THROW(run_psp(w, nullptr, shrink, opt), Error);

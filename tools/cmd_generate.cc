@@ -105,6 +105,8 @@ Runner register_generate(CLI::App& app) {
                   {"text", text},
                   {"prompt_tokens", ids.size()},
                   {"generated_tokens", out.size()},
+                  {"prompt_ids", ids},
+                  {"token_ids", out},
                   {"prefill_tps", pp_tps},
                   {"decode_tps", tg_tps}});
     } else {

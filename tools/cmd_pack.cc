@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "format/packed_model.h"
+#include "format/packed_writer.h"
 
 namespace bwla::cli {
 

@@ -103,7 +103,7 @@ Runner register_quantize(CLI::App& app) {
     o.keep_activations = keep_acts == "yes"  ? KeepActivations::Yes
                          : keep_acts == "no" ? KeepActivations::No
                                              : KeepActivations::Auto;
-    if (o.method == "bwla" && !abits_opt->count() && !no_act_quant) o.abits = 6;
+    if (o.is_bwla() && !abits_opt->count() && !no_act_quant) o.abits = 6;
     if (no_act_quant) {
       BWLA_CHECK(o.abits == 16 || !abits_opt->count(), "--no-act-quant contradicts --abits {}", o.abits);
       o.abits = 16;
@@ -114,21 +114,21 @@ Runner register_quantize(CLI::App& app) {
     o.okt.mstep = mstep == "cayley" ? OktOptions::MStep::Cayley : OktOptions::MStep::Procrustes;
     BWLA_CHECK(prox == "truncated" || prox == "soft", "--prox must be truncated or soft");
     o.psp_opt.prox = prox == "soft" ? PspOptions::Prox::SoftThreshold : PspOptions::Prox::Truncated;
-    BWLA_CHECK(!(no_psp && o.method != "bwla"), "--no-psp only applies to --method bwla");
+    BWLA_CHECK(!(no_psp && !o.is_bwla()), "--no-psp only applies to --method bwla");
     // bwla's default is the one-sign-plane layout that `pack` stores at ~1.1
     // bits (docs/RESULTS.md, "The default one-plane layout"): whole-row α, μ,
     // sign refinement on; --groups selects the column-group layout. The other
     // arb* methods keep the papers' column groups unless --no-groups.
-    BWLA_CHECK(!groups || o.method == "bwla",
+    BWLA_CHECK(!groups || o.is_bwla(),
                "--groups applies to --method bwla (arb* methods use column groups by default)");
-    o.wq.groups = o.method == "bwla" ? groups : !no_groups;
+    o.wq.groups = o.is_bwla() ? groups : !no_groups;
     // PSP at rank 0.005·width in both layouts: in the one-plane layout it
     // lowered W1A6 KLD by 3-5 % on all three real models (docs/RESULTS.md
     // ablation) for ~0.06 bits/weight at the TinyLlama shape with int8 factors.
     const bool rank_given = rank_opt->count() || ratio_opt->count();
-    o.psp = o.method == "bwla" && !no_psp;
+    o.psp = o.is_bwla() && !no_psp;
     BWLA_CHECK(!(no_psp && rank_given), "--no-psp contradicts --rank / --rank-ratio");
-    if (o.method == "bwla" && !o.wq.groups) {
+    if (o.is_bwla() && !o.wq.groups) {
       const bool refinable = weight_method_sign_refinable(o.binarizer, o.wbits, false);
       if (!refine_opt->count() && refinable) o.wq.sign_refine = kBwlaOnePlaneSignRefine;
       if (!block_opt->count()) o.wq.block_size = kBwlaOnePlaneBlock;

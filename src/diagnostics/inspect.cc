@@ -17,6 +17,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "quant/psp.h"
+#include "quant/transform.h"
 
 namespace bwla {
 
@@ -178,8 +179,8 @@ InspectData inspect_quantized(const std::string& dir, const InspectOptions& opt,
   if (auto* k = dynamic_cast<const KroneckerTransform*>(p.transform.get())) {
     st["okt_r1"] = true;
     st["okt_r2"] = true;
-    st["n1"] = k->r1().rows();
-    st["n2"] = k->r2().rows();
+    st["n1"] = k->n1();
+    st["n2"] = k->n2();
   }
   r["stored"] = st;
   r["w_hat_row_value_counts"] = row_value_counts(p.w_hat);
@@ -238,7 +239,7 @@ InspectData inspect_linear(const std::string& dir, const InspectOptions& opt,
                 {"seconds", okt.seconds}};
     const InputTransform* rot = okt.transform.get();
     MatrixRM w_rot = w;
-    if (rot) rot->apply_to_weight(w_rot);
+    if (rot) apply_to_weight(*rot, w_rot);
     // PSP.
     PspOptions po;
     po.iters = opt.psp_iters;
@@ -250,7 +251,7 @@ InspectData inspect_linear(const std::string& dir, const InspectOptions& opt,
     PspResult psp = run_psp(w, rot, xnor_row_binarizer(), po);
     MatrixRM low = psp.a * psp.b;
     MatrixRM w_psp_rot = w - low;  // rot(W − A·B): what PSP binarizes
-    if (rot) rot->apply_to_weight(w_psp_rot);
+    if (rot) apply_to_weight(*rot, w_psp_rot);
     MatrixRM bin_unrot = psp.w_hat_rot;  // rot⁻¹(Ŵ_rot)
     if (rot) rot->apply_rows_inverse(bin_unrot.data(), bin_unrot.rows());
     MatrixRM resid = w - bin_unrot;

@@ -9,11 +9,12 @@
 #include "core/half.h"
 #include "core/log.h"
 #include "format/bit_planes.h"
-#include "format/packed_model.h"
+#include "format/packed_writer.h"
 #include "format/quant_model.h"
 #include "io/output_path.h"
 #include "kernels/q4_gemm.h"
 #include "kernels/q8_gemm.h"
+#include "quant/weight_quant.h"
 
 namespace bwla {
 
@@ -35,13 +36,6 @@ json PackReport::summary() const {
           {"file_bytes", file_bytes},
           {"max_planes_used", max_planes_used},
           {"arb_rc_linears", rc_linears}};
-}
-
-bool is_packed_config(const ModelConfig& cfg) {
-  if (!is_quantized_config(cfg)) return false;
-  const json& q = cfg.raw["quantization_config"];
-  auto it = q.find("quant_method");  // not a string: not packed (the loader then says why)
-  return it != q.end() && it->is_string() && it->get<std::string>() == kPackedQuantMethod;
 }
 
 namespace {
@@ -229,11 +223,12 @@ size_t pack_linear(SafeTensorsWriter& w, const TensorStore& st, const std::strin
                    int& planes_used, bool& used_blocks, int& used_rc, double& fq_bits) {
   size_t bytes = 0;
   const size_t sd = dtype_size(opt.scale_dtype);
-  if (st.has(p + ".rc_code") && (!opt.groups_as_planes || method == "arb-rc")) {
+  const bool column_scales = weight_method_column_scales(method);
+  if (st.has(p + ".rc_code") && (!opt.groups_as_planes || column_scales)) {
     bytes += pack_rc_weights(w, st, p, out, in, method, opt);
     ++used_rc;
   } else {
-    BWLA_CHECK(method != "arb-rc",
+    BWLA_CHECK(!column_scales,
                "pack: {}: an arb-rc linear without its stored factors (quantized by a bwla "
                "older than format 4 of the packed form); re-quantize it with this bwla",
                p);
@@ -294,7 +289,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   json qc = c.raw["quantization_config"];
   BWLA_CHECK(qc.value("quant_method", "") != kPackedQuantMethod, "pack: '{}' is already packed",
              qdir);
-  BWLA_CHECK(qc.value("quant_method", "") == "bwla" &&
+  BWLA_CHECK(qc.value("quant_method", "") == kFakeQuantMethod &&
                  qc.value("format_version", -1) == kFakeQuantFormatVersion,
              "pack: '{}': quantization_config is '{}' version {}; pack reads bwla fake-quant "
              "version {}",
@@ -313,7 +308,7 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   const std::string wq_method = qc.contains("weight_quantizer") && qc["weight_quantizer"].is_object()
                                     ? qc["weight_quantizer"].value("method", "")
                                     : "";
-  const std::string& weight_method = method == "bwla" && !wq_method.empty() ? wq_method : method;
+  const std::string& weight_method = method == kBwlaMethod && !wq_method.empty() ? wq_method : method;
 
   TensorStore st(qdir);
   SafeTensorsWriter w(64);
@@ -403,35 +398,6 @@ PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_di
   rep.file_bytes = fs::file_size(tmp + "/model.safetensors");
   out.commit();
   return rep;
-}
-
-namespace {
-const TableDtypeTraits kTableDtypes[] = {
-    {TableDtype::Keep, "keep", nullptr, 2},
-    {TableDtype::F16, "f16", "F16", 2},
-    {TableDtype::Q8, "q8", "Q8", 2},
-    {TableDtype::Q4, "q4", "Q4", 3},
-};
-}  // namespace
-
-const TableDtypeTraits& table_dtype_traits(TableDtype t) {
-  for (const auto& e : kTableDtypes)
-    if (e.type == t) return e;
-  BWLA_ASSERT(false, "table dtype {}", (int)t);
-  return kTableDtypes[0];
-}
-
-TableDtype parse_table_dtype(const std::string& option) {
-  for (const auto& e : kTableDtypes)
-    if (option == e.option) return e.type;
-  fail("head/embedding dtype must be one of {}, got '{}'", fmt::join(table_dtype_options(), ", "),
-       option);
-}
-
-std::vector<std::string> table_dtype_options() {
-  std::vector<std::string> v;
-  for (const auto& e : kTableDtypes) v.push_back(e.option);
-  return v;
 }
 
 }  // namespace bwla

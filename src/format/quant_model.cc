@@ -7,16 +7,13 @@
 #include "core/error.h"
 #include "format/fake_quant_linear.h"
 #include "io/output_path.h"
-#include "quant/hadamard.h"
-#include "quant/transform_kind.h"
+#include "quant/transform.h"
+#include "runtime/quant_config.h"
+#include "runtime/transform_kind.h"
 
 namespace bwla {
 
 namespace fs = std::filesystem;
-
-bool is_quantized_config(const ModelConfig& cfg) {
-  return cfg.raw.contains("quantization_config") && cfg.raw["quantization_config"].is_object();
-}
 
 namespace {
 
@@ -62,8 +59,8 @@ void add_layer_tensors(SafeTensorsWriter& w, const Model& m, int l) {
     w.add(p + ".storage_bits", DType::F64, {1}, &q.storage_bits, 8);
     if (q.transform) {
       if (auto* k = dynamic_cast<const KroneckerTransform*>(q.transform.get())) {
-        add_matrix(w, p + ".okt_r1", k->r1());
-        add_matrix(w, p + ".okt_r2", k->r2());
+        add_matrix(w, p + ".okt_r1", kron_r1(*k));
+        add_matrix(w, p + ".okt_r2", kron_r2(*k));
       } else if (auto* h = dynamic_cast<const HadamardTransform*>(q.transform.get())) {
         int64_t s = (int64_t)h->seed();
         w.add(p + ".hadamard_seed", DType::I64, {1}, &s, 8);
@@ -165,7 +162,7 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
       BWLA_CHECK(r1.rows() * r2.rows() == c.linear_in(id),
                  "'{}': {} OKT factors {}x{} and {}x{} do not match input width {}", st.dir(), p,
                  r1.rows(), r1.cols(), r2.rows(), r2.cols(), c.linear_in(id));
-      q.transform = std::make_shared<KroneckerTransform>(std::move(r1), std::move(r2));
+      q.transform = make_kronecker(r1, r2);
     } else if (st.has(p + ".hadamard_seed")) {
       const TensorView& t = st.get(p + ".hadamard_seed");
       BWLA_CHECK(t.dtype == DType::I64 && t.numel() == 1, "'{}': {}.hadamard_seed must be I64 [1]",
@@ -193,8 +190,9 @@ void load_quantized_layers(Model& m) {
   const std::string file = m.dir + "/config.json";
   const std::string where = file + ", quantization_config";
   const std::string method = json_string(q, "quant_method", "", where);
-  BWLA_CHECK(method == "bwla", "'{}': quantization_config.quant_method is '{}', expected 'bwla'",
-             file, method);
+  BWLA_CHECK(method == kFakeQuantMethod,
+             "'{}': quantization_config.quant_method is '{}', expected '{}'", file, method,
+             kFakeQuantMethod);
   const int ver = (int)json_int(q, "format_version", -1, -1, 1 << 20, where);
   BWLA_CHECK(ver == kFakeQuantFormatVersion,
              "'{}': quantization_config.format_version {} is not supported (this build reads {})",
@@ -215,31 +213,10 @@ void load_quantized_layers(Model& m) {
   }
 }
 
-void check_promised_tensors(const TensorStore& st, const json& q, const std::string& p,
-                            const std::string& file) {
-  const std::string where = file + ", quantization_config";
-  const std::string transform = json_string(q, "transform", "", where);
-  const bool psp = json_bool(q, "psp", false, where);
-  TransformKind kind = TransformKind::None;  // stays None for a name it does not know
-  parse_transform_kind(transform, kind);
-  const std::string want = transform_info(kind).tensor;
-  BWLA_CHECK(want.empty() || st.has(p + want),
-             "'{}': quantization_config.transform is '{}' but '{}' is missing", file, transform,
-             p + want);
-  if (transform == "none")
-    for (const auto& t : kTransformKinds)
-      BWLA_CHECK(!*t.tensor || !st.has(p + t.tensor),
-                 "'{}': quantization_config.transform is 'none' but '{}' has a transform", file, p);
-  BWLA_CHECK(!psp || st.has(p + ".psp_a"),
-             "'{}': quantization_config.psp is true but '{}' is missing", file, p + ".psp_a");
-  BWLA_CHECK(psp || !q.contains("psp") || !st.has(p + ".psp_a"),
-             "'{}': quantization_config.psp is false but '{}' is present", file, p + ".psp_a");
-}
-
 void write_quantized_dir(const SafeTensorsWriter& w, json cfg, const std::string& src_dir,
                          const std::string& out_dir,
                          const std::vector<std::pair<std::string, std::string>>& extra_files) {
-  cfg["quantization_config"]["quant_method"] = "bwla";
+  cfg["quantization_config"]["quant_method"] = kFakeQuantMethod;
   cfg["quantization_config"]["format_version"] = kFakeQuantFormatVersion;
   cfg["torch_dtype"] = "float32";
   StagedDir out(out_dir, {src_dir}, "-o", "quantize");

@@ -18,15 +18,12 @@
 #include <memory>
 
 #include "model/model.h"
+#include "runtime/quant_config.h"
 #include "quant/rc_factors.h"
 
 namespace bwla {
 
 constexpr int kFakeQuantFormatVersion = 1;
-
-bool is_quantized_config(const ModelConfig& cfg);
-// quantization_config (q) fields read by the loaders: KEY's value, or def when
-// absent; another type, or an integer outside int's range, throws naming the
 
 // Builds every layer of m from its store according to quantization_config.
 void load_quantized_layers(Model& m);
@@ -50,11 +47,5 @@ LayerWeights load_quantized_layer(const TensorStore& st, const ModelConfig& c, i
 void add_rc_tensors(class SafeTensorsWriter& w, const std::string& p, const RcFactors& f);
 std::shared_ptr<const RcFactors> read_rc_tensors(const TensorStore& st, const std::string& p,
                                                  int out, int in);
-
-// Throws unless the tensors that quantization_config promises for the
-// quantized linear with prefix `p` are stored: its transform's factors
-// (`transform`: okt, hadamard; none means neither) and the PSP branch (`psp`).
-void check_promised_tensors(const TensorStore& st, const json& q, const std::string& p,
-                            const std::string& file);
 
 }  // namespace bwla

@@ -183,11 +183,13 @@ void finish_load(Model& m, bool prepack_dense) {
 }
 
 std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
-  auto m = load_skeleton(dir);
-  BWLA_CHECK(!m->cfg.raw.contains("quantization_config"),
+  // The config first: a quantized model's tables would otherwise fail the
+  // skeleton read with a dtype message that does not say what to do.
+  BWLA_CHECK(!ModelConfig::load(dir).raw.contains("quantization_config"),
              "'{}': config.json has a quantization_config: a bwla quantized model is read by "
              "load_model (format/model_loader.h), not by the fp32 checkpoint loader",
              dir);
+  auto m = load_skeleton(dir);
   load_dense_layers(*m, prepack_dense);
   finish_load(*m, prepack_dense);
   return m;

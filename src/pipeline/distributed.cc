@@ -5,7 +5,6 @@
 
 #include "core/cluster.h"
 #include "core/error.h"
-#include "quant/hadamard.h"
 #include "quant/transform.h"
 #include "quant/xtx.h"
 
@@ -232,8 +231,8 @@ void put_linear(Writer& w, const FakeQuantLinear& l) {
     w.put<int32_t>(kNoTransform);
   } else if (auto* k = dynamic_cast<const KroneckerTransform*>(q.transform.get())) {
     w.put<int32_t>(kKronecker);
-    w.put(k->r1());
-    w.put(k->r2());
+    w.put(MatrixRM(kron_r1(*k)));
+    w.put(MatrixRM(kron_r2(*k)));
   } else if (auto* h = dynamic_cast<const HadamardTransform*>(q.transform.get())) {
     w.put<int32_t>(kHadamard);
     w.put<int32_t>(h->dim());
@@ -266,7 +265,7 @@ std::unique_ptr<FakeQuantLinear> get_linear(Reader& r) {
   if (kind == kKronecker) {
     MatrixRM r1 = r.matrix();
     MatrixRM r2 = r.matrix();
-    q.transform = std::make_shared<KroneckerTransform>(std::move(r1), std::move(r2));
+    q.transform = make_kronecker(r1, r2);
   } else if (kind == kHadamard) {
     const int dim = r.get<int32_t>();
     const uint64_t seed = r.get<uint64_t>();

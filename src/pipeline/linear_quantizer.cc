@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "quant/act_quant.h"
-#include "quant/hadamard.h"
+#include "quant/transform.h"
 #include "quant/hessian.h"
 
 namespace bwla {
@@ -148,7 +148,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
       par_sgemm_nt(out, in, (int)parts.lr_a.cols(), -1.0f, parts.lr_a.data(),
                    (int)parts.lr_a.cols(), MatrixRM(parts.lr_b.transpose()).data(),
                    (int)parts.lr_a.cols(), 1.0f, target.data(), in);
-      if (parts.transform) parts.transform->apply_to_weight(target);
+      if (parts.transform) apply_to_weight(*parts.transform, target);
       const SignRefineStats sr = refine_one_plane(target, parts.w_hat, hcache, wq);
       rep.extra["sign_refine"] = {{"metric_before", sr.f_before}, {"metric_after", sr.f_after},
                                   {"flips", sr.flips}};
@@ -160,7 +160,7 @@ std::unique_ptr<FakeQuantLinear> quantize_linear(const MatrixRM& w, const std::v
                         {"warm_iters", pr.warm_iters}};
   } else {
     MatrixRM wr = w;
-    if (parts.transform) parts.transform->apply_to_weight(wr);
+    if (parts.transform) apply_to_weight(*parts.transform, wr);
     WeightQuantResult r = quantize_weight(wr, sp, st.n_tokens, wq);
     parts.w_hat = std::move(r.w_hat);
     parts.rc = std::move(r.rc);

@@ -9,12 +9,12 @@ namespace bwla {
 
 std::vector<std::string> quantize_methods() {
   auto m = weight_methods();
-  m.push_back("bwla");
+  m.push_back(kBwlaMethod);
   return m;
 }
 
 TransformKind QuantizeOptions::transform_kind() const {
-  if (transform == "auto") return method == "bwla" ? TransformKind::Okt : TransformKind::None;
+  if (transform == "auto") return is_bwla() ? TransformKind::Okt : TransformKind::None;
   TransformKind k;
   BWLA_CHECK(parse_transform_kind(transform, k),
              "--transform must be none, hadamard, okt or auto, got '{}'", transform);
@@ -30,7 +30,7 @@ void QuantizeOptions::finalize() {
   BWLA_CHECK(abits == 4 || abits == 6 || abits == 8 || abits == 16,
              "--abits must be 4, 6, 8 or 16, got {}", abits);
   transform_kind();  // throws on an unknown name
-  const std::string wm = method == "bwla" ? binarizer : method;
+  const std::string wm = is_bwla() ? binarizer : method;
   auto bits = weight_method_bits(wm);
   BWLA_CHECK(!bits.empty(), "unknown weight quantizer '{}' (available: {})", wm,
              fmt::join(weight_methods(), ", "));
@@ -73,7 +73,7 @@ json QuantizeOptions::to_json() const {
   j["psp"] = psp;
   if (psp) j["psp_rank"] = psp_opt.rank, j["psp_rank_ratio"] = rank_ratio, j["psp_iters"] = psp_opt.iters, j["psp_full_iters"] = effective_psp_full_iters(),
            j["psp_prox"] = psp_opt.prox == PspOptions::Prox::Truncated ? "truncated" : "soft";
-  if (method == "bwla") j["binarizer"] = binarizer;
+  if (is_bwla()) j["binarizer"] = binarizer;
   j["weight_quantizer"] = {{"method", wq.method}, {"wbits", wq.wbits}, {"group_size", wq.group_size},
                            {"block_size", wq.block_size}, {"damp", wq.damp},
                            {"arb_iters", wq.arb_iters}, {"groups", wq.groups},

@@ -6,7 +6,7 @@
 #include "pipeline/calibration.h"
 #include "quant/okt.h"
 #include "quant/psp.h"
-#include "quant/transform_kind.h"
+#include "runtime/transform_kind.h"
 #include "quant/weight_quant.h"
 
 namespace bwla {
@@ -31,7 +31,8 @@ constexpr long kSideBySideMaxWeights = 16l << 20;
 struct QuantizeOptions {
   // Method: one of weight_methods() (rtn-sign, gptq, billm, arb, arb-x, arb-rc,
   // rtn) or "bwla" (OKT + PSP + binarizer).
-  std::string method = "bwla";
+  std::string method = kBwlaMethod;
+  bool is_bwla() const { return method == kBwlaMethod; }
   int wbits = 1;
   int abits = 16;  // 4, 6, 8 or 16 (16 = activations stay fp32)
   std::string transform = "auto";  // none | hadamard | okt | auto (okt for bwla, else none)

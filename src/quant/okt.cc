@@ -463,7 +463,7 @@ OktResult learn_okt(const MatrixRM& w, const MatrixRM* act_sample, const OktOpti
   if (res.fell_back && res.objective.size() < 2)
     log_debug("learn_okt: fell back before the first iteration");
 
-  res.transform = std::make_unique<KroneckerTransform>(r1.cast<float>(), r2.cast<float>());
+  res.transform = make_kronecker(r1.cast<float>(), r2.cast<float>());
   res.seconds = timer.seconds();
   log_debug("learn_okt: {}x{} ({}x{}) J {:.5f} -> {:.5f} in {:.2f}s", w.rows(), w.cols(), n1, n2,
             res.objective.front(), res.objective.back(), res.seconds);

@@ -1,61 +1,28 @@
-// Orthogonal input transforms R applied online to activations (x -> R·x) and
-// offline to weights (W -> W·Rᵀ, i.e. every row w -> R·w), so W·x is unchanged.
+// The quantizers' view of the runtime input transforms (kernels/
+// input_transform.h, kernels/hadamard.h): Eigen matrices in and out.
 #pragma once
 #include <memory>
-#include <string>
 
+#include "kernels/hadamard.h"
+#include "kernels/input_transform.h"
 #include "quant/matrix.h"
 
 namespace bwla {
 
-class InputTransform {
- public:
-  virtual ~InputTransform() = default;
-  virtual int dim() const = 0;
-  // Applies R to each of `rows` contiguous vectors of length dim(), in place.
-  virtual void apply_rows(float* x, long rows) const = 0;
-  // Applies Rᵀ (the inverse) in place.
-  virtual void apply_rows_inverse(float* x, long rows) const = 0;
-  // R on one vector split for the threads of a parallel region: stages run in
-  // order with a barrier between them; stage s has stage_work(s) units, and
-  // run_stage(s, x, scratch, w0, w1) does units [w0, w1) (any split of the
-  // units over threads gives R·x). `scratch` holds dim() floats shared by all.
-  // Default: one stage of one unit that runs apply_rows(x, 1).
-  virtual int shared_stages() const { return 1; }
-  virtual int stage_work(int /*stage*/) const { return 1; }
-  virtual void run_stage(int stage, float* x, float* scratch, int w0, int w1) const;
-  // Storage cost of the transform's parameters in bits (as saved on disk).
-  virtual double storage_bits() const = 0;
-  virtual std::string kind() const = 0;
-  // Explicit dim()×dim() matrix (for tests and small layers).
-  MatrixRM explicit_matrix() const;
-  // W [out, dim] -> W·Rᵀ
-  void apply_to_weight(MatrixRM& w) const { apply_rows(w.data(), w.rows()); }
-};
-
-// R = R1 ⊗ R2 acting on v reshaped row-major to V (n1×n2): V -> R1ᵀ·V·R2.
-// (This is the OKT convention of the paper: the same map for weight rows and
-// activation tokens; it equals multiplying v by the explicit (R1 ⊗ R2)ᵀ.)
-class KroneckerTransform : public InputTransform {
- public:
-  KroneckerTransform(MatrixRM r1, MatrixRM r2);
-  int dim() const override { return (int)(r1_.rows() * r2_.rows()); }
-  void apply_rows(float* x, long rows) const override;
-  void apply_rows_inverse(float* x, long rows) const override;
-  // Stage 0: scratch rows = V rows·R2; stage 1: x rows = R1ᵀ·scratch (n1 units each).
-  int shared_stages() const override { return 2; }
-  int stage_work(int) const override { return (int)r1_.rows(); }
-  void run_stage(int stage, float* x, float* scratch, int w0, int w1) const override;
-  double storage_bits() const override {
-    return 32.0 * (double)(r1_.size() + r2_.size());
-  }
-  std::string kind() const override { return "kronecker"; }
-  const MatrixRM& r1() const { return r1_; }
-  const MatrixRM& r2() const { return r2_; }
-
- private:
-  MatrixRM r1_, r2_;
-  MatrixRM r1t_, r2t_;  // transposes, for apply_rows_inverse
-};
+// The explicit dim()×dim() matrix R (for tests and small layers).
+MatrixRM explicit_matrix(const InputTransform& t);
+// W [out, dim] -> W·Rᵀ
+inline void apply_to_weight(const InputTransform& t, MatrixRM& w) {
+  t.apply_rows(w.data(), w.rows());
+}
+// R = R1 ⊗ R2 from square factors (a bwla::Error otherwise).
+std::unique_ptr<KroneckerTransform> make_kronecker(const MatrixRM& r1, const MatrixRM& r2);
+// The factors as matrices (views of the transform's arrays).
+inline Eigen::Map<const MatrixRM> kron_r1(const KroneckerTransform& k) {
+  return Eigen::Map<const MatrixRM>(k.r1().data(), k.n1(), k.n1());
+}
+inline Eigen::Map<const MatrixRM> kron_r2(const KroneckerTransform& k) {
+  return Eigen::Map<const MatrixRM>(k.r2().data(), k.n2(), k.n2());
+}
 
 }  // namespace bwla

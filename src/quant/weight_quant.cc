@@ -74,6 +74,11 @@ bool weight_method_needs_xtx(const std::string& m) {
   return e && e->needs_xtx;
 }
 
+bool weight_method_column_scales(const std::string& m) {
+  const WeightMethodInfo* e = find_method(m);
+  return e && e->refine == BinRefine::ArbRC;
+}
+
 bool weight_method_sign_refinable(const std::string& m, int wbits, bool groups) {
   const WeightMethodInfo* e = find_method(m);
   if (!e) return false;

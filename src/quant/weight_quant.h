@@ -81,10 +81,17 @@ WeightQuantResult quantize_weight(const MatrixRM& w, const MatrixD* xtx, long n_
                                   const WeightQuantOptions& opt,
                                   PreparedHessian* hessian_cache = nullptr);
 
+// The composite method (OKT + PSP + a binarizer of this table as its weight
+// quantizer): the one method name that is not a row of the table.
+inline constexpr const char* kBwlaMethod = "bwla";
+
 std::vector<std::string> weight_methods();
 // wbits accepted by a method (empty for an unknown method).
 std::vector<int> weight_method_bits(const std::string& method);
 bool weight_method_needs_xtx(const std::string& method);
+// Whether the method's Ŵ has real per-column scales (ARB-RC): such a linear
+// has only the column-group form of the packed format.
+bool weight_method_column_scales(const std::string& method);
 // Whether sign_refine applies: a one-plane layout (arb / arb-x without column
 // groups, gptq at 1 bit).
 bool weight_method_sign_refinable(const std::string& method, int wbits, bool groups);

@@ -1,37 +1,14 @@
-// The packed bwla model format ("bwla-packed", docs/FORMAT.md): real 1-bit
-// storage written from a fake-quant directory (quant_model.h) and loaded into
-// PackedLinear layers with the sign bits memory-mapped.
+// Writing the packed bwla model format (runtime/packed_format.h,
+// docs/FORMAT.md) from a fake-quant directory (quant_model.h).
 #pragma once
 #include <string>
 
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "runtime/packed_format.h"
 
 namespace bwla {
-
-constexpr const char* kPackedQuantMethod = "bwla-packed";
-// 2: optional int8 head/embedding; 3: 4-bit head/embedding tables and int8 PSP
-// factors; 4: ARB-RC linears (row and column scales). The writer writes the
-// lowest version that has what it stores; the loader reads 1 to 4.
-constexpr int kPackedFormatVersion = 4;
-constexpr int kPackedMaxPlanesLimit = 8;  // loader and writer limit
-
-// Storage of the embedding table / output head in a packed file, one traits
-// entry each (as ggml's type traits): the --head-dtype / --embed-dtype name,
-// the name quantization_config records (null for keep: the source's dtype),
-// and the lowest format version that has it.
-enum class TableDtype { Keep, F16, Q8, Q4 };
-struct TableDtypeTraits {
-  TableDtype type;
-  const char* option;
-  const char* config_name;
-  int format_version;
-};
-const TableDtypeTraits& table_dtype_traits(TableDtype t);
-// The option name's type; anything else is a bwla::Error naming the options.
-TableDtype parse_table_dtype(const std::string& option);
-std::vector<std::string> table_dtype_options();
 
 // Storage of the PSP factors: the scale dtype, or int8 with one scale per rank
 // component (format version 3).
@@ -78,14 +55,9 @@ struct PackReport {
   json summary() const;
 };
 
-bool is_packed_config(const ModelConfig& cfg);
-
 // Packs the fake-quant model in qdir into out_dir (built in out_dir.tmp, then
 // renamed over out_dir). Errors name the linear and why it cannot be packed.
 PackReport pack_quantized_dir(const std::string& qdir, const std::string& out_dir,
                               const PackOptions& opt = {});
-
-// Builds every layer of m (loaded with Model::load_skeleton) from its packed store.
-void load_packed_layers(Model& m);
 
 }  // namespace bwla

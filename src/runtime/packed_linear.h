@@ -20,7 +20,7 @@
 #include "kernels/rc_gemm.h"
 #include "kernels/packed_binary.h"
 #include "model/linear.h"
-#include "quant/transform.h"
+#include "kernels/input_transform.h"
 
 namespace bwla {
 

@@ -1,4 +1,4 @@
-#include "format/q8_linear.h"
+#include "runtime/q8_linear.h"
 
 #include "core/error.h"
 

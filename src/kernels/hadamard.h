@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "quant/transform.h"
+#include "kernels/input_transform.h"
 
 namespace bwla {
 
@@ -37,8 +37,8 @@ class HadamardTransform : public InputTransform {
  private:
   int dim_, p_, m_;
   uint64_t seed_;
-  std::vector<float> signs_;  // D, length p
-  MatrixRM q_;                // Q_m (m×m); empty when m == 1
+  std::vector<float> signs_;   // D, length p
+  std::vector<float> q_, qt_;  // Q_m and Q_mᵀ (m×m row-major); empty when m == 1
 };
 
 std::unique_ptr<InputTransform> make_random_hadamard(int dim, uint64_t seed);
@@ -46,5 +46,11 @@ std::unique_ptr<InputTransform> make_random_hadamard(int dim, uint64_t seed);
 // In-place unnormalised fast Walsh–Hadamard transform over the p rows of a
 // p×m row-major block (each butterfly acts on whole rows). p must be 2^k.
 void fwht_rows(float* x, int p, int m);
+
+// The orthogonal factor Q of g = Q·R (g: n×n row-major, doubles) with the
+// signs of Q's columns chosen so that diag(R) ≥ 0: the unique such Q when g is
+// invertible (a Haar-random orthogonal matrix for a Gaussian g). Householder
+// reflections in double.
+std::vector<double> orthogonal_factor(std::vector<double> g, int n);
 
 }  // namespace bwla

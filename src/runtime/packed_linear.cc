@@ -1,4 +1,4 @@
-#include "format/packed_linear.h"
+#include "runtime/packed_linear.h"
 
 #include <fmt/format.h>
 

@@ -11,8 +11,8 @@
 
 #include "core/half.h"
 #include "core/rng.h"
-#include "format/packed_linear.h"
-#include "quant/hadamard.h"
+#include "runtime/packed_linear.h"
+#include "kernels/hadamard.h"
 
 using namespace bwla;
 
@@ -24,12 +24,13 @@ std::vector<float> uniform(Rng& r, size_t n, float lo, float hi) {
   return v;
 }
 
-MatrixRM signed_permutation(int n, Rng& r) {
+// n×n row-major.
+std::vector<float> signed_permutation(int n, Rng& r) {
   std::vector<int> p(n);
   for (int i = 0; i < n; ++i) p[i] = i;
   for (int i = n - 1; i > 0; --i) std::swap(p[i], p[r.below(i + 1)]);
-  MatrixRM m = MatrixRM::Zero(n, n);
-  for (int i = 0; i < n; ++i) m(i, p[i]) = r.below(2) ? 1.0f : -1.0f;
+  std::vector<float> m((size_t)n * n, 0.0f);
+  for (int i = 0; i < n; ++i) m[(size_t)i * n + p[i]] = r.below(2) ? 1.0f : -1.0f;
   return m;
 }
 
@@ -51,8 +52,8 @@ PackedLinear make_linear(const Case& c, Rng& r) {
   // Signed permutations keep the rotated input exact on both paths, so the
   // quantized activations are the same and any difference is the split's.
   if (c.transform == 1)
-    p.transform = std::make_shared<KroneckerTransform>(signed_permutation(c.n1, r),
-                                                       signed_permutation(c.n2, r));
+    p.transform = std::make_shared<KroneckerTransform>(signed_permutation(c.n1, r), c.n1,
+                                                       signed_permutation(c.n2, r), c.n2);
   else if (c.transform == 2)
     p.transform = std::make_shared<HadamardTransform>(in, 11);
   p.abits = 6;

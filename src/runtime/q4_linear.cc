@@ -1,4 +1,4 @@
-#include "format/q4_linear.h"
+#include "runtime/q4_linear.h"
 
 #include "core/error.h"
 

@@ -5,10 +5,10 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "format/packed_linear.h"
-#include "format/packed_model.h"
-#include "format/quant_model.h"
-#include "quant/hadamard.h"
+#include "runtime/packed_linear.h"
+#include "runtime/packed_format.h"
+#include "runtime/quant_config.h"
+#include "kernels/hadamard.h"
 
 namespace bwla {
 
@@ -233,10 +233,8 @@ void load_side_tensors(const TensorStore& st, const std::string& p, int64_t out,
                    r2.shape[0] == r2.shape[1] && r1.shape[0] * r2.shape[0] == in,
                "'{}': {} OKT factors {} and {} are not square factors of input width {}", r1.file,
                p, r1.shape_str(), r2.shape_str(), in);
-    MatrixRM m1(r1.shape[0], r1.shape[1]), m2(r2.shape[0], r2.shape[1]);
-    r1.to_f32(m1.data());
-    r2.to_f32(m2.data());
-    pp.transform = std::make_shared<KroneckerTransform>(std::move(m1), std::move(m2));
+    pp.transform = std::make_shared<KroneckerTransform>(r1.to_f32(), (int)r1.shape[0], r2.to_f32(),
+                                                        (int)r2.shape[0]);
   } else if (st.has(p + ".hadamard_seed")) {
     const TensorView& t = need(st, p + ".hadamard_seed", DType::I64, DType::I64, {1}, "the format");
     int64_t s;
