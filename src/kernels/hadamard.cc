@@ -108,44 +108,39 @@ HadamardTransform::HadamardTransform(int dim, uint64_t seed) : dim_(dim), seed_(
   }
 }
 
-void HadamardTransform::apply_rows(float* x, long rows) const {
-  const float norm = 1.0f / std::sqrt((float)p_);
-#pragma omp parallel if (rows >= 16)
-  {
-    std::vector<float> t(m_ > 1 ? (size_t)dim_ : 0);
-#pragma omp for schedule(static)
-    for (long r = 0; r < rows; ++r) {
-      float* v = x + r * (long)dim_;
-      if (m_ > 1) {  // V -> V·Qᵀ (each row of V multiplied by Q)
-        kron_stage1(v, t.data(), 0, p_, qt_.data(), m_);
-        std::copy(t.begin(), t.end(), v);
-      }
-      for (int i = 0; i < p_; ++i) {
-        const float s = signs_[i] * norm;
-        for (int j = 0; j < m_; ++j) v[(long)i * m_ + j] *= s;
-      }
-      fwht_rows(v, p_, m_);
-    }
+namespace {
+
+// v (p×m) -> v·M for an m×m row-major M; t holds p·m floats.
+void times_matrix(float* v, int p, int m, const std::vector<float>& mat, std::vector<float>& t) {
+  kron_stage1(v, t.data(), 0, p, mat.data(), m);
+  std::copy(t.begin(), t.end(), v);
+}
+
+// Row i of v (p×m) times D_i/√p.
+void scale_rows(float* v, int p, int m, const std::vector<float>& signs) {
+  const float norm = 1.0f / std::sqrt((float)p);
+  for (int i = 0; i < p; ++i) {
+    const float s = signs[i] * norm;
+    for (int j = 0; j < m; ++j) v[(long)i * m + j] *= s;
   }
 }
 
-void HadamardTransform::apply_rows_inverse(float* x, long rows) const {
-  const float norm = 1.0f / std::sqrt((float)p_);
+}  // namespace
+
+// R·v = vec(A·V·Q_mᵀ) with A = H_p·D/√p: V·Q_mᵀ, then D/√p, then H_p;
+// the inverse runs the transposes in the reverse order.
+void HadamardTransform::apply(float* x, long rows, bool inverse) const {
 #pragma omp parallel if (rows >= 16)
   {
     std::vector<float> t(m_ > 1 ? (size_t)dim_ : 0);
 #pragma omp for schedule(static)
     for (long r = 0; r < rows; ++r) {
       float* v = x + r * (long)dim_;
-      fwht_rows(v, p_, m_);
-      for (int i = 0; i < p_; ++i) {
-        const float s = signs_[i] * norm;
-        for (int j = 0; j < m_; ++j) v[(long)i * m_ + j] *= s;
-      }
-      if (m_ > 1) {  // V -> V·Q
-        kron_stage1(v, t.data(), 0, p_, q_.data(), m_);
-        std::copy(t.begin(), t.end(), v);
-      }
+      if (!inverse && m_ > 1) times_matrix(v, p_, m_, qt_, t);
+      if (inverse) fwht_rows(v, p_, m_);
+      scale_rows(v, p_, m_, signs_);
+      if (!inverse) fwht_rows(v, p_, m_);
+      if (inverse && m_ > 1) times_matrix(v, p_, m_, q_, t);
     }
   }
 }

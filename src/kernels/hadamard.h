@@ -25,8 +25,8 @@ class HadamardTransform : public InputTransform {
  public:
   HadamardTransform(int dim, uint64_t seed);
   int dim() const override { return dim_; }
-  void apply_rows(float* x, long rows) const override;
-  void apply_rows_inverse(float* x, long rows) const override;
+  void apply_rows(float* x, long rows) const override { apply(x, rows, false); }
+  void apply_rows_inverse(float* x, long rows) const override { apply(x, rows, true); }
   double storage_bits() const override { return 64.0; }
   double explicit_storage_bits() const { return (double)p_ + 32.0 * (double)m_ * m_; }
   std::string kind() const override { return "hadamard"; }
@@ -35,6 +35,7 @@ class HadamardTransform : public InputTransform {
   uint64_t seed() const { return seed_; }
 
  private:
+  void apply(float* x, long rows, bool inverse) const;
   int dim_, p_, m_;
   uint64_t seed_;
   std::vector<float> signs_;   // D, length p

@@ -46,6 +46,10 @@ std::string pattern_of(const json& j, const std::string& file, const char* what)
        it->dump());
 }
 
+bool is_space_byte(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+}  // namespace
+
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   if (from.empty()) return;
   std::string out;
@@ -58,10 +62,6 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
   out.append(s, pos, std::string::npos);
   s.swap(out);
 }
-
-bool is_space_byte(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
-}  // namespace
 
 // ---------------------------------------------------------------- normalizer
 
@@ -116,9 +116,8 @@ TokNormalizer TokNormalizer::from_json(const json& j, const std::string& file) {
 }
 
 bool TokNormalizer::prepends() const {
-  for (const auto& op : ops_)
-    if (op.kind == Op::Prepend && !op.a.empty()) return true;
-  return false;
+  return std::any_of(ops_.begin(), ops_.end(),
+                     [](const Op& op) { return op.kind == Op::Prepend && !op.a.empty(); });
 }
 
 std::string TokNormalizer::apply(std::string_view text) const {
@@ -237,9 +236,8 @@ TokPreTokenizer TokPreTokenizer::from_json(const json& j, const std::string& fil
 }
 
 bool TokPreTokenizer::has_byte_level() const {
-  for (const auto& st : stages_)
-    if (st.kind == Stage::ByteLevel) return true;
-  return false;
+  return std::any_of(stages_.begin(), stages_.end(),
+                     [](const Stage& st) { return st.kind == Stage::ByteLevel; });
 }
 
 bool TokPreTokenizer::has_metaspace() const { return !metaspace_prepend().empty(); }

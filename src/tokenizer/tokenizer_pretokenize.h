@@ -13,6 +13,10 @@
 
 namespace bwla {
 
+// Replaces every occurrence of `from` in s by `to`, left to right, without
+// rescanning what was put in (an empty `from` changes nothing).
+void replace_all(std::string& s, const std::string& from, const std::string& to);
+
 class TokNormalizer {
  public:
   // j may be null (identity). Throws bwla::Error naming `file` for unknown types.

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/json.h"
+#include "tokenizer/tokenizer_pretokenize.h"
 
 namespace bwla {
 
@@ -135,17 +136,7 @@ std::string SentencePieceBpeTokenizer::model_token_bytes(int id, const std::stri
     if (hi >= 0 && lo >= 0) return std::string(1, (char)(hi * 16 + lo));
   }
   std::string s = token;
-  for (const auto& [from, to] : replacements_) {
-    if (from.empty()) continue;
-    std::string out;
-    size_t pos = 0;
-    for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
-      out.append(s, pos, hit - pos);
-      out += to;
-    }
-    out.append(s, pos, std::string::npos);
-    s.swap(out);
-  }
+  for (const auto& [from, to] : replacements_) replace_all(s, from, to);
   return s;
 }
 
