@@ -53,7 +53,10 @@ inline RunResult run_command(const std::vector<std::string>& argv) {
   const std::string err_file = capture.file("err" + std::to_string(n));
   ++n;
   std::string cmd;
-  for (auto& a : argv) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  for (auto& a : argv) {
+    if (!cmd.empty()) cmd += ' ';
+    cmd += shell_quote(a);
+  }
   cmd += " </dev/null >" + shell_quote(out_file) + " 2>" + shell_quote(err_file);
   int st = std::system(cmd.c_str());
   RunResult r;

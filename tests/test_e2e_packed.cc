@@ -196,11 +196,13 @@ void check_config(const std::string& method, int abits, bool groups = true,
     // Column-group layouts run as such (format 4), not as bit planes.
     EXPECT_EQ(pm->layers[0].lin[0]->describe().find("column groups") != std::string::npos, rc)
         << pm->layers[0].lin[0]->describe();
-    if (rc)
+    if (rc) {
       EXPECT_EQ(load_json_file(pk + "/config.json")["quantization_config"]["format_version"], 4);
-    if (method == "bwla")
+    }
+    if (method == "bwla") {
       EXPECT_NE(pm->layers[0].lin[0]->describe().find("lowrank"), std::string::npos)
           << pm->layers[0].lin[0]->describe();
+    }
     const auto got = logits_of(*pm, toks);
     const Diff d = diff(ref, got, V);
     const double lin = worst_linear(*fm, *pm, toks);

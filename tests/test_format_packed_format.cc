@@ -399,7 +399,9 @@ TEST(PackedFormat, GoldenColumnGroupForm) {
       const uint8_t q = code.data[(size_t)i * in + j];
       ASSERT_EQ(bit(sign, 16, i, j), (q & 4) != 0) << i << "," << j;
       ASSERT_EQ(bit(sparse, 16, i, j), (q & 3) == 2) << i << "," << j;
-      if ((q & 3) == 0) ASSERT_EQ(bit(sign2, 8, i, t++), (q & 8) != 0) << i << "," << j;
+      if ((q & 3) == 0) {
+        ASSERT_EQ(bit(sign2, 8, i, t++), (q & 8) != 0) << i << "," << j;
+      }
     }
     for (int j = in; j < 128; ++j) ASSERT_EQ(bit(sign, 16, i, j), 0);
   }

@@ -76,40 +76,68 @@ void prefetch_plane(const PackedBinary& pl, int r0, int r1, size_t bytes) {
 }
 }  // namespace
 
-void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
-                                       const float* x, int n) {
-  BWLA_ASSERT(count >= 1 && count <= kMaxGroup, "token group of {} linears", count);
-  BWLA_ASSERT(n >= 1 && n <= kMaxTokens, "token group of {} tokens", n);
-  const int in = lins[0]->in_features();
+// One forward_token_group call: a job per linear, and the steps that every
+// thread of one parallel region runs in order, each over its share of the
+// units of all jobs (barriers where a step reads what the previous wrote).
+class TokenGroup {
+ public:
+  TokenGroup(const PackedLinear* const* lins, float* const* ys, int count, const float* x, int n);
+  void run() const;
+
+ private:
   struct Job {
     const PackedLinear* L;
+    const PackedParts* p;
     float* y;
     float *xr, *scratch, *u, *tmp;
     QuantActs* qa;
-    const float* src;
+    const float* src;  // the quantizer's input: xr when transformed, else x
     BinaryKernel kern;
     int stages;
   };
+  void prefetch_planes(int tid, int nth) const;
+  void psp_project(int tid, int nth) const;
+  void transform_stage(int s, int tid, int nth) const;
+  void quantize(int tid, int nth) const;
+  void outputs(int tid, int nth) const;
+  // fn(job, a, b) over this thread's share of per-job units work(job).
+  template <class W, class F>
+  void share(int tid, int nth, W&& work, F&& fn) const {
+    int w[PackedLinear::kMaxGroup];
+    for (int j = 0; j < count_; ++j) w[j] = work(jobs_[j]);
+    for_share(count_, w, tid, nth, [&](int j, int a, int b) { fn(jobs_[j], a, b); });
+  }
+  static int row_units(const Job& jb) { return (jb.L->out_features() + 15) / 16; }
+
+  Job jobs_[PackedLinear::kMaxGroup];
+  int count_, n_, in_, max_stages_ = 0;
+  const float* x_;
+};
+
+TokenGroup::TokenGroup(const PackedLinear* const* lins, float* const* ys, int count,
+                       const float* x, int n)
+    : count_(count), n_(n), in_(lins[0]->in_features()), x_(x) {
+  BWLA_ASSERT(count >= 1 && count <= PackedLinear::kMaxGroup, "token group of {} linears", count);
+  BWLA_ASSERT(n >= 1 && n <= PackedLinear::kMaxTokens, "token group of {} tokens", n);
   // Scratch of the calling thread, reached inside the region only through the
   // jobs' pointers (a thread_local named there would be each thread's own).
-  thread_local std::vector<float> xr_tl[kMaxGroup], scratch_tl[kMaxGroup], u_tl[kMaxGroup],
-      tmp_tl[kMaxGroup];
-  thread_local QuantActs qa_tl[kMaxGroup];
-  Job jobs[kMaxGroup];
-  int max_stages = 0;
+  constexpr int G = PackedLinear::kMaxGroup;
+  thread_local std::vector<float> xr_tl[G], scratch_tl[G], u_tl[G], tmp_tl[G];
+  thread_local QuantActs qa_tl[G];
   for (int j = 0; j < count; ++j) {
     const PackedLinear& L = *lins[j];
-    const PackedParts& p = L.p_;
-    BWLA_ASSERT(L.in_features() == in && L.groupable(),
+    const PackedParts& p = L.parts();
+    BWLA_ASSERT(L.in_features() == in_ && L.groupable(),
                 "token group: linear {} has in {} vs {}, {} block-scale planes, ARB-RC {}", j,
-                L.in_features(), in, p.block_scales.size(), (bool)p.rc);
-    Job& jb = jobs[j];
+                L.in_features(), in_, p.block_scales.size(), (bool)p.rc);
+    Job& jb = jobs_[j];
     jb.L = &L;
+    jb.p = &p;
     jb.y = ys[j];
     jb.stages = p.transform ? p.transform->shared_stages() : 0;
     if (p.transform) {
-      xr_tl[j].assign(x, x + (size_t)n * in);
-      scratch_tl[j].resize((size_t)n * in);
+      xr_tl[j].assign(x, x + (size_t)n * in_);
+      scratch_tl[j].resize((size_t)n * in_);
     }
     u_tl[j].resize((size_t)n * p.rank);
     if (p.planes.size() > 1) tmp_tl[j].resize((size_t)n * L.out_features());
@@ -122,74 +150,93 @@ void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* c
     jb.kern = default_binary_kernel(p.abits, n);
     BWLA_CHECK(binary_kernel_available(jb.kern), "binary kernel {} needs ISA above active {}",
                binary_kernel_name(jb.kern), isa_name(active_isa()));
-    max_stages = std::max(max_stages, jb.stages);
+    max_stages_ = std::max(max_stages_, jb.stages);
   }
+}
+
+void TokenGroup::run() const {
 #pragma omp parallel
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    int work[kMaxGroup];
-    // The sign planes are read only after the PSP projection, the OKT stages and
-    // the quantization; start this thread's share (up to 1 MiB, Zen 4's L2)
-    // streaming into L2 now, so DRAM is busy during that compute. W1A6
-    // TinyLlama tg128 at 2 threads, EPYC, 4 interleaved series of 4–8 runs:
-    // +4.6 % on the pooled means (0 to +10 % per series); 1 thread and the
-    // SmolLM2 shape unchanged within noise; 4 MiB was slower.
-    {
-      constexpr size_t budget = size_t(1) << 20;
-      long units = 0;
-      for (int j = 0; j < count; ++j) units += work[j] = (jobs[j].L->out_features() + 15) / 16;
-      for_share(count, work, tid, nth, [&](int j, int a, int b) {
-        const PackedBinary& pl = jobs[j].L->p_.planes[0];
-        const int r0 = std::min(pl.rows, a * 16), r1 = std::min(pl.rows, b * 16);
-        prefetch_plane(pl, r0, r1, (size_t)(budget * nth * (double)(b - a) / units));
-      });
-    }
-    // PSP branches: u = B·x on the untransformed input, split over rank.
-    for (int j = 0; j < count; ++j) work[j] = jobs[j].L->p_.rank;
-    for_share(count, work, tid, nth, [&](int j, int k0, int k1) {
-      const int r = jobs[j].L->p_.rank;
-      for (int t = 0; t < n; ++t)
-        jobs[j].L->psp_project(x + (size_t)t * in, k0, k1, jobs[j].u + (size_t)t * r);
-    });
-    // Input transforms, stage by stage.
-    for (int s = 0; s < max_stages; ++s) {
-      for (int j = 0; j < count; ++j)
-        work[j] = s < jobs[j].stages ? jobs[j].L->p_.transform->stage_work(s) : 0;
-      for_share(count, work, tid, nth, [&](int j, int a, int b) {
-        for (int t = 0; t < n; ++t)
-          jobs[j].L->p_.transform->run_stage(s, jobs[j].xr + (size_t)t * in,
-                                             jobs[j].scratch + (size_t)t * in, a, b);
-      });
+    prefetch_planes(tid, nth);
+    psp_project(tid, nth);
+    for (int s = 0; s < max_stages_; ++s) {
+      transform_stage(s, tid, nth);
 #pragma omp barrier
     }
-    // Activation quantization: one thread per linear.
-    for (int j = tid; j < count; j += nth) {
-      const PackedParts& p = jobs[j].L->p_;
-      quantize_acts(jobs[j].src, n, in, p.abits, p.act_clip, *jobs[j].qa);
-    }
+    quantize(tid, nth);
 #pragma omp barrier
-    // Output rows in 16-row units: bit planes, low-rank expansion, bias.
-    for (int j = 0; j < count; ++j) work[j] = (jobs[j].L->out_features() + 15) / 16;
-    for_share(count, work, tid, nth, [&](int j, int a, int b) {
-      const Job& jb = jobs[j];
-      const PackedLinear& L = *jb.L;
-      const PackedParts& p = L.p_;
-      const int out = L.out_features();
-      const int r0 = std::min(out, a * 16), r1 = std::min(out, b * 16);
-      if (r1 <= r0) return;
-      binary_gemm(p.planes[0], *jb.qa, jb.y, r0, r1, jb.kern);
-      for (size_t k = 1; k < p.planes.size(); ++k) {
-        binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
-        for (int t = 0; t < n; ++t)
-          for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += jb.tmp[(size_t)t * out + i];
-      }
-      for (int t = 0; t < n; ++t) {
-        L.psp_expand(jb.u + (size_t)t * p.rank, r0, r1, jb.y + (size_t)t * out);
-        if (!p.bias.empty())
-          for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += p.bias[i];
-      }
-    });
+    outputs(tid, nth);
   }
+}
+
+// The sign planes are read only after the PSP projection, the OKT stages and
+// the quantization; start this thread's share (up to 1 MiB, Zen 4's L2)
+// streaming into L2 now, so DRAM is busy during that compute. W1A6
+// TinyLlama tg128 at 2 threads, EPYC, 4 interleaved series of 4–8 runs:
+// +4.6 % on the pooled means (0 to +10 % per series); 1 thread and the
+// SmolLM2 shape unchanged within noise; 4 MiB was slower.
+void TokenGroup::prefetch_planes(int tid, int nth) const {
+  constexpr size_t budget = size_t(1) << 20;
+  long units = 0;
+  for (int j = 0; j < count_; ++j) units += row_units(jobs_[j]);
+  share(tid, nth, row_units, [&](const Job& jb, int a, int b) {
+    const PackedBinary& pl = jb.p->planes[0];
+    const int r0 = std::min(pl.rows, a * 16), r1 = std::min(pl.rows, b * 16);
+    prefetch_plane(pl, r0, r1, (size_t)(budget * nth * (double)(b - a) / units));
+  });
+}
+
+// PSP branches: u = B·x on the untransformed input, split over rank.
+void TokenGroup::psp_project(int tid, int nth) const {
+  share(tid, nth, [](const Job& jb) { return jb.p->rank; }, [&](const Job& jb, int k0, int k1) {
+    for (int t = 0; t < n_; ++t)
+      jb.L->psp_project(x_ + (size_t)t * in_, k0, k1, jb.u + (size_t)t * jb.p->rank);
+  });
+}
+
+// Input transforms, stage s (of those that have it).
+void TokenGroup::transform_stage(int s, int tid, int nth) const {
+  share(tid, nth, [s](const Job& jb) { return s < jb.stages ? jb.p->transform->stage_work(s) : 0; },
+        [&](const Job& jb, int a, int b) {
+          for (int t = 0; t < n_; ++t)
+            jb.p->transform->run_stage(s, jb.xr + (size_t)t * in_, jb.scratch + (size_t)t * in_, a,
+                                       b);
+        });
+}
+
+// Activation quantization: one thread per linear.
+void TokenGroup::quantize(int tid, int nth) const {
+  for (int j = tid; j < count_; j += nth) {
+    const Job& jb = jobs_[j];
+    quantize_acts(jb.src, n_, in_, jb.p->abits, jb.p->act_clip, *jb.qa);
+  }
+}
+
+// Output rows in 16-row units: bit planes, low-rank expansion, bias.
+void TokenGroup::outputs(int tid, int nth) const {
+  share(tid, nth, row_units, [&](const Job& jb, int a, int b) {
+    const PackedParts& p = *jb.p;
+    const int out = jb.L->out_features();
+    const int r0 = std::min(out, a * 16), r1 = std::min(out, b * 16);
+    if (r1 <= r0) return;
+    binary_gemm(p.planes[0], *jb.qa, jb.y, r0, r1, jb.kern);
+    for (size_t k = 1; k < p.planes.size(); ++k) {
+      binary_gemm(p.planes[k], *jb.qa, jb.tmp, r0, r1, jb.kern);
+      for (int t = 0; t < n_; ++t)
+        for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += jb.tmp[(size_t)t * out + i];
+    }
+    for (int t = 0; t < n_; ++t) {
+      jb.L->psp_expand(jb.u + (size_t)t * p.rank, r0, r1, jb.y + (size_t)t * out);
+      if (!p.bias.empty())
+        for (int i = r0; i < r1; ++i) jb.y[(size_t)t * out + i] += p.bias[i];
+    }
+  });
+}
+
+void PackedLinear::forward_token_group(const PackedLinear* const* lins, float* const* ys, int count,
+                                       const float* x, int n) {
+  TokenGroup(lins, ys, count, x, n).run();
 }
 
 void PackedLinear::forward_siblings(const Linear* const* lins, float* const* ys, int count,

@@ -85,6 +85,7 @@ class PackedLinear : public Linear {
                                   const float* x, int n = 1);
 
  private:
+  friend class TokenGroup;  // forward_token_group's steps (packed_linear.cc)
   // y = Σ_k plane_k · x̂ (the bit-plane layouts), overwriting y.
   void forward_planes(const QuantActs& qa, float* y) const;
   // The PSP branch in the stored factor dtype (int8, fp16 or fp32):
