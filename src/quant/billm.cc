@@ -216,32 +216,136 @@ double BlockBinarizer::fit_arb_rc(int c0, const MatrixRM& w, const GroupIds& gid
   return scale_count;
 }
 
+// ArbX's basis of one row: per group a sign-plane vector and a mask vector, a
+// second sign plane for the salient group (columns of C doubles, zero outside
+// the group), and the coefficients of the current fit (ŵ_i = V_i·c).
+struct BlockBinarizer::RowBasis {
+  double* cols = nullptr;  // null: no refit
+  int C = 0;
+  int K = 0;               // columns used
+  double* coef0 = nullptr;
+  double* col(int k) const { return cols + (size_t)k * C; }
+};
+
+// A thread's buffers for fit_row_groups.
+struct BlockBinarizer::RowScratch {
+  std::vector<float> v, r, vh, vh2;
+  std::vector<int> idx;
+};
+
+namespace {
+
+// S_F = U⁻¹·U⁻ᵀ for the block's upper Cholesky factor U of the inverse
+// Hessian: the output metric ArbX refits the coefficients in.
+MatrixD output_metric(const Eigen::Ref<const MatrixRM>& ublk) {
+  const int C = (int)ublk.cols();
+  MatrixD uf = ublk.cast<double>();
+  MatrixD uinv = MatrixD::Identity(C, C);
+  uf.triangularView<Eigen::Upper>().solveInPlace(uinv);
+  return uinv * uinv.transpose();
+}
+
+}  // namespace
+
+double BlockBinarizer::fit_row_groups(long i, int c0, const MatrixRM& w, const GroupIds& gid,
+                                      MatrixRM& wh, RowBasis& basis, RowScratch& s) {
+  const int C = (int)w.cols();
+  const bool refit = basis.cols != nullptr;
+  double scale_count = 0;
+  for (int g = 0; g < 3; ++g) {
+    s.idx.clear();
+    for (int j = 0; j < C; ++j)
+      if (gid(i, j) == g) s.idx.push_back(j);
+    const std::vector<int>& idx = s.idx;
+    const int n = (int)idx.size();
+    if (!n) continue;
+    std::vector<float>&v = s.v, &r = s.r, &vh = s.vh, &vh2 = s.vh2;
+    v.resize(n), vh.resize(n);
+    for (int t = 0; t < n; ++t) v[t] = w(i, idx[t]);
+    BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters), f2;
+    binary_apply(v.data(), n, f1, vh.data());
+    int mask_k = -1;
+    if (refit) {
+      double* b1 = basis.col(basis.K);
+      double* m = basis.col(basis.K + 1);
+      for (int t = 0; t < n; ++t) {
+        b1[idx[t]] = v[t] >= f1.mu ? 1.0 : -1.0;
+        m[idx[t]] = 1.0;
+      }
+      basis.coef0[basis.K] = f1.alpha;
+      basis.coef0[basis.K + 1] = f1.mu;
+      mask_k = basis.K + 1;
+      basis.K += 2;
+    }
+    if (g == 0) {  // second plane on the residual of the salient entries
+      r.resize(n), vh2.resize(n);
+      for (int t = 0; t < n; ++t) r[t] = v[t] - vh[t];
+      f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
+      binary_apply(r.data(), n, f2, vh2.data());
+      for (int t = 0; t < n; ++t) vh[t] += vh2[t];
+      if (refit) {
+        double* b2 = basis.col(basis.K);
+        for (int t = 0; t < n; ++t) b2[idx[t]] = r[t] >= f2.mu ? 1.0 : -1.0;
+        basis.coef0[basis.K] = f2.alpha;
+        basis.coef0[mask_k] += f2.mu;  // the second plane's offset folds into μ
+        basis.K += 1;
+      }
+      scale_count += 3;
+    } else {
+      scale_count += 2;
+    }
+    for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
+    if (rc_) {  // the group's factors, column scales 1 (rows: one thread each)
+      RcFactors& f = *rc_;
+      const int b = c0 / f.block_cols, k = g == 0 ? 0 : g + 1;
+      f.A(k, i, b) = f1.alpha;
+      f.M(g, i, b) = f1.mu + (g == 0 ? f2.mu : 0.0f);
+      if (g == 0) f.A(1, i, b) = f2.alpha;
+      for (int t = 0; t < n; ++t) {
+        uint8_t q = (uint8_t)g;
+        if (v[t] >= f1.mu) q |= RcFactors::kSign;
+        if (g == 0 && r[t] >= f2.mu) q |= RcFactors::kSign2;
+        f.code[(size_t)i * f.cols + c0 + idx[t]] = q;
+      }
+    }
+  }
+  return scale_count;
+}
+
+void BlockBinarizer::record_refit(long i, int c0, const GroupIds& gid, const Eigen::VectorXd& coef,
+                                  int K) {
+  // The refitted coefficients, in fit_row_groups' basis order.
+  RcFactors& f = *rc_;
+  const int b = c0 / f.block_cols;
+  int p = 0;
+  for (int g = 0; g < 3; ++g) {
+    bool any = false;
+    for (int j = 0; j < gid.cols() && !any; ++j) any = gid(i, j) == g;
+    if (!any) continue;
+    f.A(g == 0 ? 0 : g + 1, i, b) = (float)coef[p];
+    f.M(g, i, b) = (float)coef[p + 1];
+    p += 2;
+    if (g == 0) f.A(1, i, b) = (float)coef[p++];
+  }
+  BWLA_ASSERT(p == K, "row {}: {} refit coefficients for {} basis vectors", i, p, K);
+}
+
 // One sign plane per group with its α and μ (XNOR or ARB fits; a second plane
 // on the salient group's residual), then for ArbX each row's coefficients
-// refitted at once in the block's output metric. Returns the number of scales
-// stored.
+// refitted at once in the block's output metric. Rows are taken in chunks;
+// S_F·[V_i | w_i] for the whole chunk is one BLAS product, the K×K systems are
+// then solved per row. Returns the number of scales stored.
 double BlockBinarizer::fit_planes(int c0, const MatrixRM& w, const Eigen::Ref<const MatrixRM>& ublk,
                                   const GroupIds& gid, MatrixRM& wh) {
   const long R = w.rows();
   const int C = (int)w.cols();
-  const int rc_block = rc_ ? c0 / rc_->block_cols : 0;  // this block's index in rc_
   double scale_count = 0;
   const bool refit = cfg_.refine == BinRefine::ArbX;
-  MatrixD sF;
-  if (refit) {
-    MatrixD uf = ublk.cast<double>();
-    MatrixD uinv = MatrixD::Identity(C, C);
-    uf.triangularView<Eigen::Upper>().solveInPlace(uinv);
-    sF = uinv * uinv.transpose();
-  }
-  // ArbX: each row's basis V_i (per group a sign-plane vector and a mask
-  // vector, a second sign plane for the salient group: at most kMaxBasis
-  // columns, zero outside the group) and the coefficients of the current fit
-  // (ŵ_i = V_i·c). Rows are taken in chunks; S_F·[V_i | w_i] for the whole
-  // chunk is one BLAS product, the K×K systems are then solved per row.
+  const MatrixD sF = refit ? output_metric(ublk) : MatrixD();
+  // At most 7 basis columns per row (two per group and the salient group's
+  // second plane); one plane (no groups) has 2, and the S_F product is then
+  // 3/8 of the grouped case's.
   constexpr int kMaxBasis = 7;
-  // One plane (no groups): one sign vector and one mask per row, so 2 basis
-  // columns; the S_F product is then 3/8 of the grouped case's.
   const int nbasis_max = cfg_.groups && C > 1 ? kMaxBasis : 2;
   const int KB = nbasis_max + 1;  // column nbasis_max holds w_i itself
   const long chunk = std::min<long>(R, 512);
@@ -258,72 +362,17 @@ double BlockBinarizer::fit_planes(int c0, const MatrixRM& w, const Eigen::Ref<co
     }
 #pragma omp parallel reduction(+ : scale_count)
     {
-      std::vector<float> v, r, vh, vh2;
-      std::vector<int> idx;
+      RowScratch scratch;
 #pragma omp for schedule(static)
       for (long ii = 0; ii < nr; ++ii) {
         const long i = r0 + ii;
-        int K = 0;
-        auto col = [&](int k) { return V.col(ii * KB + k).data(); };
-        for (int g = 0; g < 3; ++g) {
-          idx.clear();
-          for (int j = 0; j < C; ++j)
-            if (gid(i, j) == g) idx.push_back(j);
-          const int n = (int)idx.size();
-          if (!n) continue;
-          v.resize(n), vh.resize(n);
-          for (int t = 0; t < n; ++t) v[t] = w(i, idx[t]);
-          BinaryFit f1 = fit_plane(v.data(), n, cfg_.refine, cfg_.arb_iters), f2;
-          binary_apply(v.data(), n, f1, vh.data());
-          int mask_k = -1;
-          if (refit) {
-            double* b1 = col(K);
-            double* m = col(K + 1);
-            for (int t = 0; t < n; ++t) {
-              b1[idx[t]] = v[t] >= f1.mu ? 1.0 : -1.0;
-              m[idx[t]] = 1.0;
-            }
-            coef0[ii][K] = f1.alpha;
-            coef0[ii][K + 1] = f1.mu;
-            mask_k = K + 1;
-            K += 2;
-          }
-          if (g == 0) {  // second plane on the residual of the salient entries
-            r.resize(n), vh2.resize(n);
-            for (int t = 0; t < n; ++t) r[t] = v[t] - vh[t];
-            f2 = fit_plane(r.data(), n, cfg_.refine, cfg_.arb_iters);
-            binary_apply(r.data(), n, f2, vh2.data());
-            for (int t = 0; t < n; ++t) vh[t] += vh2[t];
-            if (refit) {
-              double* b2 = col(K);
-              for (int t = 0; t < n; ++t) b2[idx[t]] = r[t] >= f2.mu ? 1.0 : -1.0;
-              coef0[ii][K] = f2.alpha;
-              coef0[ii][mask_k] += f2.mu;  // the second plane's offset folds into μ
-              K += 1;
-            }
-            scale_count += 3;
-          } else {
-            scale_count += 2;
-          }
-          for (int t = 0; t < n; ++t) wh(i, idx[t]) = vh[t];
-          if (rc_) {  // the group's factors, column scales 1 (rows: one thread each)
-            RcFactors& f = *rc_;
-            const int b = rc_block, k = g == 0 ? 0 : g + 1;
-            f.A(k, i, b) = f1.alpha;
-            f.M(g, i, b) = f1.mu + (g == 0 ? f2.mu : 0.0f);
-            if (g == 0) f.A(1, i, b) = f2.alpha;
-            for (int t = 0; t < n; ++t) {
-              uint8_t q = (uint8_t)g;
-              if (v[t] >= f1.mu) q |= RcFactors::kSign;
-              if (g == 0 && r[t] >= f2.mu) q |= RcFactors::kSign2;
-              f.code[(size_t)i * f.cols + c0 + idx[t]] = q;
-            }
-          }
-        }
+        RowBasis basis;
+        if (refit) basis = RowBasis{V.col(ii * KB).data(), C, 0, coef0[ii].data()};
+        scale_count += fit_row_groups(i, c0, w, gid, wh, basis, scratch);
         if (refit) {
-          double* wc = col(nbasis_max);
+          double* wc = basis.col(nbasis_max);
           for (int j = 0; j < C; ++j) wc[j] = w(i, j);
-          nbasis[ii] = K;
+          nbasis[ii] = basis.K;
         }
       }
     }
@@ -340,33 +389,18 @@ double BlockBinarizer::fit_planes(int c0, const MatrixRM& w, const Eigen::Ref<co
       if (!K) continue;
       const long i = r0 + ii;
       const double* base = V.col(ii * KB).data();
-      const double* sbase = SV.col(ii * KB).data();
-      auto vcol = [&](int k) { return base + (size_t)k * C; };
       Eigen::VectorXd coef;
       ++tried;
-      if (refit_coefficients(base, sbase, C, K, nbasis_max, coef0[ii].data(), coef)) {
-        for (int j = 0; j < C; ++j) {
-          double acc = 0;
-          for (int p = 0; p < K; ++p) acc += vcol(p)[j] * coef[p];
-          wh(i, j) = (float)acc;
-        }
-        ++kept;
-        if (rc_) {  // the refitted coefficients, in the basis order above
-          RcFactors& f = *rc_;
-          const int b = rc_block;
-          int p = 0;
-          for (int g = 0; g < 3; ++g) {
-            bool any = false;
-            for (int j = 0; j < C && !any; ++j) any = gid(i, j) == g;
-            if (!any) continue;
-            f.A(g == 0 ? 0 : g + 1, i, b) = (float)coef[p];
-            f.M(g, i, b) = (float)coef[p + 1];
-            p += 2;
-            if (g == 0) f.A(1, i, b) = (float)coef[p++];
-          }
-          BWLA_ASSERT(p == K, "row {}: {} refit coefficients for {} basis vectors", i, p, K);
-        }
+      if (!refit_coefficients(base, SV.col(ii * KB).data(), C, K, nbasis_max, coef0[ii].data(),
+                              coef))
+        continue;
+      for (int j = 0; j < C; ++j) {
+        double acc = 0;
+        for (int p = 0; p < K; ++p) acc += base[(size_t)p * C + j] * coef[p];
+        wh(i, j) = (float)acc;
       }
+      ++kept;
+      if (rc_) record_refit(i, c0, gid, coef, K);
     }
   }
   st_.xrefit_kept += kept;

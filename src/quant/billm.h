@@ -74,6 +74,14 @@ class BlockBinarizer : public ColumnQuantizer {
   double fit_arb_rc(int c0, const MatrixRM& w, const GroupIds& gid, MatrixRM& wh);
   double fit_planes(int c0, const MatrixRM& w, const Eigen::Ref<const MatrixRM>& ublk,
                     const GroupIds& gid, MatrixRM& wh);
+  // fit_planes' steps for row i (billm.cc): the groups' planes (recording
+  // ArbX's basis when `basis` has columns; returns the scales stored), and
+  // the factors of a refitted row.
+  struct RowBasis;
+  struct RowScratch;
+  double fit_row_groups(long i, int c0, const MatrixRM& w, const GroupIds& gid, MatrixRM& wh,
+                        RowBasis& basis, RowScratch& s);
+  void record_refit(long i, int c0, const GroupIds& gid, const Eigen::VectorXd& coef, int K);
   void count_storage(long rows, int cols, int salient, double scale_count);
   BlockBinarizerConfig cfg_;
   MatrixCM q_;
