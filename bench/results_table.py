@@ -4,7 +4,7 @@ docs/RESULTS.md (between <!-- BEGIN name --> / <!-- END name --> markers).
 
   bench/results_table.py baselines   # methods x A16/A8/A6/A4 (one seed)
   bench/results_table.py ablation    # BWLA parts x A16/A6/A4, mean ± std over seeds
-  bench/results_table.py targets --seeds 6   # issue 18's quality targets (W1A6)
+  bench/results_table.py targets --seeds 6   # the quality targets (W1A6)
   bench/results_table.py fp32        # FP32 perplexity on the full test file
   bench/results_table.py eval        # zero-shot tasks (full sets)
   bench/results_table.py qtime --nsamples 64 --seqlen 512 --threads 2
