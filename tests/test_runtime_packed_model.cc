@@ -75,8 +75,8 @@ class PackedRuntime : public ::testing::Test {
 
 TEST_F(PackedRuntime, GreedyTokensMatchTheCli) {
   const int n = 24;
-  RunResult g = run_bwla({"generate", file("p"), "-p", "Once upon a time there was",
-                          "-n", std::to_string(n), "--temp", "0", "--json", "-q"});
+  RunResult g = run_bwla({"generate", file("p"), "-p", "Once upon a time there was", "-n",
+                          std::to_string(n), "--temp", "0", "--json", "-q"});
   ASSERT_EQ(g.code, 0) << describe(g);
   const json j = json::parse(g.out);
   const std::vector<int> prompt = j.at("prompt_ids").get<std::vector<int>>();

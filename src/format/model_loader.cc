@@ -3,9 +3,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "runtime/packed_format.h"
 #include "format/quant_model.h"
 #include "model/ops.h"
+#include "runtime/packed_format.h"
 
 namespace bwla {
 

@@ -39,8 +39,8 @@ void fwht_rows(float* x, int p, int m) {
 }
 
 std::vector<double> orthogonal_factor(std::vector<double> g, int n) {
-  BWLA_CHECK(n > 0 && g.size() == (size_t)n * n, "orthogonal_factor: {} values for {}x{}",
-             g.size(), n, n);
+  BWLA_CHECK(n > 0 && g.size() == (size_t)n * n, "orthogonal_factor: {} values for {}x{}", g.size(),
+             n, n);
   // Column k: the reflection H_k = I - 2·v·vᵀ (v unit, zero above k) maps
   // g[k:, k] to r_kk·e_k with r_kk = -sign(g_kk)·‖g[k:, k]‖ (no cancellation
   // in v_k = g_kk - r_kk); then Q = H_0·H_1·…·H_{n-1}.

@@ -15,10 +15,9 @@ std::unique_ptr<KroneckerTransform> make_kronecker(const MatrixRM& r1, const Mat
   BWLA_CHECK(r1.rows() == r1.cols() && r2.rows() == r2.cols(),
              "Kronecker factors must be square, got {}x{} and {}x{}", r1.rows(), r1.cols(),
              r2.rows(), r2.cols());
-  return std::make_unique<KroneckerTransform>(std::vector<float>(r1.data(), r1.data() + r1.size()),
-                                              (int)r1.rows(),
-                                              std::vector<float>(r2.data(), r2.data() + r2.size()),
-                                              (int)r2.rows());
+  return std::make_unique<KroneckerTransform>(
+      std::vector<float>(r1.data(), r1.data() + r1.size()), (int)r1.rows(),
+      std::vector<float>(r2.data(), r2.data() + r2.size()), (int)r2.rows());
 }
 
 }  // namespace bwla

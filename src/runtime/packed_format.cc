@@ -39,7 +39,6 @@ std::vector<std::string> table_dtype_options() {
   return v;
 }
 
-
 bool is_packed_config(const ModelConfig& cfg) {
   if (!is_quantized_config(cfg)) return false;
   const json& q = cfg.raw["quantization_config"];
@@ -78,8 +77,8 @@ struct Q8Tensor {
   std::vector<float> scale;
 };
 
-Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string& name,
-                 int64_t rows, int64_t cols) {
+Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string& name, int64_t rows,
+                 int64_t cols) {
   const TensorView& s = checked_table_scales(st, c, name, {rows, cols}, DType::F32, {rows});
   Q8Tensor q{reinterpret_cast<const int8_t*>(st.get(name).data), s.to_f32()};
   for (size_t i = 0; i < q.scale.size(); ++i)
@@ -91,16 +90,19 @@ Q8Tensor read_q8(const TensorStore& st, const ModelConfig& c, const std::string&
 
 // A U8 tensor of a packed model: 4-bit nibbles [rows, q4_row_bytes(cols)] with
 // fp16 group scales `<name>_scale` [rows, q4_groups(cols)] (kernels/q4_gemm.h).
-Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string& name,
-                 int64_t rows, int64_t cols) {
+Q4Matrix read_q4(const TensorStore& st, const ModelConfig& c, const std::string& name, int64_t rows,
+                 int64_t cols) {
   const int64_t rb = (int64_t)q4_row_bytes((int)cols), G = q4_groups((int)cols);
   const TensorView& s = checked_table_scales(st, c, name, {rows, rb}, DType::F16, {rows, G});
-  BWLA_CHECK(elements_aligned(s), "'{}': tensor '{}' data does not start at an even offset (F16 "
-             "scales are read in place)", s.file, s.name);
+  BWLA_CHECK(elements_aligned(s),
+             "'{}': tensor '{}' data does not start at an even offset (F16 "
+             "scales are read in place)",
+             s.file, s.name);
   const uint16_t* sc = reinterpret_cast<const uint16_t*>(s.data);
   for (int64_t i = 0; i < rows * G; ++i)
-    BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00, "'{}': tensor '{}' row {} group {} has scale {} (must be finite)",
-               s.file, s.name, i / G, i % G, f16_to_f32(sc[i]));
+    BWLA_CHECK((sc[i] & 0x7c00) != 0x7c00,
+               "'{}': tensor '{}' row {} group {} has scale {} (must be finite)", s.file, s.name,
+               i / G, i % G, f16_to_f32(sc[i]));
   return Q4Matrix{(int)rows, (int)cols, reinterpret_cast<const uint8_t*>(st.get(name).data), sc};
 }
 
@@ -133,7 +135,6 @@ const TableReader kTableReaders[] = {
     {DType::U8, q4_embed, q4_head},
     {DType::I8, q8_embed, q8_head},
 };
-
 
 }  // namespace
 

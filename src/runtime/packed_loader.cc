@@ -5,10 +5,10 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "runtime/packed_linear.h"
-#include "runtime/packed_format.h"
-#include "runtime/quant_config.h"
 #include "kernels/hadamard.h"
+#include "runtime/packed_format.h"
+#include "runtime/packed_linear.h"
+#include "runtime/quant_config.h"
 
 namespace bwla {
 
