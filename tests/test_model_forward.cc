@@ -367,8 +367,9 @@ TEST(Forward, PrepackedDenseLinearsMatchPlainFp32) {
     ASSERT_NE(d, nullptr);
     EXPECT_TRUE(d->prepacked()) << preset;
     EXPECT_FALSE(dynamic_cast<const DenseLinear*>(plain->layers[0].lin[kQ].get())->prepacked());
-    if (!packed->cfg.tie_embeddings)
+    if (!packed->cfg.tie_embeddings) {
       EXPECT_TRUE(dynamic_cast<const DenseLinear*>(packed->lm_head.get())->prepacked()) << preset;
+    }
     // Prefill of 7 tokens, then 3 decode steps (n = 1 products).
     std::vector<int> toks = {1, 5, 9, 200, 17, 3, 44, 8, 90, 2};
     const int V = plain->cfg.vocab, n0 = 7;

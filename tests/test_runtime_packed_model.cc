@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,8 +49,9 @@ struct Made {
   std::string error;  // empty when both were written
 };
 const Made& made() {
-  static const Made* m = [] {
-    auto* r = new Made();
+  // Destroyed at exit, which removes the directory.
+  static const std::unique_ptr<Made> m = [] {
+    auto r = std::make_unique<Made>();
     const std::string src = shared_path("models/stories260K-hf");
     RunResult q = run_bwla({"quantize", src, "-o", r->dir.file("q"), "--shared", shared_dir(),
                             "--nsamples", "16", "--seqlen", "128", "-q", "-t", "2"});

@@ -132,7 +132,8 @@ void scale_rows(float* v, int p, int m, const std::vector<float>& signs) {
 void HadamardTransform::apply(float* x, long rows, bool inverse) const {
 #pragma omp parallel if (rows >= 16)
   {
-    std::vector<float> t(m_ > 1 ? (size_t)dim_ : 0);
+    thread_local std::vector<float> t;  // reused: decode applies R once per token
+    if (m_ > 1) t.resize((size_t)dim_);
 #pragma omp for schedule(static)
     for (long r = 0; r < rows; ++r) {
       float* v = x + r * (long)dim_;

@@ -104,9 +104,14 @@ const TableReader* TableHooks::find(DType d) const {
 }
 
 std::unique_ptr<Model> Model::load_skeleton(const std::string& dir, const TableHooks& hooks) {
+  return load_skeleton(dir, ModelConfig::load(dir), hooks);
+}
+
+std::unique_ptr<Model> Model::load_skeleton(const std::string& dir, ModelConfig cfg,
+                                            const TableHooks& hooks) {
   auto m = std::make_unique<Model>();
   m->dir = dir;
-  m->cfg = ModelConfig::load(dir);
+  m->cfg = std::move(cfg);
   {
     auto st = std::make_shared<TensorStore>(dir);
     alias_tied_embedding(*st, m->cfg);
@@ -185,11 +190,12 @@ void finish_load(Model& m, bool prepack_dense) {
 std::unique_ptr<Model> Model::load(const std::string& dir, bool prepack_dense) {
   // The config first: a quantized model's tables would otherwise fail the
   // skeleton read with a dtype message that does not say what to do.
-  BWLA_CHECK(!ModelConfig::load(dir).raw.contains("quantization_config"),
+  ModelConfig cfg = ModelConfig::load(dir);
+  BWLA_CHECK(!cfg.raw.contains("quantization_config"),
              "'{}': config.json has a quantization_config: a bwla quantized model is read by "
              "load_model (format/model_loader.h), not by the fp32 checkpoint loader",
              dir);
-  auto m = load_skeleton(dir);
+  auto m = load_skeleton(dir, std::move(cfg), {});
   load_dense_layers(*m, prepack_dense);
   finish_load(*m, prepack_dense);
   return m;

@@ -92,6 +92,9 @@ class Model {
   // Loads config, embeddings, norms and head only; layers are left empty. The
   // hooks read embedding / head storages that layers above define.
   static std::unique_ptr<Model> load_skeleton(const std::string& dir, const TableHooks& hooks = {});
+  // The same from config.json already read (cfg of `dir`).
+  static std::unique_ptr<Model> load_skeleton(const std::string& dir, ModelConfig cfg,
+                                              const TableHooks& hooks);
 
   // Row `token` of the embedding table as fp32 (token checked by the caller).
   void embed_row(int token, float* out) const;

@@ -87,7 +87,6 @@ class TokenGroup {
  private:
   struct Job {
     const PackedLinear* L;
-    const PackedParts* p;
     float* y;
     float *xr, *scratch, *u, *tmp;
     QuantActs* qa;
@@ -132,7 +131,6 @@ TokenGroup::TokenGroup(const PackedLinear* const* lins, float* const* ys, int co
                 L.in_features(), in_, p.block_scales.size(), (bool)p.rc);
     Job& jb = jobs_[j];
     jb.L = &L;
-    jb.p = &p;
     jb.y = ys[j];
     jb.stages = p.transform ? p.transform->shared_stages() : 0;
     if (p.transform) {
@@ -181,7 +179,7 @@ void TokenGroup::prefetch_planes(int tid, int nth) const {
   long units = 0;
   for (int j = 0; j < count_; ++j) units += row_units(jobs_[j]);
   share(tid, nth, row_units, [&](const Job& jb, int a, int b) {
-    const PackedBinary& pl = jb.p->planes[0];
+    const PackedBinary& pl = jb.L->parts().planes[0];
     const int r0 = std::min(pl.rows, a * 16), r1 = std::min(pl.rows, b * 16);
     prefetch_plane(pl, r0, r1, (size_t)(budget * nth * (double)(b - a) / units));
   });
@@ -189,18 +187,18 @@ void TokenGroup::prefetch_planes(int tid, int nth) const {
 
 // PSP branches: u = B·x on the untransformed input, split over rank.
 void TokenGroup::psp_project(int tid, int nth) const {
-  share(tid, nth, [](const Job& jb) { return jb.p->rank; }, [&](const Job& jb, int k0, int k1) {
+  share(tid, nth, [](const Job& jb) { return jb.L->parts().rank; }, [&](const Job& jb, int k0, int k1) {
     for (int t = 0; t < n_; ++t)
-      jb.L->psp_project(x_ + (size_t)t * in_, k0, k1, jb.u + (size_t)t * jb.p->rank);
+      jb.L->psp_project(x_ + (size_t)t * in_, k0, k1, jb.u + (size_t)t * jb.L->parts().rank);
   });
 }
 
 // Input transforms, stage s (of those that have it).
 void TokenGroup::transform_stage(int s, int tid, int nth) const {
-  share(tid, nth, [s](const Job& jb) { return s < jb.stages ? jb.p->transform->stage_work(s) : 0; },
+  share(tid, nth, [s](const Job& jb) { return s < jb.stages ? jb.L->parts().transform->stage_work(s) : 0; },
         [&](const Job& jb, int a, int b) {
           for (int t = 0; t < n_; ++t)
-            jb.p->transform->run_stage(s, jb.xr + (size_t)t * in_, jb.scratch + (size_t)t * in_, a,
+            jb.L->parts().transform->run_stage(s, jb.xr + (size_t)t * in_, jb.scratch + (size_t)t * in_, a,
                                        b);
         });
 }
@@ -209,14 +207,14 @@ void TokenGroup::transform_stage(int s, int tid, int nth) const {
 void TokenGroup::quantize(int tid, int nth) const {
   for (int j = tid; j < count_; j += nth) {
     const Job& jb = jobs_[j];
-    quantize_acts(jb.src, n_, in_, jb.p->abits, jb.p->act_clip, *jb.qa);
+    quantize_acts(jb.src, n_, in_, jb.L->parts().abits, jb.L->parts().act_clip, *jb.qa);
   }
 }
 
 // Output rows in 16-row units: bit planes, low-rank expansion, bias.
 void TokenGroup::outputs(int tid, int nth) const {
   share(tid, nth, row_units, [&](const Job& jb, int a, int b) {
-    const PackedParts& p = *jb.p;
+    const PackedParts& p = jb.L->parts();
     const int out = jb.L->out_features();
     const int r0 = std::min(out, a * 16), r1 = std::min(out, b * 16);
     if (r1 <= r0) return;

@@ -9,18 +9,18 @@
 // untransformed input. The sign bits usually stay in the memory-mapped file.
 // One token with several threads runs all of these inside one parallel region
 // (forward_token_group), so 2-thread decode has no serial step between them;
-// forward_same_input puts q/k/v (or gate/up) in one region together.
+// forward_siblings puts q/k/v (or gate/up) in one region together.
 #pragma once
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "kernels/binary_gemm_blocked.h"
-#include "kernels/lowrank.h"
-#include "kernels/rc_gemm.h"
-#include "kernels/packed_binary.h"
-#include "model/linear.h"
 #include "kernels/input_transform.h"
+#include "kernels/lowrank.h"
+#include "kernels/packed_binary.h"
+#include "kernels/rc_gemm.h"
+#include "model/linear.h"
 
 namespace bwla {
 
